@@ -1,0 +1,106 @@
+/**
+ * The chain as the rest of leapfrog sees it, after loading and validation.
+ * The file format (YAML/JSON) is described by src/chain/schema.ts; this is
+ * the checked, normalised shape.
+ */
+
+/** How to read a database's schema version. */
+export type VersionProbe =
+  /** Table migrate_version. With one repository, the version is a number; with several, one number per repository. */
+  | { kind: 'sqlalchemy-migrate'; repositories: readonly string[] | undefined }
+  /** Table alembic_version: one or several heads. */
+  | { kind: 'alembic' }
+  /** Any query; the first column of the first row is the version. */
+  | { kind: 'sql'; query: string; numeric: boolean };
+
+/**
+ * A database's version. `absent` means the database, or its version table,
+ * does not exist yet (nova's api database before mitaka).
+ */
+export type Version =
+  | { kind: 'absent' }
+  | { kind: 'number'; value: number }
+  | { kind: 'repos'; repos: Readonly<Record<string, number | null>> }
+  | { kind: 'heads'; heads: readonly string[] }
+  | { kind: 'text'; value: string };
+
+/** What a sync step promises: per database, the version it ends at. */
+export type Expectation =
+  | { kind: 'number'; value: number }
+  /** Only the named repositories are checked. */
+  | { kind: 'repos'; repos: Readonly<Record<string, number>> }
+  | { kind: 'heads'; heads: readonly string[] }
+  | { kind: 'text'; value: string };
+
+export interface ProjectDef {
+  name: string;
+  /** Logical database → database (schema/file) name on the target, in declaration order. */
+  databases: Readonly<Record<string, string>>;
+  version: Readonly<Record<string, VersionProbe>>;
+  /** Versions at the chain's start; a database not listed must not exist yet. */
+  start: Readonly<Record<string, Expectation>>;
+  /** Config file name → template text, rendered into the run directory (mode 0600). */
+  config: Readonly<Record<string, string>>;
+}
+
+export type StepKind = 'sync' | 'data' | 'check';
+
+export interface StepDef {
+  /** Stable id: `release/project/N`, N counting that project's steps in that release from 1. */
+  id: string;
+  release: string;
+  project: string;
+  kind: StepKind;
+  /** argv template; each element is rendered separately, so no shell ever parses it. */
+  command: readonly string[];
+  env: string;
+  name: string | undefined;
+  /** Why this step exists (release note, migration); shown in plans. */
+  why: string | undefined;
+  /** sync: the version each named database must be at afterwards. */
+  expect: Readonly<Record<string, Expectation>>;
+  /** data: the step is needed while this query returns a non-zero count. */
+  neededWhen: { database: string; query: string } | undefined;
+  /** data: exit code meaning "some work done, more remains: run again". */
+  repeatWhileExit: number | undefined;
+  /** data: the most times the command may run before leapfrog gives up. */
+  maxRuns: number;
+  timeoutMs: number;
+  /** Hops (`project@release`) that must be complete before this step starts. */
+  after: readonly { project: string; release: string }[];
+}
+
+export interface ReleaseDef {
+  release: string;
+  steps: readonly StepDef[];
+}
+
+export interface Chain {
+  name: string;
+  description: string | undefined;
+  /** The chain file, absolute. */
+  file: string;
+  /** sha256 of the chain file's bytes: runs record which chain they ran. */
+  sha256: string;
+  /** Where env files are looked up. */
+  envDir: string;
+  projects: Readonly<Record<string, ProjectDef>>;
+  releases: readonly ReleaseDef[];
+}
+
+export interface EnvSource {
+  kind: 'file' | 'url';
+  /** Absolute path for files; the URL for remote sources. */
+  location: string;
+  sha256: string;
+}
+
+export interface EnvDef {
+  name: string;
+  file: string;
+  source: EnvSource;
+  /** Directories (relative to the env root) prepended to PATH. */
+  path: readonly string[];
+  /** Extra variables; `{{ root }}` is the unpacked env's directory. */
+  vars: Readonly<Record<string, string>>;
+}
