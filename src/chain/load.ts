@@ -1,0 +1,401 @@
+import { createHash } from 'node:crypto';
+import { readFileSync, existsSync } from 'node:fs';
+import path from 'node:path';
+import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import { LineCounter, parseDocument, isMap, isPair, isScalar, type Document, type Node } from 'yaml';
+import { inputError, LeapfrogError } from '../errors.js';
+import { chainSchema, envSchema } from './schema.js';
+import type { Chain, EnvDef, Expectation, ProjectDef, ReleaseDef, StepDef, StepKind, VersionProbe } from './types.js';
+import { parseExpectation } from './version.js';
+
+/**
+ * Loading untrusted chain and env files: parse (YAML or JSON), validate against
+ * the schema, then check what a schema cannot say (references, shapes that
+ * depend on the probe kind). Every problem is collected and reported at once,
+ * each as `file:line:column: field: what is wrong`.
+ */
+
+type Path = readonly (string | number)[];
+
+class Problems {
+  readonly list: string[] = [];
+  constructor(
+    private readonly file: string,
+    private readonly doc: Document,
+    private readonly lines: LineCounter,
+  ) {}
+
+  add(at: Path, message: string, pointAtKey = false): void {
+    const { line, col } = this.locate(at, pointAtKey);
+    const field = formatPath(at);
+    this.list.push(`${this.file}:${line}:${col}: ${field === '' ? '' : field + ': '}${message}`);
+  }
+
+  private locate(at: Path, pointAtKey: boolean): { line: number; col: number } {
+    // Walk down as far as the document goes; report the deepest node found.
+    let node: unknown = this.doc.contents;
+    let offset = (node as Node | null)?.range?.[0] ?? 0;
+    for (const key of at) {
+      if (!isMap(node) && !(node && typeof node === 'object' && 'items' in node)) break;
+      const items = (node as { items: unknown[] }).items;
+      let next: unknown;
+      if (isMap(node)) {
+        const pair = items.find((p) => isPair(p) && isScalar(p.key) && p.key.value === key);
+        if (!isPair(pair)) break;
+        next = pair.value;
+        const keyNode = pair.key as Node;
+        offset = (pointAtKey && key === at[at.length - 1] ? keyNode.range?.[0] : (pair.value as Node | null)?.range?.[0] ?? keyNode.range?.[0]) ?? offset;
+      } else {
+        next = typeof key === 'number' ? items[key] : undefined;
+        if (next === undefined) break;
+        offset = (next as Node).range?.[0] ?? offset;
+      }
+      node = next;
+    }
+    const pos = this.lines.linePos(offset);
+    return { line: pos.line, col: pos.col };
+  }
+
+  throwIfAny(what: string): void {
+    if (this.list.length === 0) return;
+    const n = this.list.length;
+    throw new LeapfrogError('input', `${this.file}: ${n} problem${n === 1 ? '' : 's'} in this ${what}; fix ${n === 1 ? 'it' : 'them'} and run again:`, {
+      details: this.list,
+    });
+  }
+}
+
+function formatPath(at: Path): string {
+  let out = '';
+  for (const k of at) out += typeof k === 'number' ? `[${k}]` : out === '' ? k : `.${k}`;
+  return out;
+}
+
+function ajvPath(instancePath: string): (string | number)[] {
+  if (instancePath === '') return [];
+  return instancePath
+    .slice(1)
+    .split('/')
+    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
+    .map((s) => (/^\d+$/.test(s) ? Number(s) : s));
+}
+
+const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
+const validateChain: ValidateFunction = ajv.compile(chainSchema);
+const validateEnv: ValidateFunction = ajv.compile(envSchema);
+
+function describeAjvError(e: ErrorObject): { at: (string | number)[]; message: string; key: boolean } {
+  const at = ajvPath(e.instancePath);
+  switch (e.keyword) {
+    case 'additionalProperties': {
+      const key = (e.params as { additionalProperty: string }).additionalProperty;
+      return { at: [...at, key], message: `unknown key "${key}"`, key: true };
+    }
+    case 'required':
+      return { at, message: `missing required key "${(e.params as { missingProperty: string }).missingProperty}"`, key: false };
+    case 'type':
+      return { at, message: `must be ${(e.params as { type: string | string[] }).type.toString().replace(/,/g, ' or ')}`, key: false };
+    case 'enum':
+      return { at, message: `must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')}`, key: false };
+    case 'pattern':
+      return { at, message: `"${String(e.data)}" is not valid here (${patternHint(e.params as { pattern: string })})`, key: false };
+    case 'propertyNames':
+      return { at, message: `has a key that is not a valid name`, key: false };
+    default:
+      return { at, message: e.message ?? e.keyword, key: false };
+  }
+}
+
+function patternHint(p: { pattern: string }): string {
+  if (p.pattern.includes('@')) return 'expected project@release';
+  if (p.pattern.includes('64')) return 'expected 64 lowercase hex digits';
+  if (p.pattern.startsWith('^https?')) return 'expected an http:// or https:// URL';
+  return 'letters, digits, ".", "_" and "-"';
+}
+
+interface Parsed {
+  data: unknown;
+  problems: Problems;
+  bytes: Buffer;
+}
+
+/** `shown` is the name problems are reported under (relative to cwd when shorter). */
+function readAndParse(file: string, shown: string, what: string): Parsed {
+  let bytes: Buffer;
+  try {
+    bytes = readFileSync(file);
+  } catch (err) {
+    const code = (err as NodeJS.ErrnoException).code;
+    throw inputError(`${shown}: cannot read this ${what} (${code === 'ENOENT' ? 'no such file' : code ?? String(err)})`);
+  }
+  const lines = new LineCounter();
+  const doc = parseDocument(bytes.toString('utf8'), { lineCounter: lines, prettyErrors: true, uniqueKeys: true });
+  const problems = new Problems(shown, doc, lines);
+  if (doc.errors.length > 0) {
+    for (const e of doc.errors) {
+      const pos = e.linePos?.[0];
+      problems.list.push(`${shown}:${pos?.line ?? 1}:${pos?.col ?? 1}: ${e.message.split('\n')[0]}`);
+    }
+    problems.throwIfAny(what);
+  }
+  return { data: doc.toJS({ maxAliasCount: 100 }), problems, bytes };
+}
+
+function schemaProblems(validate: ValidateFunction, data: unknown, problems: Problems): void {
+  if (validate(data)) return;
+  const seen = new Set<string>();
+  for (const e of validate.errors ?? []) {
+    const d = describeAjvError(e);
+    const key = formatPath(d.at) + d.message;
+    if (seen.has(key)) continue;
+    seen.add(key);
+    problems.add(d.at, d.message, d.key);
+  }
+}
+
+// ---- chains ---------------------------------------------------------------
+
+interface RawStep {
+  project: string;
+  env?: string;
+  name?: string;
+  why?: string;
+  sync?: (string | number)[];
+  data?: (string | number)[];
+  check?: (string | number)[];
+  expect?: Record<string, unknown>;
+  'needed-when'?: string | { database?: string; query: string };
+  'repeat-while-exit'?: number;
+  'max-runs'?: number;
+  timeout?: number;
+  after?: string[];
+}
+interface RawChain {
+  chain: string;
+  description?: string;
+  envs?: string;
+  projects: Record<
+    string,
+    { databases: Record<string, string>; version: Record<string, unknown>; start?: Record<string, unknown>; config?: Record<string, string> }
+  >;
+  releases: { release: string; env?: string; description?: string; steps: RawStep[] }[];
+}
+
+const DEFAULT_TIMEOUT_S = 3600;
+const DEFAULT_MAX_RUNS = 1000;
+
+function parseProbe(raw: unknown): VersionProbe | string {
+  if (raw === 'sqlalchemy-migrate') return { kind: 'sqlalchemy-migrate', repositories: undefined };
+  if (raw === 'alembic') return { kind: 'alembic' };
+  if (typeof raw === 'string') return `unknown version probe "${raw}"; use sqlalchemy-migrate, alembic, or { kind: sql, query: … }`;
+  const o = raw as { kind?: string; repositories?: string[]; query?: string; numeric?: boolean };
+  switch (o.kind) {
+    case 'sqlalchemy-migrate':
+      if (o.query !== undefined || o.numeric !== undefined) return 'query/numeric belong to kind: sql';
+      return { kind: 'sqlalchemy-migrate', repositories: o.repositories };
+    case 'alembic':
+      if (o.query !== undefined || o.numeric !== undefined || o.repositories !== undefined) return 'kind: alembic takes no other keys';
+      return { kind: 'alembic' };
+    case 'sql':
+      if (o.query === undefined) return 'kind: sql needs a query';
+      if (o.repositories !== undefined) return 'repositories belong to kind: sqlalchemy-migrate';
+      return { kind: 'sql', query: o.query, numeric: o.numeric ?? false };
+    default:
+      return 'needs a kind: sqlalchemy-migrate, alembic or sql';
+  }
+}
+
+export function loadChain(file: string, options: { envDir?: string } = {}): Chain {
+  const abs = path.resolve(file);
+  const shown = path.relative(process.cwd(), abs) || abs;
+  const { data, problems: p, bytes } = readAndParse(abs, shown, 'chain');
+  schemaProblems(validateChain, data, p);
+  p.throwIfAny('chain');
+  const raw = data as RawChain;
+
+  const projects: Record<string, ProjectDef> = {};
+  for (const [pname, rp] of Object.entries(raw.projects)) {
+    const version: Record<string, VersionProbe> = {};
+    for (const [db, rawProbe] of Object.entries(rp.version)) {
+      if (!(db in rp.databases)) {
+        p.add(['projects', pname, 'version', db], `"${db}" is not one of this project's databases (${Object.keys(rp.databases).join(', ')})`, true);
+        continue;
+      }
+      const probe = parseProbe(rawProbe);
+      if (typeof probe === 'string') p.add(['projects', pname, 'version', db], probe);
+      else version[db] = probe;
+    }
+    for (const db of Object.keys(rp.databases)) {
+      if (!(db in rp.version)) p.add(['projects', pname, 'version'], `no version probe for database "${db}"`);
+    }
+    const start: Record<string, Expectation> = {};
+    for (const [db, rawV] of Object.entries(rp.start ?? {})) {
+      const probe = version[db];
+      if (!(db in rp.databases)) {
+        p.add(['projects', pname, 'start', db], `"${db}" is not one of this project's databases`, true);
+        continue;
+      }
+      if (!probe) continue;
+      const e = parseExpectation(probe, rawV);
+      if (typeof e === 'string') p.add(['projects', pname, 'start', db], e);
+      else start[db] = e;
+    }
+    projects[pname] = { name: pname, databases: rp.databases, version, start, config: rp.config ?? {} };
+  }
+
+  const releases: ReleaseDef[] = [];
+  const seenReleases = new Set<string>();
+  raw.releases.forEach((rr, ri) => {
+    if (seenReleases.has(rr.release)) p.add(['releases', ri, 'release'], `release "${rr.release}" appears twice; a chain walks each release once`);
+    seenReleases.add(rr.release);
+    const counters: Record<string, number> = {};
+    const steps: StepDef[] = [];
+    rr.steps.forEach((rs, si) => {
+      const at = ['releases', ri, 'steps', si];
+      const project = projects[rs.project];
+      if (!project) {
+        p.add([...at, 'project'], `unknown project "${rs.project}"; the chain declares ${Object.keys(raw.projects).join(', ')}`);
+        return;
+      }
+      const kinds = (['sync', 'data', 'check'] as const).filter((k) => rs[k] !== undefined);
+      if (kinds.length !== 1) {
+        p.add(at, kinds.length === 0 ? 'a step needs one of sync, data or check' : `a step has exactly one of sync, data or check, not ${kinds.join(' and ')}`);
+        return;
+      }
+      const kind: StepKind = kinds[0]!;
+      const env = rs.env ?? rr.env;
+      if (env === undefined) p.add(at, `no env: set env on the step or on release "${rr.release}"`);
+      const expect: Record<string, Expectation> = {};
+      if (kind === 'sync' && rs.expect === undefined) {
+        p.add(at, 'a sync step must say which version it ends at (expect: { database: version })');
+      }
+      if (kind !== 'sync' && rs.expect !== undefined) p.add([...at, 'expect'], 'only sync steps have expect', true);
+      for (const [db, rawV] of Object.entries(rs.expect ?? {})) {
+        const probe = project.version[db];
+        if (!(db in project.databases)) {
+          p.add([...at, 'expect', db], `"${db}" is not a database of project ${project.name} (${Object.keys(project.databases).join(', ')})`, true);
+          continue;
+        }
+        if (!probe) continue;
+        const e = parseExpectation(probe, rawV);
+        if (typeof e === 'string') p.add([...at, 'expect', db], e);
+        else expect[db] = e;
+      }
+      for (const key of ['needed-when', 'repeat-while-exit', 'max-runs'] as const) {
+        if (kind !== 'data' && rs[key] !== undefined) p.add([...at, key], `only data steps have ${key}`, true);
+      }
+      let neededWhen: StepDef['neededWhen'];
+      const nw = rs['needed-when'];
+      if (nw !== undefined) {
+        const database = typeof nw === 'string' ? Object.keys(project.databases)[0]! : nw.database ?? Object.keys(project.databases)[0]!;
+        if (!(database in project.databases)) p.add([...at, 'needed-when', 'database'], `"${database}" is not a database of project ${project.name}`);
+        neededWhen = { database, query: typeof nw === 'string' ? nw : nw.query };
+      }
+      const after = (rs.after ?? []).map((ref, ai) => {
+        const [proj, rel] = ref.split('@') as [string, string];
+        if (!projects[proj]) p.add([...at, 'after', ai], `unknown project "${proj}"`);
+        else if (proj === rs.project) p.add([...at, 'after', ai], 'after: names other projects; steps of one project already run in order');
+        return { project: proj, release: rel };
+      });
+      counters[rs.project] = (counters[rs.project] ?? 0) + 1;
+      steps.push({
+        id: `${rr.release}/${rs.project}/${counters[rs.project]}`,
+        release: rr.release,
+        project: rs.project,
+        kind,
+        command: rs[kind]!.map(String),
+        env: env ?? '',
+        name: rs.name,
+        why: rs.why,
+        expect,
+        neededWhen,
+        repeatWhileExit: rs['repeat-while-exit'],
+        maxRuns: rs['max-runs'] ?? (kind === 'data' ? DEFAULT_MAX_RUNS : 1),
+        timeoutMs: Math.round((rs.timeout ?? DEFAULT_TIMEOUT_S) * 1000),
+        after,
+      });
+    });
+    releases.push({ release: rr.release, steps });
+  });
+
+  // after: must name a hop that exists and comes no later than this one, or the run could deadlock.
+  const hopIndex = new Map<string, number>();
+  releases.forEach((r, i) => r.steps.forEach((s) => hopIndex.set(`${s.project}@${r.release}`, i)));
+  raw.releases.forEach((rr, ri) =>
+    rr.steps.forEach((rs, si) =>
+      (rs.after ?? []).forEach((ref, ai) => {
+        const target = hopIndex.get(ref);
+        if (target === undefined) {
+          if (projects[ref.split('@')[0]!]) p.add(['releases', ri, 'steps', si, 'after', ai], `no hop "${ref}": that project has no steps in that release`);
+        } else if (target > ri) {
+          p.add(['releases', ri, 'steps', si, 'after', ai], `"${ref}" comes later in the chain than this step; that would wait forever`);
+        }
+      }),
+    ),
+  );
+  p.throwIfAny('chain');
+
+  const envDir = options.envDir ? path.resolve(options.envDir) : path.resolve(path.dirname(abs), raw.envs ?? '../envs');
+  return {
+    name: raw.chain,
+    description: raw.description,
+    file: abs,
+    sha256: createHash('sha256').update(bytes).digest('hex'),
+    envDir,
+    projects,
+    releases,
+  };
+}
+
+// ---- envs -----------------------------------------------------------------
+
+export function envFile(envDir: string, name: string): string | undefined {
+  for (const ext of ['.yaml', '.yml', '.json']) {
+    const f = path.join(envDir, name + ext);
+    if (existsSync(f)) return f;
+  }
+  return undefined;
+}
+
+export function loadEnv(envDir: string, name: string): EnvDef {
+  const file = envFile(envDir, name);
+  if (!file) throw inputError(`env "${name}": no ${name}.yaml in ${envDir}; create it (see README, "Env files") or pass --envs DIR`);
+  const shown = path.relative(process.cwd(), file) || file;
+  const parsed = readAndParse(file, shown, 'env file');
+  const p = parsed.problems;
+  schemaProblems(validateEnv, parsed.data, p);
+  p.throwIfAny('env file');
+  const raw = parsed.data as { env: string; source: { file?: string; url?: string; sha256: string }; path?: string[]; vars?: Record<string, string> };
+  if (raw.env !== name) p.add(['env'], `says "${raw.env}" but the file is named for "${name}"; they must agree`);
+  if ((raw.source.file === undefined) === (raw.source.url === undefined)) p.add(['source'], 'needs exactly one of file or url');
+  for (const [i, d] of (raw.path ?? []).entries()) {
+    if (path.isAbsolute(d) || d.split(/[\\/]/).includes('..')) p.add(['path', i], 'must be a directory inside the env (relative, no "..")');
+  }
+  p.throwIfAny('env file');
+  return {
+    name,
+    file,
+    source: raw.source.file !== undefined
+      ? { kind: 'file', location: path.resolve(path.dirname(file), raw.source.file), sha256: raw.source.sha256 }
+      : { kind: 'url', location: raw.source.url!, sha256: raw.source.sha256 },
+    path: raw.path ?? ['bin'],
+    vars: raw.vars ?? {},
+  };
+}
+
+/** Every env a chain needs, loaded; all problems across files reported together. */
+export function loadChainEnvs(chain: Chain): Map<string, EnvDef> {
+  const names = [...new Set(chain.releases.flatMap((r) => r.steps.map((s) => s.env)))];
+  const envs = new Map<string, EnvDef>();
+  const errors: string[] = [];
+  for (const n of names) {
+    try {
+      envs.set(n, loadEnv(chain.envDir, n));
+    } catch (err) {
+      if (!(err instanceof LeapfrogError)) throw err;
+      errors.push(err.message, ...err.details.map((d) => '  ' + d));
+    }
+  }
+  if (errors.length > 0) throw new LeapfrogError('input', `chain ${chain.name}: its env files have problems:`, { details: errors });
+  return envs;
+}
