@@ -1,0 +1,251 @@
+import { mkdirSync } from 'node:fs';
+import path from 'node:path';
+import Database from 'better-sqlite3';
+import { LeapfrogError } from '../errors.js';
+
+/**
+ * The ledger: what leapfrog did, step by step, in SQLite under the state
+ * directory. WAL with synchronous=FULL so every committed row survives a
+ * crash or power loss; every write is its own transaction (STYLE.md, "two-
+ * phase step records": a step is written `started` before its child runs
+ * and finished after, so a dangling `started` is the truth about a crash).
+ */
+
+export const LEDGER_SCHEMA_VERSION = 1;
+
+export type RunStatus = 'running' | 'succeeded' | 'failed' | 'interrupted';
+export type StepStatus = 'started' | 'succeeded' | 'failed' | 'interrupted' | 'skipped';
+
+export interface RunRow {
+  id: number;
+  chain: string;
+  chain_sha256: string;
+  target: string;
+  kind: 'run' | 'rehearsal';
+  status: RunStatus;
+  until: string | null;
+  host: string;
+  pid: number;
+  started_at: string;
+  finished_at: string | null;
+  error: string | null;
+}
+
+export interface StepRow {
+  id: number;
+  run_id: number;
+  step_id: string;
+  project: string;
+  release: string;
+  kind: string;
+  env: string;
+  env_sha256: string;
+  command: string;
+  status: StepStatus;
+  attempts: number;
+  exit_code: number | null;
+  started_at: string;
+  finished_at: string | null;
+  duration_ms: number | null;
+  log_path: string | null;
+  log_tail: string | null;
+  error: string | null;
+}
+
+export interface CheckpointRow {
+  id: number;
+  run_id: number;
+  project: string;
+  release: string;
+  created_at: string;
+  versions: string;
+  fingerprints: string;
+}
+
+// Each entry migrates the ledger from version i to i+1; later leapfrog
+// releases append, never edit, so any old ledger can be brought forward.
+const MIGRATIONS: readonly string[] = [
+  `CREATE TABLE runs (
+     id INTEGER PRIMARY KEY,
+     chain TEXT NOT NULL,
+     chain_sha256 TEXT NOT NULL,
+     target TEXT NOT NULL,
+     kind TEXT NOT NULL DEFAULT 'run' CHECK (kind IN ('run', 'rehearsal')),
+     status TEXT NOT NULL CHECK (status IN ('running', 'succeeded', 'failed', 'interrupted')),
+     until TEXT,
+     host TEXT NOT NULL,
+     pid INTEGER NOT NULL,
+     leapfrog_version TEXT NOT NULL,
+     started_at TEXT NOT NULL,
+     finished_at TEXT,
+     error TEXT
+   );
+   CREATE TABLE steps (
+     id INTEGER PRIMARY KEY,
+     run_id INTEGER NOT NULL REFERENCES runs(id),
+     step_id TEXT NOT NULL,
+     project TEXT NOT NULL,
+     release TEXT NOT NULL,
+     kind TEXT NOT NULL,
+     env TEXT NOT NULL,
+     env_sha256 TEXT NOT NULL,
+     command TEXT NOT NULL,
+     status TEXT NOT NULL CHECK (status IN ('started', 'succeeded', 'failed', 'interrupted', 'skipped')),
+     attempts INTEGER NOT NULL DEFAULT 0,
+     exit_code INTEGER,
+     started_at TEXT NOT NULL,
+     finished_at TEXT,
+     duration_ms REAL,
+     log_path TEXT,
+     log_tail TEXT,
+     error TEXT
+   );
+   CREATE INDEX steps_by_run ON steps(run_id);
+   CREATE INDEX steps_by_step ON steps(step_id, status);
+   CREATE TABLE checkpoints (
+     id INTEGER PRIMARY KEY,
+     run_id INTEGER NOT NULL REFERENCES runs(id),
+     project TEXT NOT NULL,
+     release TEXT NOT NULL,
+     created_at TEXT NOT NULL,
+     versions TEXT NOT NULL,
+     fingerprints TEXT NOT NULL
+   );
+   CREATE INDEX checkpoints_by_run ON checkpoints(run_id);`,
+];
+
+const now = () => new Date().toISOString();
+
+export class Ledger {
+  private readonly db: Database.Database;
+  readonly file: string;
+
+  private constructor(file: string, db: Database.Database) {
+    this.file = file;
+    this.db = db;
+  }
+
+  static open(stateDir: string): Ledger {
+    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
+    const file = path.join(stateDir, 'ledger.sqlite3');
+    let db: Database.Database;
+    try {
+      db = new Database(file);
+    } catch (err) {
+      throw new LeapfrogError('input', `${file}: cannot open the ledger (${(err as Error).message}); check --state-dir`, { cause: err });
+    }
+    db.pragma('journal_mode = WAL');
+    db.pragma('synchronous = FULL');
+    db.pragma('foreign_keys = ON');
+    db.pragma('busy_timeout = 5000');
+    const ledger = new Ledger(file, db);
+    ledger.migrate();
+    return ledger;
+  }
+
+  private migrate(): void {
+    const version = this.db.pragma('user_version', { simple: true }) as number;
+    if (version > MIGRATIONS.length) {
+      throw new LeapfrogError(
+        'input',
+        `${this.file}: this ledger was written by a newer leapfrog (ledger schema ${version}, this one knows ${MIGRATIONS.length}); use that release, or another --state-dir`,
+      );
+    }
+    for (let v = version; v < MIGRATIONS.length; v++) {
+      this.db.transaction(() => {
+        this.db.exec(MIGRATIONS[v]!);
+        this.db.pragma(`user_version = ${v + 1}`);
+      }).immediate();
+    }
+  }
+
+  schemaVersion(): number {
+    return this.db.pragma('user_version', { simple: true }) as number;
+  }
+
+  close(): void {
+    this.db.close();
+  }
+
+  // ---- writes: each one its own transaction ------------------------------
+
+  startRun(r: { chain: string; chainSha256: string; target: string; kind: 'run' | 'rehearsal'; until: string | undefined; host: string; pid: number; version: string }): number {
+    const info = this.db
+      .prepare(
+        `INSERT INTO runs (chain, chain_sha256, target, kind, status, until, host, pid, leapfrog_version, started_at)
+         VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)`,
+      )
+      .run(r.chain, r.chainSha256, r.target, r.kind, r.until ?? null, r.host, r.pid, r.version, now());
+    return Number(info.lastInsertRowid);
+  }
+
+  finishRun(runId: number, status: Exclude<RunStatus, 'running'>, error?: string): void {
+    this.db.prepare(`UPDATE runs SET status = ?, finished_at = ?, error = ? WHERE id = ?`).run(status, now(), error ?? null, runId);
+  }
+
+  stepStarted(s: { runId: number; stepId: string; project: string; release: string; kind: string; env: string; envSha256: string; command: readonly string[]; logPath: string }): number {
+    const info = this.db
+      .prepare(
+        `INSERT INTO steps (run_id, step_id, project, release, kind, env, env_sha256, command, status, started_at, log_path)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'started', ?, ?)`,
+      )
+      .run(s.runId, s.stepId, s.project, s.release, s.kind, s.env, s.envSha256, JSON.stringify(s.command), now(), s.logPath);
+    return Number(info.lastInsertRowid);
+  }
+
+  /** A data step ran one more batch. */
+  stepAttempt(rowId: number, attempts: number): void {
+    this.db.prepare(`UPDATE steps SET attempts = ? WHERE id = ?`).run(attempts, rowId);
+  }
+
+  stepFinished(rowId: number, f: { status: Exclude<StepStatus, 'started'>; exitCode: number | null; durationMs: number; attempts: number; logTail: string; error?: string | undefined }): void {
+    this.db
+      .prepare(`UPDATE steps SET status = ?, exit_code = ?, finished_at = ?, duration_ms = ?, attempts = ?, log_tail = ?, error = ? WHERE id = ?`)
+      .run(f.status, f.exitCode, now(), f.durationMs, f.attempts, f.logTail, f.error ?? null, rowId);
+  }
+
+  checkpoint(c: { runId: number; project: string; release: string; versions: unknown; fingerprints: unknown }): void {
+    this.db
+      .prepare(`INSERT INTO checkpoints (run_id, project, release, created_at, versions, fingerprints) VALUES (?, ?, ?, ?, ?, ?)`)
+      .run(c.runId, c.project, c.release, now(), JSON.stringify(c.versions), JSON.stringify(c.fingerprints));
+  }
+
+  // ---- reads ---------------------------------------------------------------
+
+  runs(limit = 50): RunRow[] {
+    return this.db.prepare(`SELECT * FROM runs ORDER BY id DESC LIMIT ?`).all(limit) as RunRow[];
+  }
+
+  run(id: number): RunRow | undefined {
+    return this.db.prepare(`SELECT * FROM runs WHERE id = ?`).get(id) as RunRow | undefined;
+  }
+
+  steps(runId: number): StepRow[] {
+    return this.db.prepare(`SELECT * FROM steps WHERE run_id = ? ORDER BY id`).all(runId) as StepRow[];
+  }
+
+  checkpoints(runId: number): CheckpointRow[] {
+    return this.db.prepare(`SELECT * FROM checkpoints WHERE run_id = ? ORDER BY id`).all(runId) as CheckpointRow[];
+  }
+
+  /** Ids of steps that succeeded against this target with this chain. */
+  succeededSteps(chain: string, target: string): Set<string> {
+    const rows = this.db
+      .prepare(
+        `SELECT DISTINCT s.step_id FROM steps s JOIN runs r ON r.id = s.run_id
+         WHERE r.chain = ? AND r.target = ? AND s.status = 'succeeded'`,
+      )
+      .all(chain, target) as { step_id: string }[];
+    return new Set(rows.map((r) => r.step_id));
+  }
+}
+
+/** Open the ledger for the life of `cb`. */
+export async function withLedger<T>(stateDir: string, cb: (l: Ledger) => Promise<T>): Promise<T> {
+  const l = Ledger.open(stateDir);
+  try {
+    return await cb(l);
+  } finally {
+    l.close();
+  }
+}
