@@ -1,0 +1,95 @@
+import cliProgress from 'cli-progress';
+import type { RunEvent } from '../runner/events.js';
+import { formatMs, versionsLine } from './render.js';
+
+/**
+ * Two renderers of run events: progress bars per project on a TTY, and
+ * plain timestamped lines otherwise (CI logs, pipes, `tee`).
+ */
+export interface Renderer {
+  on(e: RunEvent): void;
+  stop(): void;
+}
+
+export function lineRenderer(write: (line: string) => void): Renderer {
+  const stamp = () => new Date().toISOString().slice(11, 19);
+  return {
+    on(e) {
+      switch (e.type) {
+        case 'env':
+          write(`${stamp()} env ${e.env}: ${e.cached ? 'cached' : 'unpacked'} at ${e.root}`);
+          break;
+        case 'run-start':
+          write(`${stamp()} run ${e.runId}: ${e.plan.steps.length} steps over ${e.plan.hops.length} hops; logs in ${e.runDir}/logs`);
+          break;
+        case 'step-start':
+          write(`${stamp()} ${e.step.step.id} ${e.step.step.kind} [${e.step.step.env}]: ${e.argv.join(' ')}`);
+          break;
+        case 'step-batch':
+          write(`${stamp()} ${e.step.step.id} run ${e.attempt}: exit ${e.exitCode}${e.remaining !== undefined ? `, ${e.remaining} left` : ''}`);
+          break;
+        case 'step-end':
+          write(`${stamp()} ${e.step.step.id} ${e.status} in ${formatMs(e.durationMs)}${e.attempts > 1 ? ` (${e.attempts} runs)` : ''}${e.message && e.status !== 'failed' ? `: ${e.message}` : ''}`);
+          break;
+        case 'checkpoint':
+          write(`${stamp()} checkpoint ${e.project}@${e.release}: ${versionsLine(e.versions)}`);
+          break;
+        case 'run-end':
+          write(`${stamp()} run ${e.runId} ${e.status}`);
+          break;
+      }
+    },
+    stop() {},
+  };
+}
+
+export function barRenderer(stream: NodeJS.WriteStream): Renderer {
+  const multi = new cliProgress.MultiBar(
+    {
+      stream,
+      format: ' {project} [{bar}] {value}/{total} {hop} {status}',
+      barsize: 20,
+      hideCursor: true,
+      clearOnComplete: false,
+      autopadding: true,
+    },
+    cliProgress.Presets.shades_classic,
+  );
+  const bars = new Map<string, cliProgress.SingleBar>();
+  const done = new Map<string, number>();
+  return {
+    on(e) {
+      switch (e.type) {
+        case 'run-start': {
+          const width = Math.max(...e.plan.projects.map((p) => p.project.length));
+          for (const p of e.plan.projects) {
+            if (p.steps.length === 0) continue;
+            bars.set(p.project, multi.create(p.steps.length, 0, { project: p.project.padEnd(width), hop: '', status: 'waiting' }));
+            done.set(p.project, 0);
+          }
+          break;
+        }
+        case 'step-start':
+          bars.get(e.step.step.project)?.update({ hop: e.step.step.release, status: `${e.step.step.kind} …` });
+          break;
+        case 'step-batch':
+          bars.get(e.step.step.project)?.update({ status: `${e.step.step.kind} run ${e.attempt}${e.remaining !== undefined ? `, ${e.remaining} left` : ''}` });
+          break;
+        case 'step-end': {
+          const n = (done.get(e.step.step.project) ?? 0) + 1;
+          done.set(e.step.step.project, n);
+          bars.get(e.step.step.project)?.update(n, { status: `${e.step.step.kind} ${e.status} (${formatMs(e.durationMs)})` });
+          break;
+        }
+        case 'run-end':
+          multi.stop();
+          break;
+        default:
+          break;
+      }
+    },
+    stop() {
+      multi.stop();
+    },
+  };
+}

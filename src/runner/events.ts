@@ -1,0 +1,20 @@
+import type { Plan, PlannedStep } from '../chain/plan.js';
+import type { Version } from '../chain/types.js';
+import type { StepStatus } from '../ledger/ledger.js';
+
+/**
+ * What the runner tells the world while it works (STYLE.md, "the core emits
+ * events; the CLI renders them"): progress bars on a TTY, plain lines
+ * otherwise. The ledger is written by the runner itself, not by a listener,
+ * because its writes must happen in order with the child processes.
+ */
+export type RunEvent =
+  | { type: 'env'; env: string; cached: boolean; root: string }
+  | { type: 'run-start'; runId: number; plan: Plan; runDir: string }
+  | { type: 'step-start'; step: PlannedStep; argv: readonly string[]; logFile: string }
+  | { type: 'step-batch'; step: PlannedStep; attempt: number; exitCode: number | null; remaining: number | undefined }
+  | { type: 'step-end'; step: PlannedStep; status: Exclude<StepStatus, 'started'>; durationMs: number; attempts: number; message?: string | undefined }
+  | { type: 'checkpoint'; project: string; release: string; versions: Record<string, Version> }
+  | { type: 'run-end'; runId: number; status: 'succeeded' | 'failed' | 'interrupted' };
+
+export type EventSink = (e: RunEvent) => void;

@@ -1,0 +1,308 @@
+import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import os from 'node:os';
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import type { Plan, PlannedStep } from '../chain/plan.js';
+import { renderArgv, renderConfig } from '../chain/template.js';
+import type { Chain, EnvDef, Version } from '../chain/types.js';
+import { compareToExpectation, formatVersion, versionToJson } from '../chain/version.js';
+import { versionOrder } from '../chain/plan.js';
+import { provisionEnv, type ProvisionedEnv, type TarballSource } from '../envs/store.js';
+import { LeapfrogError } from '../errors.js';
+import type { Ledger } from '../ledger/ledger.js';
+import { runStepProcess, type StepOutcome } from '../sandbox/run-step.js';
+import { fingerprint } from '../target/fingerprint.js';
+import { neededCount, probeAll, probeProject } from '../target/probe.js';
+import type { TargetSession } from '../target/session.js';
+import { describeTarget, type Target } from '../target/url.js';
+import type { EventSink } from './events.js';
+import { configPaths, projectAddresses, runDir, type Layout } from './layout.js';
+import { LEAPFROG_VERSION } from '../version.js';
+
+/**
+ * Executing a plan: one lane per project (steps in order), up to `parallel`
+ * lanes at once, cross-project `after:` edges honoured; every step recorded
+ * in the ledger before and after its child runs, every sync verified by
+ * probing, and a checkpoint after every hop.
+ */
+
+export interface PreparedStep extends PlannedStep {
+  argv: readonly string[];
+}
+
+/** Render every planned step's argv; template errors surface before anything runs. */
+export function prepare(chain: Chain, plan: Plan, target: Target, l: Layout): PreparedStep[] {
+  return plan.steps.map((p) => ({
+    ...p,
+    argv: renderArgv(chain, p.step, projectAddresses(chain, target, p.step.project), configPaths(l, chain, p.step.project)),
+  }));
+}
+
+export interface RunContext {
+  chain: Chain;
+  envs: ReadonlyMap<string, EnvDef>;
+  target: Target;
+  layout: Layout;
+  ledger: Ledger;
+  session: TargetSession;
+  parallel: number;
+  emit: EventSink;
+  signal?: AbortSignal | undefined;
+  source?: TarballSource | undefined;
+  kind?: 'run' | 'rehearsal';
+}
+
+export interface RunResult {
+  runId: number;
+  status: 'succeeded' | 'failed' | 'interrupted';
+  versions: Record<string, Record<string, Version>>;
+  error: LeapfrogError | undefined;
+  runDir: string;
+}
+
+/** Fetch/unpack every env the steps need, before the run starts. */
+export async function provisionFor(ctx: Pick<RunContext, 'envs' | 'layout' | 'emit' | 'source'>, steps: readonly PlannedStep[]): Promise<Map<string, ProvisionedEnv>> {
+  const out = new Map<string, ProvisionedEnv>();
+  for (const name of new Set(steps.map((s) => s.step.env))) {
+    const def = ctx.envs.get(name);
+    if (!def) throw new LeapfrogError('input', `env ${name} is used by the chain but was not loaded`);
+    const env = await provisionEnv(def, ctx.layout.cacheDir, ctx.source);
+    ctx.emit({ type: 'env', env: name, cached: env.cached, root: env.root });
+    out.set(name, env);
+  }
+  return out;
+}
+
+export async function executePlan(ctx: RunContext, plan: Plan, prepared: readonly PreparedStep[], until: string | undefined): Promise<RunResult> {
+  const { chain, ledger, layout, target } = ctx;
+  const envs = await provisionFor(ctx, prepared);
+
+  const runId = ledger.startRun({
+    chain: chain.name,
+    chainSha256: chain.sha256,
+    target: describeTarget(target),
+    kind: ctx.kind ?? 'run',
+    until,
+    host: os.hostname(),
+    pid: process.pid,
+    version: LEAPFROG_VERSION,
+  });
+  const dir = runDir(layout, runId);
+  const dirs = { logs: path.join(dir, 'logs'), home: path.join(dir, 'home'), tmp: path.join(dir, 'tmp'), work: path.join(dir, 'work') };
+  for (const d of Object.values(dirs)) await mkdir(d, { recursive: true, mode: 0o700 });
+  ctx.emit({ type: 'run-start', runId, plan, runDir: dir });
+
+  let failure: LeapfrogError | undefined;
+  try {
+    await renderConfigs(ctx, new Set(prepared.map((p) => p.step.project)));
+    failure = await schedule(ctx, runId, prepared, envs, dirs);
+  } catch (err) {
+    failure = err instanceof LeapfrogError ? err : new LeapfrogError('unexpected', (err as Error).message, { cause: err });
+  }
+  const status = failure === undefined ? 'succeeded' : failure.kind === 'interrupted' ? 'interrupted' : 'failed';
+  ledger.finishRun(runId, status, failure?.message);
+  let versions: Record<string, Record<string, Version>> = {};
+  try {
+    versions = await probeAll(ctx.session, chain);
+  } catch {
+    // The run's own error is the one worth reporting.
+  }
+  ctx.emit({ type: 'run-end', runId, status });
+  return { runId, status, versions, error: failure, runDir: dir };
+}
+
+async function renderConfigs(ctx: RunContext, projects: ReadonlySet<string>): Promise<void> {
+  for (const project of projects) {
+    const def = ctx.chain.projects[project]!;
+    const paths = configPaths(ctx.layout, ctx.chain, project);
+    const addresses = projectAddresses(ctx.chain, ctx.target, project);
+    for (const [file, dest] of Object.entries(paths)) {
+      await mkdir(path.dirname(dest), { recursive: true, mode: 0o700 });
+      // The file may hold the database password: owner-only, even if it existed before.
+      await writeFile(dest, renderConfig(ctx.chain, def, file, addresses), { mode: 0o600 });
+      await chmod(dest, 0o600);
+    }
+  }
+}
+
+interface Dirs {
+  logs: string;
+  home: string;
+  tmp: string;
+  work: string;
+}
+
+async function schedule(ctx: RunContext, runId: number, prepared: readonly PreparedStep[], envs: Map<string, ProvisionedEnv>, dirs: Dirs): Promise<LeapfrogError | undefined> {
+  const lanes = new Map<string, PreparedStep[]>();
+  for (const p of prepared) (lanes.get(p.step.project) ?? lanes.set(p.step.project, []).get(p.step.project)!).push(p);
+  const remaining = new Map<string, number>();
+  for (const p of prepared) remaining.set(hopKey(p), (remaining.get(hopKey(p)) ?? 0) + 1);
+  const order = new Map(prepared.map((p, i) => [p, i]));
+
+  const running = new Map<string, Promise<void>>();
+  let failure: LeapfrogError | undefined;
+  let seq = 0;
+  const limit = Math.max(1, ctx.parallel);
+
+  const ready = (p: PreparedStep) => p.step.after.every((a) => (remaining.get(`${a.project}@${a.release}`) ?? 0) === 0);
+
+  for (;;) {
+    if (failure === undefined && ctx.signal?.aborted) failure = interrupted();
+    if (failure === undefined) {
+      const heads = [...lanes.entries()]
+        .filter(([project, steps]) => steps.length > 0 && !running.has(project))
+        .map(([, steps]) => steps[0]!)
+        .filter(ready)
+        .sort((a, b) => order.get(a)! - order.get(b)!);
+      for (const p of heads) {
+        if (running.size >= limit) break;
+        lanes.get(p.step.project)!.shift();
+        const n = ++seq;
+        running.set(
+          p.step.project,
+          (async () => {
+            await runOne(ctx, runId, p, n, envs.get(p.step.env)!, dirs);
+            const key = hopKey(p);
+            const left = remaining.get(key)! - 1;
+            remaining.set(key, left);
+            if (left === 0) await checkpoint(ctx, runId, p.step.project, p.step.release);
+          })()
+            .catch((err: unknown) => {
+              failure ??= err instanceof LeapfrogError ? err : new LeapfrogError('unexpected', (err as Error).message, { cause: err });
+            })
+            .finally(() => running.delete(p.step.project)),
+        );
+      }
+    }
+    if (running.size === 0) break;
+    await Promise.race(running.values());
+  }
+  if (failure === undefined && [...lanes.values()].some((s) => s.length > 0)) {
+    failure = new LeapfrogError('unexpected', 'steps were left waiting on after: edges that never completed');
+  }
+  return failure;
+}
+
+const hopKey = (p: PlannedStep) => `${p.step.project}@${p.step.release}`;
+const interrupted = () => new LeapfrogError('interrupted', 'interrupted: stopped at a safe point; run again to resume');
+
+function describeOutcome(o: StepOutcome, timeoutMs: number): string {
+  if (o.spawnError) return `could not start (${o.spawnError})`;
+  if (o.timedOut) return `timed out after ${Math.round(timeoutMs / 1000)} s`;
+  if (o.signal) return `was killed by ${o.signal}`;
+  return `exited ${o.exitCode}`;
+}
+
+async function runOne(ctx: RunContext, runId: number, p: PreparedStep, seq: number, env: ProvisionedEnv, dirs: Dirs): Promise<void> {
+  const { step } = p;
+  const secrets = ctx.target.kind === 'mysql' && ctx.target.password ? [ctx.target.password] : [];
+  const logFile = path.join(dirs.logs, `${String(seq).padStart(3, '0')}-${step.id.replace(/\//g, '-')}.log`);
+  const rowId = ctx.ledger.stepStarted({
+    runId,
+    stepId: step.id,
+    project: step.project,
+    release: step.release,
+    kind: step.kind,
+    env: step.env,
+    envSha256: env.sha256,
+    command: p.argv,
+    logPath: logFile,
+  });
+  ctx.emit({ type: 'step-start', step: p, argv: p.argv, logFile });
+  const started = performance.now();
+  let attempts = 0;
+  let last: StepOutcome | undefined;
+  const tail = () => (last?.tail ?? []).join('\n');
+  const finish = (status: 'succeeded' | 'failed' | 'interrupted' | 'skipped', message?: string) => {
+    const durationMs = performance.now() - started;
+    ctx.ledger.stepFinished(rowId, { status, exitCode: last?.exitCode ?? null, durationMs, attempts, logTail: tail(), error: message });
+    ctx.emit({ type: 'step-end', step: p, status, durationMs, attempts, message });
+  };
+  const fail = (message: string): never => {
+    finish('failed', message);
+    throw new LeapfrogError('step-failed', `step ${step.id} (${step.kind} in env ${step.env}) ${message}`, {
+      details: [`log: ${logFile}`, ...(last?.tail.length ? ['last lines:', ...last.tail.map((l) => '  ' + l)] : [])],
+    });
+  };
+  const exec = async (): Promise<StepOutcome> => {
+    last = await runStepProcess({
+      argv: p.argv,
+      shownArgv: p.argv,
+      envRoot: env.root,
+      envPath: env.def.path,
+      envVars: Object.fromEntries(Object.entries(env.def.vars).map(([k, v]) => [k, v.replace(/\{\{\s*root\s*\}\}/g, env.root)])),
+      cwd: dirs.work,
+      home: dirs.home,
+      tmp: dirs.tmp,
+      logFile,
+      timeoutMs: step.timeoutMs,
+      secrets,
+      signal: ctx.signal,
+    });
+    attempts++;
+    if (ctx.signal?.aborted) {
+      finish('interrupted', 'interrupted by a signal');
+      throw interrupted();
+    }
+    return last;
+  };
+
+  try {
+    if (step.kind === 'data') {
+      const dbName = step.neededWhen ? ctx.chain.projects[step.project]!.databases[step.neededWhen.database]! : undefined;
+      const needed = async () => (dbName && step.neededWhen ? await neededCount(ctx.session, dbName, step.neededWhen.query) : undefined);
+      let count = await needed();
+      if (count === 0) {
+        finish('skipped', 'not needed: its needed-when query returns 0');
+        return;
+      }
+      for (;;) {
+        if (attempts >= step.maxRuns) {
+          fail(`still has work after ${attempts} runs (max-runs ${step.maxRuns})${count !== undefined ? `: needed-when returns ${count}` : ''}; raise max-runs in the chain if the data is that large, or read the log`);
+        }
+        const o = await exec();
+        ctx.ledger.stepAttempt(rowId, attempts);
+        const more = step.repeatWhileExit !== undefined && o.exitCode === step.repeatWhileExit;
+        if (o.exitCode !== 0 && !more) fail(describeOutcome(o, step.timeoutMs));
+        const before = count;
+        count = await needed();
+        ctx.emit({ type: 'step-batch', step: p, attempt: attempts, exitCode: o.exitCode, remaining: count });
+        if (more) continue;
+        if (count === undefined || count === 0) break;
+        if (before !== undefined && count >= before) {
+          fail(`exited 0 but made no progress: its needed-when query still returns ${count}. The command is not doing the work the chain expects of it (busy rows? wrong env?)`);
+        }
+      }
+      finish('succeeded');
+      return;
+    }
+
+    const o = await exec();
+    if (o.exitCode !== 0) fail(describeOutcome(o, step.timeoutMs));
+    if (step.kind === 'sync') {
+      const project = ctx.chain.projects[step.project]!;
+      const versions = await probeProject(ctx.session, project);
+      const wrong = Object.entries(step.expect).filter(([db, e]) => compareToExpectation(versions[db] ?? { kind: 'absent' }, e, versionOrder(ctx.chain, project, db)) !== 'equal');
+      if (wrong.length > 0) {
+        fail(
+          `exited 0, but ${wrong.map(([db, e]) => `${db} is at ${formatVersion(versions[db] ?? { kind: 'absent' })}, not ${formatVersion(e)}`).join('; ')}: the toolchain did not do what the chain declares; stopping before anything else runs on it`,
+        );
+      }
+    }
+    finish('succeeded');
+  } catch (err) {
+    if (err instanceof LeapfrogError) throw err;
+    finish('failed', (err as Error).message);
+    throw new LeapfrogError('unexpected', `step ${step.id}: ${(err as Error).message}`, { cause: err, details: [`log: ${logFile}`] });
+  }
+}
+
+async function checkpoint(ctx: RunContext, runId: number, project: string, release: string): Promise<void> {
+  const def = ctx.chain.projects[project]!;
+  const versions = await probeProject(ctx.session, def);
+  const fingerprints: Record<string, string | null> = {};
+  for (const [db, name] of Object.entries(def.databases)) fingerprints[db] = (await fingerprint(ctx.session, name))?.sha256 ?? null;
+  const plain = Object.fromEntries(Object.entries(versions).map(([db, v]) => [db, versionToJson(v)]));
+  ctx.ledger.checkpoint({ runId, project, release, versions: plain, fingerprints });
+  ctx.emit({ type: 'checkpoint', project, release, versions });
+}

@@ -1,0 +1,14 @@
+import type { PlanInputs } from '../chain/plan.js';
+import type { Chain } from '../chain/types.js';
+import type { Ledger } from '../ledger/ledger.js';
+import { probeAll, probeNeeded } from '../target/probe.js';
+import type { TargetSession } from '../target/session.js';
+import { describeTarget } from '../target/url.js';
+
+/** Read everything the planner needs: probed versions, needed-when counts, the ledger's record. */
+export async function readState(chain: Chain, session: TargetSession, ledger: Ledger): Promise<Omit<PlanInputs, 'until'>> {
+  const versions = await probeAll(session, chain);
+  const neededCounts = await probeNeeded(session, chain);
+  const ledgerDone = ledger.succeededSteps(chain.name, describeTarget(session.target));
+  return { chain, versions, neededCounts, ledgerDone };
+}
