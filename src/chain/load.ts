@@ -80,7 +80,7 @@ function ajvPath(instancePath: string): (string | number)[] {
     .map((s) => (/^\d+$/.test(s) ? Number(s) : s));
 }
 
-const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true });
+const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, verbose: true });
 const validateChain: ValidateFunction = ajv.compile(chainSchema);
 const validateEnv: ValidateFunction = ajv.compile(envSchema);
 
