@@ -146,7 +146,7 @@ function planProject(inputs: PlanInputs, project: ProjectDef, releaseIndex: Map<
         skipped.push({ step: s, reason: 'not needed: its needed-when query returns 0' });
         return;
       }
-      if (untouched && !s.neededWhen && ledgerDone.has(s.id) && inPositionHop) {
+      if (untouched && !s.neededWhen && ledgerDone.has(s.id)) {
         skipped.push({ step: s, reason: 'done: the ledger recorded it succeeded' });
         return;
       }
