@@ -136,7 +136,7 @@ function planProject(inputs: PlanInputs, project: ProjectDef, releaseIndex: Map<
         skipped.push({ step: s, reason: `done: ${describeExpect(s)} reached` });
         return;
       }
-      planned.push({ step: s, reason: `${describeStanding(s, versions)} → ${describeExpect(s)}`, conditional: false });
+      planned.push({ step: s, reason: untouched ? `${describeStanding(s, versions)} → ${describeExpect(s)}` : `→ ${describeExpect(s)}`, conditional: false });
       untouched = false;
       return;
     }

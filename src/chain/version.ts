@@ -46,10 +46,11 @@ export function formatVersion(v: Version | Expectation): string {
       return v.value;
     case 'heads':
       return v.heads.length === 0 ? '(no heads)' : v.heads.join(',');
-    case 'repos':
-      return Object.entries(v.repos)
-        .map(([r, n]) => `${r}=${n ?? '-'}`)
-        .join(' ');
+    case 'repos': {
+      // Repositories not created yet are left out: "keystone=97", not "keystone=97 keystone_expand=-".
+      const present = Object.entries(v.repos).filter(([, n]) => n !== null);
+      return present.length === 0 ? '(absent)' : present.map(([r, n]) => `${r}=${n}`).join(' ');
+    }
   }
 }
 

@@ -1,8 +1,7 @@
-import Table from 'cli-table3';
 import type { CommandModule } from 'yargs';
 import { LeapfrogError } from '../errors.js';
 import { withLedger } from '../ledger/ledger.js';
-import { formatMs } from '../report/render.js';
+import { formatMs, formatStoredVersion, table } from '../report/render.js';
 import { processIo, type Io } from './io.js';
 
 interface LedgerArgs {
@@ -12,7 +11,6 @@ interface LedgerArgs {
   run: number | undefined;
 }
 
-const plainTable = (head: string[]) => new Table({ head, style: { head: [], border: [] } });
 
 export async function ledgerCommand(args: LedgerArgs, io: Io = processIo): Promise<void> {
   await withLedger(args['state-dir'], async (ledger) => {
@@ -26,7 +24,7 @@ export async function ledgerCommand(args: LedgerArgs, io: Io = processIo): Promi
         io.out(`No runs recorded in ${ledger.file}.`);
         return;
       }
-      const t = plainTable(['run', 'chain', 'target', 'status', 'started', 'duration']);
+      const t = table(['run', 'chain', 'target', 'status', 'started', 'duration']);
       for (const r of runs) {
         const ms = r.finished_at ? Date.parse(r.finished_at) - Date.parse(r.started_at) : undefined;
         t.push([String(r.id), r.chain, r.target, r.status, r.started_at.replace('T', ' ').slice(0, 19), ms === undefined ? '-' : formatMs(ms)]);
@@ -57,19 +55,19 @@ export async function ledgerCommand(args: LedgerArgs, io: Io = processIo): Promi
     }
     const lines = [`Run ${run.id}: chain ${run.chain} on ${run.target}, ${run.status}, started ${run.started_at} on ${run.host} (pid ${run.pid})`];
     if (run.error) lines.push(`Error: ${run.error}`);
-    const t = plainTable(['step', 'kind', 'env', 'status', 'runs', 'exit', 'time']);
+    const t = table(['step', 'kind', 'env', 'status', 'runs', 'exit', 'time']);
     for (const s of steps) t.push([s.step_id, s.kind, s.env, s.status, String(s.attempts), s.exit_code === null ? '-' : String(s.exit_code), s.duration_ms === null ? '-' : formatMs(s.duration_ms)]);
     lines.push(t.toString());
     for (const s of steps.filter((x) => x.status === 'failed' || x.status === 'interrupted' || x.status === 'started')) {
       lines.push(`\n${s.step_id} ${s.status}${s.error ? `: ${s.error}` : ''}`, `log: ${s.log_path}`, ...(s.log_tail ? s.log_tail.split('\n').map((l) => '  ' + l) : []));
     }
     if (checkpoints.length > 0) {
-      const c = plainTable(['checkpoint', 'versions', 'fingerprints']);
+      const c = table(['checkpoint', 'versions', 'fingerprints']);
       for (const cp of checkpoints) {
         const fp = JSON.parse(cp.fingerprints) as Record<string, string | null>;
         c.push([
           `${cp.project}@${cp.release}`,
-          Object.entries(JSON.parse(cp.versions) as Record<string, unknown>).map(([db, v]) => `${db} ${typeof v === 'object' && v !== null ? JSON.stringify(v) : String(v)}`).join('\n'),
+          Object.entries(JSON.parse(cp.versions) as Record<string, unknown>).map(([db, v]) => `${db} ${formatStoredVersion(v)}`).join('\n'),
           Object.entries(fp).map(([db, h]) => `${db} ${h ? h.slice(0, 12) : '-'}`).join('\n'),
         ]);
       }

@@ -21,7 +21,7 @@ export async function planCommand(args: PlanArgs, io: Io = processIo): Promise<v
       const p = plan({ ...(await readState(ctx.chain, session, ledger)), until: args.until });
       const steps = prepare(ctx.chain, p, ctx.target, ctx.layout);
       const target = describeTarget(ctx.target);
-      io.out(args.format === 'json' ? JSON.stringify(planJson(p, target, steps), null, 2) : planText(p, target, steps));
+      io.out(args.format === 'json' ? JSON.stringify(planJson(p, target, steps), null, 2) : planText(p, target, steps, ctx.layout.configDir));
     }),
   );
 }

@@ -3,7 +3,7 @@ import { plan } from '../chain/plan.js';
 import { LeapfrogError } from '../errors.js';
 import { withLedger } from '../ledger/ledger.js';
 import { barRenderer, lineRenderer, type Renderer } from '../report/progress.js';
-import { finalVersionsText, planJson, planText, RUN_FORMAT, versionsJson } from '../report/render.js';
+import { finalVersionsText, planJson, planSummary, planText, RUN_FORMAT, versionsJson } from '../report/render.js';
 import { executePlan, prepare } from '../runner/runner.js';
 import { readState } from '../runner/state.js';
 import { withTarget } from '../target/session.js';
@@ -26,10 +26,10 @@ export async function runCommand(args: RunArgs, io: Io = processIo): Promise<voi
       const p = plan({ ...(await readState(ctx.chain, session, ledger)), until: args.until });
       const steps = prepare(ctx.chain, p, ctx.target, ctx.layout);
       if (args['dry-run'] || steps.length === 0) {
-        io.out(args.format === 'json' ? JSON.stringify({ ...planJson(p, target, steps), dryRun: args['dry-run'] }, null, 2) : planText(p, target, steps));
+        io.out(args.format === 'json' ? JSON.stringify({ ...planJson(p, target, steps), dryRun: args['dry-run'] }, null, 2) : planText(p, target, steps, ctx.layout.configDir));
         return;
       }
-      if (args.format === 'text') io.err(planText(p, target, steps) + '\n');
+      if (args.format === 'text') io.err(planSummary(p, target));
 
       const renderer: Renderer = io.tty ? barRenderer(process.stderr) : lineRenderer(io.err);
       const abort = new AbortController();

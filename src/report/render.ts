@@ -11,8 +11,11 @@ import { formatVersion, versionToJson } from '../chain/version.js';
 export const PLAN_FORMAT = 'leapfrog.plan/v1';
 export const RUN_FORMAT = 'leapfrog.run/v1';
 
-function table(head: string[]): Table.Table {
-  return new Table({ head, style: { head: [], border: [] }, wordWrap: true, wrapOnWordBoundary: false });
+/** No rule between rows: long tables stay readable in a terminal. */
+export const COMPACT = { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' };
+
+export function table(head: string[]): Table.Table {
+  return new Table({ head, chars: COMPACT, style: { head: [], border: [] } });
 }
 
 export function versionsLine(versions: Readonly<Record<string, Version>>): string {
@@ -57,22 +60,36 @@ export function planJson(plan: Plan, target: string, steps: readonly (PlannedSte
   };
 }
 
-export function planText(plan: Plan, target: string, steps: readonly (PlannedStep & { argv: readonly string[] })[]): string {
+/**
+ * The plan for people: a summary per project, then one entry per step with
+ * its argv on its own line. Rendered config paths are long and the same for
+ * every step of a project, so they are shown once, as $CONFIG.
+ */
+export function planText(plan: Plan, target: string, steps: readonly (PlannedStep & { argv: readonly string[] })[], configDir?: string): string {
   const out: string[] = [`Chain ${plan.chain} on ${target}${plan.until ? `, until ${plan.until}` : ''}`, ''];
   for (const p of plan.projects) {
-    out.push(`${p.project}: ${p.at ? `at ${p.at}` : 'at the chain start'} (${versionsLine(p.versions)}); ${p.steps.length === 0 ? 'nothing to run' : `${p.steps.length} step${p.steps.length === 1 ? '' : 's'} to run`}`);
+    out.push(`  ${p.project}: ${p.at ? `at ${p.at}` : 'at the chain start'} (${versionsLine(p.versions)}); ${p.steps.length === 0 ? 'nothing to run' : `${p.steps.length} step${p.steps.length === 1 ? '' : 's'} to run`}`);
   }
   if (steps.length === 0) {
     out.push('', plan.until ? `Nothing to run: the target is already at ${plan.until} or beyond.` : `Nothing to run: the target is already at the end of chain ${plan.chain}.`);
     return out.join('\n');
   }
-  const t = table(['#', 'hop', 'kind', 'env', 'command']);
+  out.push('', `Steps (${steps.length}, in order; projects run side by side with --parallel):`);
+  const width = String(steps.length).length;
   steps.forEach((s, i) => {
-    const cmd = s.argv.join(' ') + (s.conditional ? '\n(if its probe still says so)' : '');
-    t.push([String(i + 1), `${s.step.project}@${s.step.release}`, s.step.kind, s.step.env, cmd]);
+    const argv = s.argv.map((a) => (configDir && a.startsWith(configDir + '/') ? '$CONFIG' + a.slice(configDir.length) : a)).join(' ');
+    out.push(`  ${String(i + 1).padStart(width)}. ${s.step.id} ${s.step.kind} [${s.step.env}]${s.step.name ? ` ${s.step.name}` : ''}: ${s.reason}`);
+    out.push(`  ${' '.repeat(width)}  $ ${argv}${s.conditional ? '   (if its probe still says so)' : ''}`);
   });
-  out.push('', t.toString());
+  if (configDir && steps.some((s) => s.argv.some((a) => a.startsWith(configDir + '/')))) out.push('', `$CONFIG = ${configDir}`);
   return out.join('\n');
+}
+
+/** One line per project, for the top of a run. */
+export function planSummary(plan: Plan, target: string): string {
+  const lines = [`Chain ${plan.chain} on ${target}: ${plan.steps.length} steps over ${plan.hops.length} hops${plan.until ? `, until ${plan.until}` : ''}`];
+  for (const p of plan.projects) lines.push(`  ${p.project}: ${p.at ? `at ${p.at}` : 'at the chain start'} (${versionsLine(p.versions)}); ${p.steps.length} to run`);
+  return lines.join('\n');
 }
 
 export function finalVersionsText(all: Readonly<Record<string, Readonly<Record<string, Version>>>>): string {
@@ -86,4 +103,15 @@ export function formatMs(ms: number): string {
   if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
   const m = Math.floor(ms / 60_000);
   return `${m} min ${Math.round((ms - m * 60_000) / 1000)} s`;
+}
+
+/** A version as stored in the ledger (see versionToJson), for people. */
+export function formatStoredVersion(v: unknown): string {
+  if (v === null || v === undefined) return '(absent)';
+  if (Array.isArray(v)) return v.join(',');
+  if (typeof v === 'object') {
+    const present = Object.entries(v as Record<string, unknown>).filter(([, n]) => n !== null);
+    return present.length === 0 ? '(absent)' : present.map(([k, n]) => `${k}=${String(n)}`).join(' ');
+  }
+  return String(v);
 }
