@@ -17,7 +17,8 @@ export function lineRenderer(write: (line: string) => void): Renderer {
     on(e) {
       switch (e.type) {
         case 'env':
-          write(`${stamp()} env ${e.env}: ${e.cached ? 'cached' : 'unpacked'} at ${e.root}`);
+          // A cached env is the normal case in a window; only new unpacking is news.
+          if (!e.cached) write(`${stamp()} env ${e.env}: unpacked into ${e.root}`);
           break;
         case 'run-start':
           write(`${stamp()} run ${e.runId}: ${e.plan.steps.length} steps over ${e.plan.hops.length} hops; logs in ${e.runDir}/logs`);

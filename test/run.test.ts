@@ -1,0 +1,180 @@
+/**
+ * The fake cloud, end to end through the real CLI: real SQLite files, real
+ * child processes from the real toolchain tarballs, a real ledger.
+ */
+import assert from 'node:assert/strict';
+import { statSync } from 'node:fs';
+import path from 'node:path';
+import { describe, test } from 'node:test';
+import { execa } from 'execa';
+import { CHAIN, chainVariant, fakeCloud, leapfrog, query, scalar } from './helpers.js';
+
+type Json = Record<string, any>;
+const parse = (s: string): Json => JSON.parse(s) as Json;
+
+describe('the fake cloud from juno to newton', () => {
+  test('run completes, checkpoints every hop, and a second run has nothing to do', async () => {
+    const cloud = await fakeCloud({ instances: 120, nullUuids: 3 });
+    const instancesBefore = scalar(cloud.file('compute'), 'SELECT COUNT(*) FROM instances WHERE uuid IS NOT NULL');
+
+    const planned = await leapfrog(['plan', ...cloud.args(), '--format', 'json']);
+    assert.equal(planned.exitCode, 0, planned.stderr);
+    const plan = parse(planned.stdout);
+    assert.equal(plan.format, 'leapfrog.plan/v1');
+
+    const r = await leapfrog(['run', ...cloud.args(), '--format', 'json']);
+    assert.equal(r.exitCode, 0, r.stderr);
+    const run = parse(r.stdout);
+    assert.equal(run.status, 'succeeded');
+    assert.deepEqual(run.versions, {
+      compute: { main: 334, api: 20 },
+      identity: { main: { keystone: 109, keystone_expand: 3, keystone_data_migrate: 3, keystone_contract: 3 } },
+      image: { main: 'mitaka02' },
+    });
+    // plan --format json printed exactly what run executed.
+    const executed = run.steps.filter((s: Json) => s.status !== 'skipped').map((s: Json) => s.id);
+    assert.deepEqual(executed, plan.steps.map((s: Json) => s.id));
+    const ledgerSteps = parse((await leapfrog(['ledger', 'show', String(run.run), '--state-dir', cloud.state, '--format', 'json'])).stdout);
+    assert.deepEqual(ledgerSteps.steps.map((s: Json) => s.command), plan.steps.map((s: Json) => s.command));
+
+    // The data really moved: null uuids gone, flavors out of system metadata, rows kept.
+    const compute = cloud.file('compute');
+    assert.equal(scalar(compute, 'SELECT COUNT(*) FROM instances WHERE uuid IS NULL'), 0);
+    assert.equal(scalar(compute, "SELECT COUNT(*) FROM instance_system_metadata WHERE `key` = 'instance_type_id' AND deleted = 0"), 0);
+    assert.equal(scalar(compute, 'SELECT COUNT(*) FROM instances'), instancesBefore);
+    const batches = ledgerSteps.steps.find((s: Json) => s.step_id === 'kilo/compute/3');
+    assert.ok(batches.attempts > 1, 'the flavor migration ran in batches');
+
+    // One checkpoint per (project, release) hop, with versions and a fingerprint of each existing database.
+    const cps = ledgerSteps.checkpoints as Json[];
+    assert.equal(cps.length, 12);
+    for (const p of ['compute', 'identity', 'image']) {
+      assert.deepEqual(cps.filter((c) => c.project === p).map((c) => c.release), ['kilo', 'liberty', 'mitaka', 'newton']);
+    }
+    const newtonCompute = cps.find((c) => c.project === 'compute' && c.release === 'newton')!;
+    assert.deepEqual(newtonCompute.versions, { main: 334, api: 20 });
+    assert.match(newtonCompute.fingerprints.main, /^[0-9a-f]{64}$/);
+    assert.notEqual(cps.find((c) => c.project === 'compute' && c.release === 'kilo')!.fingerprints.main, newtonCompute.fingerprints.main);
+
+    // The rendered config holds the database URL and is readable by its owner only.
+    const confs = await execa('find', [cloud.state, '-name', 'compute.conf']);
+    const conf = String(confs.stdout).trim();
+    assert.equal(statSync(conf).mode & 0o777, 0o600);
+
+    const again = await leapfrog(['run', ...cloud.args()]);
+    assert.equal(again.exitCode, 0, again.stderr);
+    assert.match(again.stdout, /Nothing to run: the target is already at the end of chain fakecloud-juno-newton/);
+    assert.equal(parse((await leapfrog(['ledger', 'runs', '--state-dir', cloud.state, '--format', 'json'])).stdout).runs.length, 1, 'a run with nothing to do records no run');
+
+    const shown = await leapfrog(['ledger', 'show', '--state-dir', cloud.state]);
+    assert.equal(shown.exitCode, 0, shown.stderr);
+    assert.match(shown.stdout, /kilo\/compute\/3 +│ data +│ compute-kilo +│ succeeded +│ \d+ +│ 0 +│ \d+ ms/);
+    assert.match(shown.stdout, /compute@newton +│ main 334/);
+  });
+
+  test('--until stops at a release, --parallel runs projects side by side, and the next run resumes from there', async () => {
+    const cloud = await fakeCloud();
+    const r = await leapfrog(['run', ...cloud.args(), '--until', 'liberty', '--parallel', '3', '--format', 'json']);
+    assert.equal(r.exitCode, 0, r.stderr);
+    assert.deepEqual(parse(r.stdout).versions.compute, { main: 302, api: null });
+    assert.deepEqual(parse(r.stdout).versions.image, { main: 'liberty' });
+
+    const p = parse((await leapfrog(['plan', ...cloud.args(), '--format', 'json'])).stdout);
+    assert.deepEqual(p.projects.map((x: Json) => x.at), ['liberty', 'liberty', 'liberty']);
+    assert.equal(p.steps[0].id, 'mitaka/compute/1');
+
+    const rest = await leapfrog(['run', ...cloud.args(), '--parallel', '3', '--format', 'json']);
+    assert.equal(rest.exitCode, 0, rest.stderr);
+    assert.deepEqual(parse(rest.stdout).versions.compute, { main: 334, api: 20 });
+  });
+
+  test('--dry-run prints the plan and changes nothing', async () => {
+    const cloud = await fakeCloud();
+    const r = await leapfrog(['run', ...cloud.args(), '--dry-run']);
+    assert.equal(r.exitCode, 0, r.stderr);
+    assert.match(r.stdout, /1\. kilo\/compute\/2 sync \[compute-kilo\]/);
+    assert.equal(scalar(cloud.file('compute'), 'SELECT version FROM migrate_version'), 254);
+  });
+
+  test('a chain without kilo\'s flavor step fails at liberty 291 with the toolchain\'s own message, and the ledger says which step', async () => {
+    const cloud = await fakeCloud();
+    const chain = chainVariant('no-flavor-step', (c) => {
+      const kilo = c.releases.find((r: Json) => r.release === 'kilo');
+      kilo.steps = kilo.steps.filter((s: Json) => !(s.data ?? []).includes('migrate_flavor_data'));
+    });
+    const r = await leapfrog(['run', ...cloud.args(chain), '--format', 'json']);
+    assert.equal(r.exitCode, 1, r.stderr);
+    assert.match(r.stderr, /step liberty\/compute\/1 \(sync in env compute-liberty\) exited 1/);
+    assert.match(r.stderr, /Please run `compute-manage db migrate_flavor_data' first/);
+    const run = parse(r.stdout);
+    assert.equal(run.status, 'failed');
+    const failed = run.steps.filter((s: Json) => s.status === 'failed');
+    assert.deepEqual(failed.map((s: Json) => s.id), ['liberty/compute/1']);
+    const shown = await leapfrog(['ledger', 'show', String(run.run), '--state-dir', cloud.state]);
+    assert.match(shown.stdout, /liberty\/compute\/1 failed: exited 1/);
+    assert.match(shown.stdout, /migrate_flavor_data' first/);
+    // Nothing ran on compute after the failure.
+    assert.equal(scalar(cloud.file('compute'), 'SELECT version FROM migrate_version'), 290);
+  });
+
+  test('a hop run with the wrong release\'s env fails as it would for real', async () => {
+    const cloud = await fakeCloud();
+    const chain = chainVariant('wrong-env', (c) => {
+      const liberty = c.releases.find((r: Json) => r.release === 'liberty');
+      liberty.steps.find((s: Json) => s.project === 'compute').env = 'compute-kilo';
+    });
+    const r = await leapfrog(['run', ...cloud.args(chain)]);
+    assert.equal(r.exitCode, 1, r.stderr);
+    assert.match(r.stderr, /step liberty\/compute\/1 \(sync in env compute-kilo\) exited 1/);
+    assert.match(r.stderr, /no migration 302 in this release's repository 'nova' \(its latest migration is 280\)/);
+    assert.equal(scalar(cloud.file('compute'), 'SELECT version FROM migrate_version'), 280, 'kilo\'s code stops at its own last migration');
+  });
+
+  test('a data step that keeps saying "more to do" stops at its bound', async () => {
+    const cloud = await fakeCloud();
+    const chain = chainVariant('tight-bound', (c) => {
+      const step = c.releases.find((r: Json) => r.release === 'mitaka').steps.find((s: Json) => (s.data ?? []).includes('online_data_migrations'));
+      step.data[step.data.length - 1] = '1';
+      step['max-runs'] = 2;
+    });
+    const r = await leapfrog(['run', ...cloud.args(chain), '--format', 'json']);
+    assert.equal(r.exitCode, 1, r.stderr);
+    assert.match(r.stderr, /step mitaka\/compute\/3 \(data in env compute-mitaka\) still has work after 2 runs \(max-runs 2\)/);
+    const step = parse(r.stdout).steps.find((s: Json) => s.id === 'mitaka/compute/3');
+    assert.equal(step.status, 'failed');
+    assert.equal(step.attempts, 2);
+    assert.equal(step.exitCode, 1);
+  });
+
+  test('a database ahead of the chain, or at a version it does not know, is refused before anything runs', async () => {
+    const cloud = await fakeCloud();
+    await execa('sqlite3', [cloud.file('compute'), 'UPDATE migrate_version SET version = 340']);
+    const r = await leapfrog(['run', ...cloud.args()]);
+    assert.equal(r.exitCode, 3, r.stderr);
+    assert.match(r.stderr, /project compute, database main \(compute\): is at version 340, ahead of the chain's end \(334\)/);
+    assert.equal(query(cloud.file('image'), 'SELECT version_num FROM alembic_version').length, 1);
+    assert.deepEqual(query(cloud.file('image'), 'SELECT version_num v FROM alembic_version'), [{ v: 'juno' }], 'nothing ran on other projects either');
+    assert.deepEqual(parse((await leapfrog(['ledger', 'runs', '--state-dir', cloud.state, '--format', 'json'])).stdout).runs, []);
+  });
+
+  test('a chain file with a mistake is refused naming file, line and field', async () => {
+    const cloud = await fakeCloud();
+    const chain = chainVariant('typo', (c) => {
+      c.releases[1].steps[0].expects = c.releases[1].steps[0].expect;
+      delete c.releases[1].steps[0].expect;
+    });
+    const r = await leapfrog(['plan', ...cloud.args(chain)]);
+    assert.equal(r.exitCode, 2);
+    assert.match(r.stderr, new RegExp(`${path.basename(chain)}:\\d+:\\d+: releases\\[1\\]\\.steps\\[0\\]\\.expects: unknown key "expects"`));
+  });
+
+  test('unknown flags and bad URLs are input errors', async () => {
+    const cloud = await fakeCloud();
+    const flag = await leapfrog(['run', ...cloud.args(), '--paralel', '2']);
+    assert.equal(flag.exitCode, 2);
+    assert.match(flag.stderr, /Unknown argument: paralel/);
+    const url = await leapfrog(['plan', '--chain', CHAIN, '--db', 'postgres://x@y', '--state-dir', cloud.state]);
+    assert.equal(url.exitCode, 2);
+    assert.match(url.stderr, /--db postgres:\/\/x@y: unknown scheme; use sqlite:DIR/);
+  });
+});
