@@ -15,6 +15,8 @@ import { execa } from 'execa';
 export const INHERITED_VARS = ['LANG', 'LC_ALL', 'LC_CTYPE', 'TZ'] as const;
 const SYSTEM_PATH = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
 const TAIL_LINES = 20;
+/** Between SIGTERM and SIGKILL: time for a tool to roll back its transaction. */
+const GRACE_MS = 10_000;
 
 export interface StepProcess {
   argv: readonly string[];
@@ -78,6 +80,9 @@ export async function runStepProcess(p: StepProcess): Promise<StepOutcome> {
   };
 
   const started = performance.now();
+  // The child leads its own process group, so a timeout or a signal stops
+  // everything it started (a shell's `sleep`, a tool's workers), not just the
+  // shell, and nothing of a finished step lives on holding its log open.
   const child = execa(p.argv[0]!, p.argv.slice(1), {
     cwd: p.cwd,
     env: childEnvironment(p),
@@ -86,27 +91,48 @@ export async function runStepProcess(p: StepProcess): Promise<StepOutcome> {
     all: true,
     buffer: false,
     reject: false,
-    timeout: p.timeoutMs,
-    killSignal: 'SIGTERM',
-    forceKillAfterDelay: 10_000,
-    cancelSignal: p.signal,
+    detached: true,
   });
+  const killGroup = (signal: NodeJS.Signals) => {
+    if (child.pid === undefined) return;
+    try {
+      process.kill(-child.pid, signal);
+    } catch {
+      // Already gone.
+    }
+  };
+  let timedOut = false;
+  let grace: NodeJS.Timeout | undefined;
+  const stop = () => {
+    killGroup('SIGTERM');
+    grace ??= setTimeout(() => killGroup('SIGKILL'), GRACE_MS);
+  };
+  const timer = setTimeout(() => {
+    timedOut = true;
+    stop();
+  }, p.timeoutMs);
+  if (p.signal?.aborted) stop();
+  p.signal?.addEventListener('abort', stop, { once: true });
+  child.on('exit', () => killGroup('SIGKILL'));
   child.all?.on('data', (chunk: Buffer) => {
     const text = mask(chunk.toString('utf8'), p.secrets);
     log.write(text);
     keep(text);
   });
   const result = await child;
+  clearTimeout(timer);
+  clearTimeout(grace);
+  p.signal?.removeEventListener('abort', stop);
   const durationMs = performance.now() - started;
   if (partial !== '') keep('\n');
 
-  const spawnError = result.failed && result.exitCode === undefined && !result.timedOut && !result.isCanceled && result.signal === undefined
+  const spawnError = result.failed && result.exitCode === undefined && result.signal === undefined
     ? mask(String(result.shortMessage ?? result.message), p.secrets)
     : undefined;
   const outcome: StepOutcome = {
     exitCode: result.exitCode ?? null,
     signal: result.signal ?? null,
-    timedOut: result.timedOut,
+    timedOut,
     spawnError,
     durationMs,
     tail,
