@@ -1,8 +1,9 @@
-import { createWriteStream } from 'node:fs';
-import { once } from 'node:events';
+import { createWriteStream, openSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
+import { StringDecoder } from 'node:string_decoder';
 import { execa } from 'execa';
+import { LeapfrogError } from '../errors.js';
 
 /**
  * Run one step's command in a sandbox: an environment built from nothing
@@ -65,9 +66,72 @@ function mask(text: string, secrets: readonly string[]): string {
   return out;
 }
 
+/**
+ * Masks secrets in a stream of text that arrives in arbitrary chunks: a
+ * secret the child prints in two writes (or that a pipe splits) must not
+ * slip through, so the last `longest - 1` characters are held back until
+ * the next chunk (or the end) shows whether they start a secret.
+ */
+function streamMasker(secrets: readonly string[]): { push(text: string): string; end(): string } {
+  const list = [...new Set(secrets.filter((s) => s !== ''))].sort((a, b) => b.length - a.length);
+  const hold = list.length === 0 ? 0 : list[0]!.length - 1;
+  let pending = '';
+  const drain = (final: boolean): string => {
+    const text = pending;
+    const limit = final ? text.length : text.length - hold;
+    let out = '';
+    let i = 0;
+    while (i < limit) {
+      // The earliest occurrence of any secret, the longest one on a tie.
+      let at = -1;
+      let len = 0;
+      for (const s of list) {
+        const j = text.indexOf(s, i);
+        if (j !== -1 && (at === -1 || j < at)) {
+          at = j;
+          len = s.length;
+        }
+      }
+      if (at === -1 || at >= limit) {
+        out += text.slice(i, limit);
+        i = limit;
+        break;
+      }
+      // at < limit, so the whole secret is already in `text`.
+      out += text.slice(i, at) + '****';
+      i = at + len;
+    }
+    pending = text.slice(i);
+    return out;
+  };
+  return {
+    push(text) {
+      pending += text;
+      return drain(false);
+    },
+    end() {
+      return drain(true);
+    },
+  };
+}
+
 export async function runStepProcess(p: StepProcess): Promise<StepOutcome> {
-  const log = createWriteStream(p.logFile, { flags: 'a', mode: 0o600 });
-  log.write(`# ${new Date().toISOString()} $ ${p.shownArgv.join(' ')}\n`);
+  // Open the log before anything runs: a step whose output cannot be kept
+  // must not start (and an unopenable file must not surface later as an
+  // unhandled 'error' event on the stream).
+  let fd: number;
+  try {
+    fd = openSync(p.logFile, 'a', 0o600);
+  } catch (err) {
+    throw new LeapfrogError('unexpected', `cannot open the step log ${p.logFile} (${(err as Error).message}); check the state directory`, { cause: err });
+  }
+  const log = createWriteStream(p.logFile, { fd });
+  let logError: Error | undefined;
+  log.on('error', (err) => {
+    logError ??= err;
+  });
+  // The header shows argv: mask it too, in case the caller's shownArgv still carries a secret.
+  log.write(`# ${new Date().toISOString()} $ ${mask(p.shownArgv.join(' '), p.secrets)}\n`);
   const tail: string[] = [];
   let partial = '';
   const keep = (text: string) => {
@@ -77,6 +141,14 @@ export async function runStepProcess(p: StepProcess): Promise<StepOutcome> {
       tail.push(l);
       if (tail.length > TAIL_LINES) tail.shift();
     }
+  };
+  const masker = streamMasker(p.secrets);
+  // Bytes to text across chunk boundaries: a multi-byte character split by the pipe stays whole.
+  const decoder = new StringDecoder('utf8');
+  const emit = (text: string) => {
+    if (text === '') return;
+    log.write(text);
+    keep(text);
   };
 
   const started = performance.now();
@@ -102,6 +174,7 @@ export async function runStepProcess(p: StepProcess): Promise<StepOutcome> {
     }
   };
   let timedOut = false;
+  let cancelled = false;
   let grace: NodeJS.Timeout | undefined;
   const stop = () => {
     killGroup('SIGTERM');
@@ -111,22 +184,33 @@ export async function runStepProcess(p: StepProcess): Promise<StepOutcome> {
     timedOut = true;
     stop();
   }, p.timeoutMs);
-  if (p.signal?.aborted) stop();
-  p.signal?.addEventListener('abort', stop, { once: true });
+  const onAbort = () => {
+    cancelled = true;
+    stop();
+  };
+  if (p.signal?.aborted) onAbort();
+  else p.signal?.addEventListener('abort', onAbort, { once: true });
+  // Being detached, the group is not killed by execa's cleanup when leapfrog exits.
+  const onParentExit = () => killGroup('SIGKILL');
+  process.once('exit', onParentExit);
   child.on('exit', () => killGroup('SIGKILL'));
-  child.all?.on('data', (chunk: Buffer) => {
-    const text = mask(chunk.toString('utf8'), p.secrets);
-    log.write(text);
-    keep(text);
-  });
-  const result = await child;
-  clearTimeout(timer);
-  clearTimeout(grace);
-  p.signal?.removeEventListener('abort', stop);
+
+  child.all?.on('data', (chunk: Buffer) => emit(masker.push(decoder.write(chunk))));
+  let result;
+  try {
+    result = await child;
+  } finally {
+    clearTimeout(timer);
+    clearTimeout(grace);
+    p.signal?.removeEventListener('abort', onAbort);
+    process.off('exit', onParentExit);
+  }
   const durationMs = performance.now() - started;
+  emit(masker.push(decoder.end()));
+  emit(masker.end());
   if (partial !== '') keep('\n');
 
-  const spawnError = result.failed && result.exitCode === undefined && result.signal === undefined
+  const spawnError = result.failed && result.exitCode === undefined && !timedOut && !cancelled && result.signal === undefined
     ? mask(String(result.shortMessage ?? result.message), p.secrets)
     : undefined;
   const outcome: StepOutcome = {
@@ -137,10 +221,20 @@ export async function runStepProcess(p: StepProcess): Promise<StepOutcome> {
     durationMs,
     tail,
   };
-  log.write(
-    `# ${new Date().toISOString()} ${spawnError ? `could not start: ${spawnError}` : outcome.timedOut ? `timed out after ${p.timeoutMs} ms` : outcome.signal ? `killed by ${outcome.signal}` : `exit ${outcome.exitCode}`} (${durationMs.toFixed(1)} ms)\n`,
-  );
+  const how = spawnError
+    ? `could not start: ${spawnError}`
+    : timedOut
+      ? `timed out after ${p.timeoutMs} ms`
+      : cancelled
+        ? `cancelled${outcome.signal ? ` (killed by ${outcome.signal})` : outcome.exitCode !== null ? ` (exit ${outcome.exitCode})` : ''}`
+        : outcome.signal
+          ? `killed by ${outcome.signal}`
+          : `exit ${outcome.exitCode}`;
+  log.write(`# ${new Date().toISOString()} ${how} (${durationMs.toFixed(1)} ms)\n`);
   log.end();
-  await once(log, 'close');
+  await new Promise<void>((resolve) => log.once('close', () => resolve()));
+  if (logError !== undefined) {
+    throw new LeapfrogError('unexpected', `could not write the step log ${p.logFile} (${logError.message}); the step itself ${how}`, { cause: logError });
+  }
   return outcome;
 }
