@@ -134,29 +134,43 @@ export class Ledger {
     } catch (err) {
       throw new LeapfrogError('input', `${file}: cannot open the ledger (${(err as Error).message}); check --state-dir`, { cause: err });
     }
-    db.pragma('journal_mode = WAL');
-    db.pragma('synchronous = FULL');
-    db.pragma('foreign_keys = ON');
-    db.pragma('busy_timeout = 5000');
     const ledger = new Ledger(file, db);
-    ledger.migrate();
+    try {
+      // busy_timeout first: switching to WAL and migrating take locks that
+      // another leapfrog opening the same ledger may hold for a moment.
+      db.pragma('busy_timeout = 5000');
+      db.pragma('journal_mode = WAL');
+      db.pragma('synchronous = FULL');
+      db.pragma('foreign_keys = ON');
+      ledger.migrate();
+    } catch (err) {
+      db.close();
+      if (err instanceof LeapfrogError) throw err;
+      throw new LeapfrogError('input', `${file}: cannot use this file as the ledger (${(err as Error).message}); move it away or use another --state-dir`, { cause: err });
+    }
     return ledger;
   }
 
   private migrate(): void {
-    const version = this.db.pragma('user_version', { simple: true }) as number;
-    if (version > MIGRATIONS.length) {
-      throw new LeapfrogError(
+    const known = MIGRATIONS.length;
+    const refuse = (version: number) =>
+      new LeapfrogError(
         'input',
-        `${this.file}: this ledger was written by a newer leapfrog (ledger schema ${version}, this one knows ${MIGRATIONS.length}); use that release, or another --state-dir`,
+        `${this.file}: this ledger was written by a newer leapfrog (ledger schema ${version}, this one knows ${known}); use that release, or another --state-dir`,
       );
-    }
-    for (let v = version; v < MIGRATIONS.length; v++) {
-      this.db.transaction(() => {
+    const current = () => this.db.pragma('user_version', { simple: true }) as number;
+    if (current() > known) throw refuse(current());
+    if (current() === known) return;
+    // Read the version again inside the write lock: another process opening
+    // the same new ledger may have migrated it since the read above.
+    this.db.transaction(() => {
+      const version = current();
+      if (version > known) throw refuse(version);
+      for (let v = version; v < known; v++) {
         this.db.exec(MIGRATIONS[v]!);
         this.db.pragma(`user_version = ${v + 1}`);
-      }).immediate();
-    }
+      }
+    }).immediate();
   }
 
   schemaVersion(): number {

@@ -1,0 +1,265 @@
+/**
+ * The ledger on real SQLite files, read back through a second connection the
+ * way another leapfrog process (`leapfrog ledger` during a run) sees it.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { after, test } from 'node:test';
+import { fileURLToPath } from 'node:url';
+import Database from 'better-sqlite3';
+import { execa } from 'execa';
+import { LeapfrogError } from '../src/errors.js';
+import { LEDGER_SCHEMA_VERSION, Ledger } from '../src/ledger/ledger.js';
+import { tempDir } from './helpers.js';
+
+const dirs: string[] = [];
+function stateDir(): string {
+  const d = tempDir('ledger');
+  dirs.push(d);
+  return path.join(d, 'state');
+}
+
+after(() => {
+  for (const d of dirs) rmSync(d, { recursive: true, force: true });
+});
+
+/** A second, independent connection to the ledger file. */
+function peek<T>(file: string, cb: (db: Database.Database) => T): T {
+  const db = new Database(file, { readonly: true, fileMustExist: true });
+  try {
+    return cb(db);
+  } finally {
+    db.close();
+  }
+}
+
+const run = (over: Partial<Parameters<Ledger['startRun']>[0]> = {}) => ({
+  chain: 'fakecloud-juno-newton',
+  chainSha256: 'c'.repeat(64),
+  target: 'sqlite:/srv/cloud',
+  kind: 'run' as const,
+  until: undefined,
+  host: 'db-admin-1',
+  pid: 4242,
+  version: '0.1.0',
+  ...over,
+});
+
+const step = (runId: number, stepId: string) => ({
+  runId,
+  stepId,
+  project: stepId.split('/')[1]!,
+  release: stepId.split('/')[0]!,
+  kind: 'sync',
+  env: `compute-${stepId.split('/')[0]}`,
+  envSha256: 'e'.repeat(64),
+  command: ['compute-manage', 'db', 'sync', '--version', '290'],
+  logPath: `/state/logs/${stepId.replace(/\//g, '-')}.log`,
+});
+
+test('opening creates the ledger in WAL mode, synchronous FULL, at the current schema version', () => {
+  const dir = stateDir();
+  const ledger = Ledger.open(dir);
+  try {
+    assert.equal(ledger.file, path.join(dir, 'ledger.sqlite3'));
+    assert.ok(existsSync(ledger.file));
+    assert.equal(ledger.schemaVersion(), LEDGER_SCHEMA_VERSION);
+    // journal_mode=WAL is stored in the file: any connection sees it.
+    peek(ledger.file, (db) => {
+      assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
+      assert.equal(db.pragma('user_version', { simple: true }), LEDGER_SCHEMA_VERSION);
+      const tables = (db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`).all() as { name: string }[]).map((r) => r.name);
+      assert.deepEqual(tables, ['checkpoints', 'runs', 'steps']);
+    });
+    // synchronous and foreign_keys are per connection: read them on the ledger's own.
+    const own = (ledger as unknown as { db: Database.Database }).db;
+    assert.equal(own.pragma('synchronous', { simple: true }), 2, 'synchronous=FULL');
+    assert.equal(own.pragma('foreign_keys', { simple: true }), 1);
+  } finally {
+    ledger.close();
+  }
+});
+
+test('a run round-trips, and a started step is visible to others before it finishes', () => {
+  const ledger = Ledger.open(stateDir());
+  try {
+    const runId = ledger.startRun(run({ until: 'mitaka' }));
+    const rowId = ledger.stepStarted(step(runId, 'kilo/compute/1'));
+
+    // Two-phase: the `started` row is committed before the child runs, so a
+    // crash now leaves it for the next run to find.
+    const seen = peek(ledger.file, (db) => db.prepare(`SELECT status, finished_at, attempts FROM steps WHERE id = ?`).get(rowId));
+    assert.deepEqual(seen, { status: 'started', finished_at: null, attempts: 0 });
+    assert.equal(peek(ledger.file, (db) => db.prepare(`SELECT status FROM runs WHERE id = ?`).pluck().get(runId)), 'running');
+
+    ledger.stepAttempt(rowId, 1);
+    assert.equal(peek(ledger.file, (db) => db.prepare(`SELECT attempts FROM steps WHERE id = ?`).pluck().get(rowId)), 1);
+    ledger.stepAttempt(rowId, 2);
+    ledger.stepFinished(rowId, { status: 'succeeded', exitCode: 0, durationMs: 1234.5, attempts: 2, logTail: 'line 1\nline 2' });
+    const failedRow = ledger.stepStarted(step(runId, 'kilo/compute/2'));
+    ledger.stepFinished(failedRow, { status: 'failed', exitCode: 3, durationMs: 10, attempts: 1, logTail: 'boom', error: 'exited 3' });
+    ledger.checkpoint({ runId, project: 'compute', release: 'kilo', versions: { main: { kind: 'number', value: 290 } }, fingerprints: { main: 'abc' } });
+    ledger.finishRun(runId, 'failed', 'step kilo/compute/2 exited 3');
+
+    const [r] = ledger.runs();
+    assert.equal(r?.id, runId);
+    assert.equal(r?.status, 'failed');
+    assert.equal(r?.until, 'mitaka');
+    assert.equal(r?.chain, 'fakecloud-juno-newton');
+    assert.equal(r?.target, 'sqlite:/srv/cloud');
+    assert.equal(r?.error, 'step kilo/compute/2 exited 3');
+    assert.ok(r?.finished_at);
+    assert.deepEqual(ledger.run(runId), r);
+    assert.equal(ledger.run(runId + 100), undefined);
+
+    const steps = ledger.steps(runId);
+    assert.deepEqual(steps.map((s) => [s.step_id, s.status, s.exit_code, s.attempts]), [
+      ['kilo/compute/1', 'succeeded', 0, 2],
+      ['kilo/compute/2', 'failed', 3, 1],
+    ]);
+    assert.deepEqual(JSON.parse(steps[0]!.command), ['compute-manage', 'db', 'sync', '--version', '290']);
+    assert.equal(steps[0]!.duration_ms, 1234.5);
+    assert.equal(steps[0]!.log_tail, 'line 1\nline 2');
+    assert.equal(steps[0]!.log_path, '/state/logs/kilo-compute-1.log');
+    assert.equal(steps[0]!.error, null);
+    assert.equal(steps[1]!.error, 'exited 3');
+    assert.ok(steps[0]!.finished_at! >= steps[0]!.started_at);
+
+    const cps = ledger.checkpoints(runId);
+    assert.equal(cps.length, 1);
+    assert.equal(cps[0]!.project, 'compute');
+    assert.equal(cps[0]!.release, 'kilo');
+    assert.deepEqual(JSON.parse(cps[0]!.versions), { main: { kind: 'number', value: 290 } });
+    assert.deepEqual(JSON.parse(cps[0]!.fingerprints), { main: 'abc' });
+  } finally {
+    ledger.close();
+  }
+});
+
+test('succeededSteps filters by chain and target, and counts only succeeded steps', () => {
+  const ledger = Ledger.open(stateDir());
+  try {
+    const a = ledger.startRun(run());
+    const ok = (runId: number, id: string) => {
+      const row = ledger.stepStarted(step(runId, id));
+      ledger.stepFinished(row, { status: 'succeeded', exitCode: 0, durationMs: 1, attempts: 1, logTail: '' });
+    };
+    ok(a, 'kilo/compute/1');
+    ok(a, 'kilo/compute/2');
+    const failed = ledger.stepStarted(step(a, 'liberty/compute/1'));
+    ledger.stepFinished(failed, { status: 'failed', exitCode: 1, durationMs: 1, attempts: 1, logTail: '' });
+    ledger.stepStarted(step(a, 'liberty/compute/2')); // dangling: a crash
+    const skipped = ledger.stepStarted(step(a, 'liberty/compute/3'));
+    ledger.stepFinished(skipped, { status: 'skipped', exitCode: null, durationMs: 0, attempts: 0, logTail: '' });
+
+    const otherTarget = ledger.startRun(run({ target: 'sqlite:/srv/other' }));
+    ok(otherTarget, 'mitaka/compute/1');
+    const otherChain = ledger.startRun(run({ chain: 'another-chain' }));
+    ok(otherChain, 'newton/compute/1');
+    // A later run against the same target and chain adds to the set.
+    const b = ledger.startRun(run());
+    ok(b, 'kilo/compute/1');
+    ok(b, 'liberty/identity/1');
+
+    assert.deepEqual([...ledger.succeededSteps('fakecloud-juno-newton', 'sqlite:/srv/cloud')].sort(), ['kilo/compute/1', 'kilo/compute/2', 'liberty/identity/1']);
+    assert.deepEqual([...ledger.succeededSteps('fakecloud-juno-newton', 'sqlite:/srv/other')], ['mitaka/compute/1']);
+    assert.deepEqual([...ledger.succeededSteps('another-chain', 'sqlite:/srv/cloud')], ['newton/compute/1']);
+    assert.deepEqual([...ledger.succeededSteps('another-chain', 'sqlite:/srv/other')], []);
+    assert.deepEqual(ledger.runs().map((r) => r.id), [b, otherChain, otherTarget, a], 'newest first');
+    assert.deepEqual(ledger.runs(2).map((r) => r.id), [b, otherChain]);
+  } finally {
+    ledger.close();
+  }
+});
+
+test('a ledger from a newer leapfrog is refused with an input error', () => {
+  const dir = stateDir();
+  Ledger.open(dir).close();
+  const file = path.join(dir, 'ledger.sqlite3');
+  const db = new Database(file);
+  db.pragma(`user_version = ${LEDGER_SCHEMA_VERSION + 1}`);
+  db.close();
+
+  assert.throws(
+    () => Ledger.open(dir),
+    (err: unknown) => {
+      assert.ok(err instanceof LeapfrogError, `not a LeapfrogError: ${String(err)}`);
+      assert.equal(err.kind, 'input');
+      assert.match(err.message, /newer leapfrog/);
+      assert.ok(err.message.includes(file), err.message);
+      assert.ok(err.message.includes(`ledger schema ${LEDGER_SCHEMA_VERSION + 1}`), err.message);
+      return true;
+    },
+  );
+  // Refused means untouched.
+  assert.equal(peek(file, (d) => d.pragma('user_version', { simple: true })), LEDGER_SCHEMA_VERSION + 1);
+});
+
+test('a file that is not a ledger is refused with an input error naming it', () => {
+  const dir = stateDir();
+  Ledger.open(dir).close();
+  const file = path.join(dir, 'ledger.sqlite3');
+  rmSync(`${file}-wal`, { force: true });
+  rmSync(`${file}-shm`, { force: true });
+  writeFileSync(file, 'this is not a SQLite database, it is somebody\'s notes\n'.repeat(200));
+  assert.throws(
+    () => Ledger.open(dir),
+    (err: unknown) => {
+      assert.ok(err instanceof LeapfrogError, `not a LeapfrogError: ${String(err)}`);
+      assert.equal(err.kind, 'input');
+      assert.ok(err.message.includes(file), err.message);
+      return true;
+    },
+  );
+});
+
+test('reopening keeps every row and does not migrate again', () => {
+  const dir = stateDir();
+  const first = Ledger.open(dir);
+  const runId = first.startRun(run());
+  const rowId = first.stepStarted(step(runId, 'kilo/compute/1'));
+  first.stepFinished(rowId, { status: 'succeeded', exitCode: 0, durationMs: 5, attempts: 1, logTail: 'ok' });
+  first.checkpoint({ runId, project: 'compute', release: 'kilo', versions: {}, fingerprints: {} });
+  first.close();
+  const schemaBefore = peek(first.file, (db) => db.prepare(`SELECT type, name, sql FROM sqlite_master ORDER BY name`).all());
+
+  for (let i = 0; i < 2; i++) {
+    const again = Ledger.open(dir);
+    try {
+      assert.equal(again.schemaVersion(), LEDGER_SCHEMA_VERSION);
+      assert.deepEqual(again.runs().map((r) => r.id), [runId]);
+      assert.deepEqual(again.steps(runId).map((s) => [s.step_id, s.status, s.log_tail]), [['kilo/compute/1', 'succeeded', 'ok']]);
+      assert.equal(again.checkpoints(runId).length, 1);
+      assert.deepEqual([...again.succeededSteps('fakecloud-juno-newton', 'sqlite:/srv/cloud')], ['kilo/compute/1']);
+    } finally {
+      again.close();
+    }
+  }
+  assert.deepEqual(peek(first.file, (db) => db.prepare(`SELECT type, name, sql FROM sqlite_master ORDER BY name`).all()), schemaBefore);
+});
+
+test('processes opening a new ledger at the same moment all succeed, and migrate it once', async () => {
+  const dir = stateDir();
+  const ledgerModule = fileURLToPath(new URL('../src/ledger/ledger.js', import.meta.url));
+  // Each process waits for the same instant, then opens and writes a run.
+  const at = Date.now() + 1_500;
+  const script = `
+    const { Ledger } = await import(${JSON.stringify(ledgerModule)});
+    while (Date.now() < ${at}) {}
+    const l = Ledger.open(${JSON.stringify(dir)});
+    l.startRun({ chain: 'c', chainSha256: 'x', target: 't', kind: 'run', until: undefined, host: 'h', pid: process.pid, version: '0' });
+    l.close();
+  `;
+  const results = await Promise.all(
+    Array.from({ length: 8 }, () => execa(process.execPath, ['--input-type=module', '-e', script], { reject: false })),
+  );
+  for (const r of results) assert.equal(r.exitCode, 0, String(r.stderr));
+  const l = Ledger.open(dir);
+  try {
+    assert.equal(l.runs().length, 8);
+    assert.equal(l.schemaVersion(), LEDGER_SCHEMA_VERSION);
+  } finally {
+    l.close();
+  }
+});
