@@ -1,5 +1,5 @@
 import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, existsSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync } from 'node:fs';
 import { mkdir, rename, rm, stat } from 'node:fs/promises';
 import path from 'node:path';
 import { Transform } from 'node:stream';
@@ -54,10 +54,14 @@ export async function provisionEnv(env: EnvDef, cacheDir: string, source: Tarbal
   const tmpBase = path.join(cacheDir, '.tmp');
   await mkdir(tmpBase, { recursive: true, mode: 0o700 });
   const tmp = path.join(tmpBase, `${env.source.sha256.slice(0, 12)}-${process.pid}-${randomBytes(4).toString('hex')}`);
+  const spool = `${tmp}.tar`;
   await mkdir(tmp, { mode: 0o700 });
   try {
+    // Verify before unpacking: the bytes go to a spool file, hashed on their
+    // way, and tar only ever reads bytes whose checksum matched. A truncated
+    // download is then reported as what it is (a checksum mismatch), and a
+    // tarball nobody pinned never reaches the extractor.
     const hash = createHash('sha256');
-    // One pass over the bytes: hash them on their way into the extractor.
     const hashing = new Transform({
       transform(chunk: Buffer, _enc, cb) {
         hash.update(chunk);
@@ -65,10 +69,10 @@ export async function provisionEnv(env: EnvDef, cacheDir: string, source: Tarbal
       },
     });
     try {
-      await pipeline(await source(env), hashing, tar.x({ cwd: tmp, strict: true, preserveOwner: false }));
+      await pipeline(await source(env), hashing, createWriteStream(spool, { mode: 0o600 }));
     } catch (err) {
       if (err instanceof LeapfrogError) throw err;
-      throw new LeapfrogError('input', `env ${env.name}: ${env.source.location} is not a readable tar.gz (${(err as Error).message})`, { cause: err });
+      throw new LeapfrogError('input', `env ${env.name}: cannot read ${env.source.location} (${(err as Error).message})`, { cause: err });
     }
     const actual = hash.digest('hex');
     if (actual !== env.source.sha256) {
@@ -78,6 +82,11 @@ export async function provisionEnv(env: EnvDef, cacheDir: string, source: Tarbal
       );
     }
     try {
+      await tar.x({ file: spool, cwd: tmp, strict: true, preserveOwner: false });
+    } catch (err) {
+      throw new LeapfrogError('input', `env ${env.name}: ${env.source.location} is not a readable tar.gz (${(err as Error).message})`, { cause: err });
+    }
+    try {
       await rename(tmp, root);
     } catch (err) {
       // Another process unpacked the same content first: theirs is as good as ours.
@@ -85,6 +94,10 @@ export async function provisionEnv(env: EnvDef, cacheDir: string, source: Tarbal
     }
     return { def: env, root, sha256: actual, cached: false };
   } finally {
-    await rm(tmp, { recursive: true, force: true });
+    // tar may still be finishing writes when it reports an error: retry on
+    // ENOTEMPTY rather than let the cleanup's error hide the real one.
+    await Promise.all(
+      [tmp, spool].map((p) => rm(p, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 }).catch(() => undefined)),
+    );
   }
 }
