@@ -120,9 +120,21 @@ export class Ledger {
   private readonly db: Database.Database;
   readonly file: string;
 
+  private readonly statements = new Map<string, Database.Statement>();
+
   private constructor(file: string, db: Database.Database) {
     this.file = file;
     this.db = db;
+  }
+
+  /** Statements are compiled once per ledger: a step's two writes sit on the runner's hot path. */
+  private sql(text: string): Database.Statement {
+    let st = this.statements.get(text);
+    if (!st) {
+      st = this.db.prepare(text);
+      this.statements.set(text, st);
+    }
+    return st;
   }
 
   static open(stateDir: string): Ledger {
@@ -184,8 +196,7 @@ export class Ledger {
   // ---- writes: each one its own transaction ------------------------------
 
   startRun(r: { chain: string; chainSha256: string; target: string; kind: 'run' | 'rehearsal'; until: string | undefined; host: string; pid: number; version: string }): number {
-    const info = this.db
-      .prepare(
+    const info = this.sql(
         `INSERT INTO runs (chain, chain_sha256, target, kind, status, until, host, pid, leapfrog_version, started_at)
          VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)`,
       )
@@ -194,12 +205,11 @@ export class Ledger {
   }
 
   finishRun(runId: number, status: Exclude<RunStatus, 'running'>, error?: string): void {
-    this.db.prepare(`UPDATE runs SET status = ?, finished_at = ?, error = ? WHERE id = ?`).run(status, now(), error ?? null, runId);
+    this.sql(`UPDATE runs SET status = ?, finished_at = ?, error = ? WHERE id = ?`).run(status, now(), error ?? null, runId);
   }
 
   stepStarted(s: { runId: number; stepId: string; project: string; release: string; kind: string; env: string; envSha256: string; command: readonly string[]; logPath: string }): number {
-    const info = this.db
-      .prepare(
+    const info = this.sql(
         `INSERT INTO steps (run_id, step_id, project, release, kind, env, env_sha256, command, status, started_at, log_path)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'started', ?, ?)`,
       )
@@ -209,43 +219,40 @@ export class Ledger {
 
   /** A data step ran one more batch. */
   stepAttempt(rowId: number, attempts: number): void {
-    this.db.prepare(`UPDATE steps SET attempts = ? WHERE id = ?`).run(attempts, rowId);
+    this.sql(`UPDATE steps SET attempts = ? WHERE id = ?`).run(attempts, rowId);
   }
 
   stepFinished(rowId: number, f: { status: Exclude<StepStatus, 'started'>; exitCode: number | null; durationMs: number; attempts: number; logTail: string; error?: string | undefined }): void {
-    this.db
-      .prepare(`UPDATE steps SET status = ?, exit_code = ?, finished_at = ?, duration_ms = ?, attempts = ?, log_tail = ?, error = ? WHERE id = ?`)
+    this.sql(`UPDATE steps SET status = ?, exit_code = ?, finished_at = ?, duration_ms = ?, attempts = ?, log_tail = ?, error = ? WHERE id = ?`)
       .run(f.status, f.exitCode, now(), f.durationMs, f.attempts, f.logTail, f.error ?? null, rowId);
   }
 
   checkpoint(c: { runId: number; project: string; release: string; versions: unknown; fingerprints: unknown }): void {
-    this.db
-      .prepare(`INSERT INTO checkpoints (run_id, project, release, created_at, versions, fingerprints) VALUES (?, ?, ?, ?, ?, ?)`)
+    this.sql(`INSERT INTO checkpoints (run_id, project, release, created_at, versions, fingerprints) VALUES (?, ?, ?, ?, ?, ?)`)
       .run(c.runId, c.project, c.release, now(), JSON.stringify(c.versions), JSON.stringify(c.fingerprints));
   }
 
   // ---- reads ---------------------------------------------------------------
 
   runs(limit = 50): RunRow[] {
-    return this.db.prepare(`SELECT * FROM runs ORDER BY id DESC LIMIT ?`).all(limit) as RunRow[];
+    return this.sql(`SELECT * FROM runs ORDER BY id DESC LIMIT ?`).all(limit) as RunRow[];
   }
 
   run(id: number): RunRow | undefined {
-    return this.db.prepare(`SELECT * FROM runs WHERE id = ?`).get(id) as RunRow | undefined;
+    return this.sql(`SELECT * FROM runs WHERE id = ?`).get(id) as RunRow | undefined;
   }
 
   steps(runId: number): StepRow[] {
-    return this.db.prepare(`SELECT * FROM steps WHERE run_id = ? ORDER BY id`).all(runId) as StepRow[];
+    return this.sql(`SELECT * FROM steps WHERE run_id = ? ORDER BY id`).all(runId) as StepRow[];
   }
 
   checkpoints(runId: number): CheckpointRow[] {
-    return this.db.prepare(`SELECT * FROM checkpoints WHERE run_id = ? ORDER BY id`).all(runId) as CheckpointRow[];
+    return this.sql(`SELECT * FROM checkpoints WHERE run_id = ? ORDER BY id`).all(runId) as CheckpointRow[];
   }
 
   /** Ids of steps that succeeded against this target with this chain. */
   succeededSteps(chain: string, target: string): Set<string> {
-    const rows = this.db
-      .prepare(
+    const rows = this.sql(
         `SELECT DISTINCT s.step_id FROM steps s JOIN runs r ON r.id = s.run_id
          WHERE r.chain = ? AND r.target = ? AND s.status = 'succeeded'`,
       )

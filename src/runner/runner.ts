@@ -261,17 +261,19 @@ async function runOne(ctx: RunContext, runId: number, p: PreparedStep, seq: numb
           fail(`still has work after ${attempts} runs (max-runs ${step.maxRuns})${count !== undefined ? `: needed-when returns ${count}` : ''}; raise max-runs in the chain if the data is that large, or read the log`);
         }
         const o = await exec();
-        ctx.ledger.stepAttempt(rowId, attempts);
         const more = step.repeatWhileExit !== undefined && o.exitCode === step.repeatWhileExit;
         if (o.exitCode !== 0 && !more) fail(describeOutcome(o, step.timeoutMs));
         const before = count;
         count = await needed();
         ctx.emit({ type: 'step-batch', step: p, attempt: attempts, exitCode: o.exitCode, remaining: count });
-        if (more) continue;
-        if (count === undefined || count === 0) break;
-        if (before !== undefined && count >= before) {
-          fail(`exited 0 but made no progress: its needed-when query still returns ${count}. The command is not doing the work the chain expects of it (busy rows? wrong env?)`);
+        if (!more) {
+          if (count === undefined || count === 0) break;
+          if (before !== undefined && count >= before) {
+            fail(`exited 0 but made no progress: its needed-when query still returns ${count}. The command is not doing the work the chain expects of it (busy rows? wrong env?)`);
+          }
         }
+        // Another batch follows: record how many ran, so a crash mid-loop leaves the truth behind.
+        ctx.ledger.stepAttempt(rowId, attempts);
       }
       finish('succeeded');
       return;

@@ -160,7 +160,6 @@ export async function runStepProcess(p: StepProcess): Promise<StepOutcome> {
     env: childEnvironment(p),
     extendEnv: false,
     stdin: 'ignore',
-    all: true,
     buffer: false,
     reject: false,
     detached: true,
@@ -195,7 +194,11 @@ export async function runStepProcess(p: StepProcess): Promise<StepOutcome> {
   process.once('exit', onParentExit);
   child.on('exit', () => killGroup('SIGKILL'));
 
-  child.all?.on('data', (chunk: Buffer) => emit(masker.push(decoder.write(chunk))));
+  // stdout and stderr share one decoder and masker: chunks are written to the
+  // log in the order they arrive, so the two streams interleave as they did.
+  const onData = (chunk: Buffer) => emit(masker.push(decoder.write(chunk)));
+  child.stdout?.on('data', onData);
+  child.stderr?.on('data', onData);
   let result;
   try {
     result = await child;
