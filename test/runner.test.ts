@@ -137,6 +137,13 @@ describe('runner', () => {
     assert.match(r.stderr, /step r1\/a\/1 \(sync in env tools\) could not start \(.*ENOENT/);
   });
 
+  test('a needed-when query that fails when its step is due is a chain mistake, not "nothing to do"', async () => {
+    const w = world(['a'], [{ release: 'r1', steps: [{ project: 'a', data: ['lie'], 'needed-when': 'SELECT COUNT(*) FROM no_such_table' }] }]);
+    const r = await leapfrog(['run', ...w.args]);
+    assert.equal(r.exitCode, 1, r.stderr);
+    assert.match(r.stderr, /step r1\/a\/1 \(data in env tools\) cannot evaluate its needed-when query on a: .*no such table: no_such_table\. Fix the query in /);
+  });
+
   test('a template that references something unknown is an input error before anything runs', async () => {
     const w = world(['a'], [{ release: 'r1', steps: [{ project: 'a', sync: ['setver', '{{ db.nope.path }}', 2], expect: { main: 2 } }] }]);
     const r = await leapfrog(['run', ...w.args]);

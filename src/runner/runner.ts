@@ -250,7 +250,15 @@ async function runOne(ctx: RunContext, runId: number, p: PreparedStep, seq: numb
   try {
     if (step.kind === 'data') {
       const dbName = step.neededWhen ? ctx.chain.projects[step.project]!.databases[step.neededWhen.database]! : undefined;
-      const needed = async () => (dbName && step.neededWhen ? await neededCount(ctx.session, dbName, step.neededWhen.query) : undefined);
+      // When the step is about to run, its query must work: an error here is a chain mistake, not "nothing to do".
+      const needed = async (): Promise<number | undefined> => {
+        if (!dbName || !step.neededWhen) return undefined;
+        try {
+          return await neededCount(ctx.session, dbName, step.neededWhen.query);
+        } catch (err) {
+          return fail(`cannot evaluate its needed-when query on ${dbName}: ${(err as Error).message}. Fix the query in ${ctx.chain.file}`);
+        }
+      };
       let count = await needed();
       if (count === 0) {
         finish('skipped', 'not needed: its needed-when query returns 0');

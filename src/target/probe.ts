@@ -72,25 +72,26 @@ export async function probeAll(session: TargetSession, chain: Chain): Promise<Re
   return out;
 }
 
-/** The count a needed-when query returns, or undefined when it cannot run yet (its tables do not exist). */
-export async function neededCount(session: TargetSession, dbName: string, query: string): Promise<number | undefined> {
-  if (!(await session.exists(dbName))) return undefined;
-  try {
-    const v = await firstValue(session.db(dbName), query);
-    return Number(v ?? 0);
-  } catch {
-    return undefined;
-  }
+/** The count a needed-when query returns. Throws when the query fails: the caller decides whether that is expected. */
+export async function neededCount(session: TargetSession, dbName: string, query: string): Promise<number> {
+  const v = await firstValue(session.db(dbName), query);
+  const n = Number(v ?? 0);
+  if (!Number.isFinite(n)) throw new Error(`needed-when returned ${String(v)}, not a count`);
+  return n;
 }
 
-/** needed-when counts for every data step of the chain that can be evaluated now. */
+/** needed-when counts for every data step of the chain whose query can run now. */
 export async function probeNeeded(session: TargetSession, chain: Chain): Promise<Record<string, number>> {
   const out: Record<string, number> = {};
   for (const s of chain.releases.flatMap((r) => r.steps)) {
     if (!s.neededWhen) continue;
     const name = chain.projects[s.project]!.databases[s.neededWhen.database]!;
-    const n = await neededCount(session, name, s.neededWhen.query);
-    if (n !== undefined) out[s.id] = n;
+    if (!(await session.exists(name))) continue;
+    try {
+      out[s.id] = await neededCount(session, name, s.neededWhen.query);
+    } catch {
+      // Before the run, a later step's query may name tables that earlier steps create.
+    }
   }
   return out;
 }
