@@ -19,6 +19,12 @@ export interface PlanInputs {
   ledgerDone: ReadonlySet<string>;
   /** Stop after this release (inclusive). */
   until?: string | undefined;
+  /**
+   * Sync steps a crashed run was in the middle of. A database may stand at a
+   * version between two of the chain's boundaries (an alembic revision inside
+   * a hop); it is understood as "inside that step", not as unknown.
+   */
+  inFlight?: ReadonlySet<string> | undefined;
 }
 
 export interface PlannedStep {
@@ -69,8 +75,23 @@ export function versionOrder(chain: Chain, project: ProjectDef, db: string): str
   return order;
 }
 
+/**
+ * The order of a database's versions, with the version it stands at inserted
+ * just before the expectation of the in-flight step that was moving it there.
+ */
+function orderFor(chain: Chain, project: ProjectDef, db: string, current: Version | undefined, inFlight: ReadonlySet<string> | undefined): string[] {
+  const order = versionOrder(chain, project, db);
+  const key = current?.kind === 'heads' ? current.heads.join(',') : current?.kind === 'text' ? current.value : undefined;
+  if (key === undefined || order.includes(key) || !inFlight) return order;
+  const step = projectSteps(chain, project.name).find((s) => inFlight.has(s.id) && s.kind === 'sync' && s.expect[db]);
+  const target = step && orderKey(step.expect[db]!);
+  const at = target === undefined ? -1 : order.indexOf(target);
+  if (at >= 0) order.splice(at, 0, key);
+  return order;
+}
+
 /** Problems with the target's standing, phrased for the operator; empty when the chain can move from here. */
-function standingProblems(chain: Chain, project: ProjectDef, versions: Readonly<Record<string, Version>>): string[] {
+function standingProblems(chain: Chain, project: ProjectDef, versions: Readonly<Record<string, Version>>, inFlight?: ReadonlySet<string>): string[] {
   const problems: string[] = [];
   for (const [db, dbName] of Object.entries(project.databases)) {
     const where = `project ${project.name}, database ${db} (${dbName})`;
@@ -79,7 +100,7 @@ function standingProblems(chain: Chain, project: ProjectDef, versions: Readonly<
     const expects = projectSteps(chain, project.name)
       .map((s) => s.expect[db])
       .filter((e): e is Expectation => e !== undefined);
-    const order = versionOrder(chain, project, db);
+    const order = orderFor(chain, project, db, v, inFlight);
     if (v.kind === 'absent') {
       if (start) problems.push(`${where}: does not exist or has no version table, but the chain starts it at ${formatVersion(start)}. Check --db, or restore the database.`);
       continue;
@@ -107,8 +128,8 @@ function planProject(inputs: PlanInputs, project: ProjectDef, releaseIndex: Map<
   const { chain, neededCounts, ledgerDone } = inputs;
   const versions = inputs.versions[project.name] ?? {};
   const steps = projectSteps(chain, project.name);
-  const reached = (s: StepDef) =>
-    Object.entries(s.expect).every(([db, e]) => isReached(versions[db] ?? { kind: 'absent' }, e, versionOrder(chain, project, db)));
+  const orders = Object.fromEntries(Object.keys(project.databases).map((db) => [db, orderFor(chain, project, db, versions[db], inputs.inFlight)]));
+  const reached = (s: StepDef) => Object.entries(s.expect).every(([db, e]) => isReached(versions[db] ?? { kind: 'absent' }, e, orders[db] ?? []));
 
   // The last sync step whose every expectation is met: the project stands there.
   let k = -1;
@@ -199,7 +220,7 @@ export function plan(inputs: PlanInputs): Plan {
     untilIndex = i;
   }
 
-  const problems = Object.values(chain.projects).flatMap((p) => standingProblems(chain, p, inputs.versions[p.name] ?? {}));
+  const problems = Object.values(chain.projects).flatMap((p) => standingProblems(chain, p, inputs.versions[p.name] ?? {}, inputs.inFlight));
   if (problems.length > 0) {
     throw new LeapfrogError('refused', `the target is not where chain ${chain.name} can start from; nothing was run:`, { details: problems });
   }

@@ -55,6 +55,7 @@ export async function ledgerCommand(args: LedgerArgs, io: Io = processIo): Promi
     }
     const lines = [`Run ${run.id}: chain ${run.chain} on ${run.target}, ${run.status}, started ${run.started_at} on ${run.host} (pid ${run.pid})`];
     if (run.error) lines.push(`Error: ${run.error}`);
+    for (const n of run.notes?.split('\n') ?? []) lines.push(`Note: ${n}`);
     const t = table(['step', 'kind', 'env', 'status', 'runs', 'exit', 'time']);
     for (const s of steps) t.push([s.step_id, s.kind, s.env, s.status, String(s.attempts), s.exit_code === null ? '-' : String(s.exit_code), s.duration_ms === null ? '-' : formatMs(s.duration_ms)]);
     lines.push(t.toString());

@@ -5,6 +5,7 @@ import { withLedger } from '../ledger/ledger.js';
 import { barRenderer, lineRenderer, type Renderer } from '../report/progress.js';
 import { finalVersionsText, planJson, planSummary, planText, RUN_FORMAT, versionsJson } from '../report/render.js';
 import { executePlan, prepare } from '../runner/runner.js';
+import { describeDrift, findDrift, findUnfinished, historyLost, markCrashed } from '../runner/recover.js';
 import { readState } from '../runner/state.js';
 import { withTarget } from '../target/session.js';
 import { describeTarget } from '../target/url.js';
@@ -15,6 +16,8 @@ interface RunArgs extends CommonArgs {
   until: string | undefined;
   parallel: number;
   'dry-run': boolean;
+  resume: boolean;
+  'accept-drift': boolean;
 }
 
 export async function runCommand(args: RunArgs, io: Io = processIo): Promise<void> {
@@ -23,8 +26,30 @@ export async function runCommand(args: RunArgs, io: Io = processIo): Promise<voi
   const target = describeTarget(ctx.target);
   await withLedger(ctx.layout.stateDir, (ledger) =>
     withTarget(ctx.target, async (session) => {
-      const p = plan({ ...(await readState(ctx.chain, session, ledger)), until: args.until });
+      // Earlier runs that died: refuse while any part of one may still be alive.
+      const crashed = findUnfinished(ledger, ctx.chain, session, args.resume);
+      const last = ledger.lastRun(ctx.chain.name, target);
+      if (args.resume && crashed.length === 0 && last?.status !== 'interrupted' && last?.status !== 'failed') {
+        throw new LeapfrogError('input', `--resume: nothing to resume; ${last ? `the last run of chain ${ctx.chain.name} on this target (${last.id}) ${last.status}` : `no run of chain ${ctx.chain.name} on this target is recorded`}. Run without --resume.`);
+      }
+      const state = await readState(ctx.chain, session, ledger);
+      const p = plan({ ...state, until: args.until });
       const steps = prepare(ctx.chain, p, ctx.target, ctx.layout);
+
+      const notes: string[] = [];
+      if (historyLost(ledger, ctx.chain, session, state.versions)) {
+        notes.push(`no history of chain ${ctx.chain.name} on this target in ${ledger.file}, but its databases are past the chain's start: the plan is derived from their versions alone; data steps without a needed-when query will run again`);
+      }
+      const drift = await findDrift(ledger, ctx.chain, session, state.versions);
+      if (drift.length > 0 && !args['accept-drift']) {
+        throw new LeapfrogError('refused', `the schema of ${drift.length === 1 ? 'a database' : `${drift.length} databases`} changed since the last checkpoint although the version did not (changed by hand?); nothing was run. Look at the changes; run with --accept-drift to go on anyway (recorded in the ledger):`, {
+          details: drift.map(describeDrift),
+        });
+      }
+      for (const d of drift) notes.push(`drift accepted (--accept-drift): ${describeDrift(d)}`);
+
+      if (!args['dry-run'] && crashed.length > 0) notes.push(...markCrashed(ledger, crashed, state.versions));
+      for (const n of notes) io.err(`leapfrog: ${n}`);
       if (args['dry-run'] || steps.length === 0) {
         io.out(args.format === 'json' ? JSON.stringify({ ...planJson(p, target, steps), dryRun: args['dry-run'] }, null, 2) : planText(p, target, steps, ctx.layout.configDir));
         return;
@@ -33,16 +58,18 @@ export async function runCommand(args: RunArgs, io: Io = processIo): Promise<voi
 
       const renderer: Renderer = io.tty ? barRenderer(process.stderr) : lineRenderer(io.err);
       const abort = new AbortController();
+      // Every signal is caught for the life of the run: a second Ctrl-C must not
+      // kill leapfrog while its step is still rolling back.
       const onSignal = (sig: NodeJS.Signals) => {
-        io.err(`\n${sig}: stopping at a safe point (the running step gets SIGTERM)…`);
+        io.err(abort.signal.aborted ? `${sig}: already stopping; the step gets SIGKILL if it has not ended 10 s after SIGTERM` : `\n${sig}: stopping at a safe point (the running step gets SIGTERM)…`);
         abort.abort();
       };
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
+      process.on('SIGINT', onSignal);
+      process.on('SIGTERM', onSignal);
       let result;
       try {
         result = await executePlan(
-          { chain: ctx.chain, envs: ctx.envs, target: ctx.target, layout: ctx.layout, ledger, session, parallel: args.parallel, emit: (e) => renderer.on(e), signal: abort.signal },
+          { chain: ctx.chain, envs: ctx.envs, target: ctx.target, layout: ctx.layout, ledger, session, parallel: args.parallel, emit: (e) => renderer.on(e), signal: abort.signal, notes },
           p,
           steps,
           args.until,
@@ -86,6 +113,8 @@ export const runModule: CommandModule<object, RunArgs> = {
     commonOptions(y)
       .option('until', { type: 'string', describe: 'stop after this release' })
       .option('parallel', { type: 'number', default: 1, describe: 'run up to N projects at once' })
-      .option('dry-run', { type: 'boolean', default: false, describe: 'print the plan and run nothing' }) as never,
+      .option('dry-run', { type: 'boolean', default: false, describe: 'print the plan and run nothing' })
+      .option('resume', { type: 'boolean', default: false, describe: 'continue after a crashed or interrupted run (also the default behaviour); required when the dead run was on another host' })
+      .option('accept-drift', { type: 'boolean', default: false, describe: 'go on although a schema changed since its last checkpoint (recorded)' }) as never,
   handler: (args) => runCommand(args),
 };

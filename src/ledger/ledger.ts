@@ -11,7 +11,6 @@ import { LeapfrogError } from '../errors.js';
  * and finished after, so a dangling `started` is the truth about a crash).
  */
 
-export const LEDGER_SCHEMA_VERSION = 1;
 
 export type RunStatus = 'running' | 'succeeded' | 'failed' | 'interrupted';
 export type StepStatus = 'started' | 'succeeded' | 'failed' | 'interrupted' | 'skipped';
@@ -29,6 +28,7 @@ export interface RunRow {
   started_at: string;
   finished_at: string | null;
   error: string | null;
+  notes: string | null;
 }
 
 export interface StepRow {
@@ -50,6 +50,7 @@ export interface StepRow {
   log_path: string | null;
   log_tail: string | null;
   error: string | null;
+  pid: number | null;
 }
 
 export interface CheckpointRow {
@@ -60,6 +61,7 @@ export interface CheckpointRow {
   created_at: string;
   versions: string;
   fingerprints: string;
+  shapes: string | null;
 }
 
 // Each entry migrates the ledger from version i to i+1; later leapfrog
@@ -112,7 +114,16 @@ const MIGRATIONS: readonly string[] = [
      fingerprints TEXT NOT NULL
    );
    CREATE INDEX checkpoints_by_run ON checkpoints(run_id);`,
+  // 2: the child's pid (its process group) so a resumed run can tell whether a
+  // dead run's step is still running; schema shapes at checkpoints so drift
+  // can be explained; free-form notes on a run (accepted drift, lost history).
+  `ALTER TABLE steps ADD COLUMN pid INTEGER;
+   ALTER TABLE checkpoints ADD COLUMN shapes TEXT;
+   ALTER TABLE runs ADD COLUMN notes TEXT;`,
 ];
+
+/** The ledger schema this leapfrog writes: one per migration above. */
+export const LEDGER_SCHEMA_VERSION = MIGRATIONS.length;
 
 const now = () => new Date().toISOString();
 
@@ -217,6 +228,30 @@ export class Ledger {
     return Number(info.lastInsertRowid);
   }
 
+  /** The child is running: its pid leads its process group. */
+  stepPid(rowId: number, pid: number): void {
+    this.sql(`UPDATE steps SET pid = ? WHERE id = ?`).run(pid, rowId);
+  }
+
+  /** Append a line to a run's notes (accepted drift, lost history, a resumed crash). */
+  note(runId: number, line: string): void {
+    this.sql(`UPDATE runs SET notes = COALESCE(notes || char(10), '') || ? WHERE id = ?`).run(line, runId);
+  }
+
+  /**
+   * A run that died: its dangling steps become `interrupted` (never
+   * `succeeded` by assumption) with what the databases said afterwards, and
+   * the run itself `interrupted`, in one transaction.
+   */
+  markInterrupted(runId: number, stepRowIds: readonly number[], why: string): void {
+    this.db.transaction(() => {
+      for (const id of stepRowIds) {
+        this.sql(`UPDATE steps SET status = 'interrupted', finished_at = ?, error = ? WHERE id = ? AND status = 'started'`).run(now(), why, id);
+      }
+      this.sql(`UPDATE runs SET status = 'interrupted', finished_at = COALESCE(finished_at, ?), error = COALESCE(error, ?) WHERE id = ?`).run(now(), why, runId);
+    }).immediate();
+  }
+
   /** A data step ran one more batch. */
   stepAttempt(rowId: number, attempts: number): void {
     this.sql(`UPDATE steps SET attempts = ? WHERE id = ?`).run(attempts, rowId);
@@ -227,9 +262,9 @@ export class Ledger {
       .run(f.status, f.exitCode, now(), f.durationMs, f.attempts, f.logTail, f.error ?? null, rowId);
   }
 
-  checkpoint(c: { runId: number; project: string; release: string; versions: unknown; fingerprints: unknown }): void {
-    this.sql(`INSERT INTO checkpoints (run_id, project, release, created_at, versions, fingerprints) VALUES (?, ?, ?, ?, ?, ?)`)
-      .run(c.runId, c.project, c.release, now(), JSON.stringify(c.versions), JSON.stringify(c.fingerprints));
+  checkpoint(c: { runId: number; project: string; release: string; versions: unknown; fingerprints: unknown; shapes?: unknown }): void {
+    this.sql(`INSERT INTO checkpoints (run_id, project, release, created_at, versions, fingerprints, shapes) VALUES (?, ?, ?, ?, ?, ?, ?)`)
+      .run(c.runId, c.project, c.release, now(), JSON.stringify(c.versions), JSON.stringify(c.fingerprints), c.shapes === undefined ? null : JSON.stringify(c.shapes));
   }
 
   // ---- reads ---------------------------------------------------------------
@@ -248,6 +283,33 @@ export class Ledger {
 
   checkpoints(runId: number): CheckpointRow[] {
     return this.sql(`SELECT * FROM checkpoints WHERE run_id = ? ORDER BY id`).all(runId) as CheckpointRow[];
+  }
+
+  /** Runs of this chain on this target that never recorded their end, with their dangling steps. */
+  unfinished(chain: string, target: string): { run: RunRow; steps: StepRow[] }[] {
+    const runs = this.sql(`SELECT * FROM runs WHERE chain = ? AND target = ? AND status = 'running' ORDER BY id`).all(chain, target) as RunRow[];
+    return runs.map((run) => ({ run, steps: this.sql(`SELECT * FROM steps WHERE run_id = ? AND status = 'started' ORDER BY id`).all(run.id) as StepRow[] }));
+  }
+
+  /** The last run of this chain on this target, whatever its status. */
+  lastRun(chain: string, target: string): RunRow | undefined {
+    return this.sql(`SELECT * FROM runs WHERE chain = ? AND target = ? ORDER BY id DESC LIMIT 1`).get(chain, target) as RunRow | undefined;
+  }
+
+  /** Ids of steps interrupted in the last run of this chain on this target. */
+  interruptedSteps(chain: string, target: string): StepRow[] {
+    const last = this.lastRun(chain, target);
+    if (!last) return [];
+    return this.sql(`SELECT * FROM steps WHERE run_id = ? AND status IN ('interrupted', 'started') ORDER BY id`).all(last.id) as StepRow[];
+  }
+
+  /** The latest checkpoint of each project of this chain on this target. */
+  lastCheckpoints(chain: string, target: string): CheckpointRow[] {
+    return this.sql(
+      `SELECT c.* FROM checkpoints c JOIN runs r ON r.id = c.run_id
+       WHERE r.chain = ? AND r.target = ? AND c.id IN (
+         SELECT MAX(c2.id) FROM checkpoints c2 JOIN runs r2 ON r2.id = c2.run_id WHERE r2.chain = ? AND r2.target = ? GROUP BY c2.project)`,
+    ).all(chain, target, chain, target) as CheckpointRow[];
   }
 
   /** Ids of steps that succeeded against this target with this chain. */

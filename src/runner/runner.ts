@@ -11,7 +11,8 @@ import { provisionEnv, type ProvisionedEnv, type TarballSource } from '../envs/s
 import { LeapfrogError } from '../errors.js';
 import type { Ledger } from '../ledger/ledger.js';
 import { runStepProcess, type StepOutcome } from '../sandbox/run-step.js';
-import { fingerprint } from '../target/fingerprint.js';
+import { fingerprint, type SchemaShape } from '../target/fingerprint.js';
+import { pauseAt } from './pause.js';
 import { neededCount, probeAll, probeProject } from '../target/probe.js';
 import type { TargetSession } from '../target/session.js';
 import { describeTarget, type Target } from '../target/url.js';
@@ -50,6 +51,8 @@ export interface RunContext {
   signal?: AbortSignal | undefined;
   source?: TarballSource | undefined;
   kind?: 'run' | 'rehearsal';
+  /** Lines to record on the run (a resumed crash, accepted drift, lost history). */
+  notes?: readonly string[] | undefined;
 }
 
 export interface RunResult {
@@ -89,18 +92,25 @@ export async function executePlan(ctx: RunContext, plan: Plan, prepared: readonl
   });
   const dir = runDir(layout, runId);
   const dirs = { logs: path.join(dir, 'logs'), home: path.join(dir, 'home'), tmp: path.join(dir, 'tmp'), work: path.join(dir, 'work') };
-  for (const d of Object.values(dirs)) await mkdir(d, { recursive: true, mode: 0o700 });
-  ctx.emit({ type: 'run-start', runId, plan, runDir: dir });
 
   let failure: LeapfrogError | undefined;
   try {
+    for (const n of ctx.notes ?? []) ledger.note(runId, n);
+    for (const d of Object.values(dirs)) await mkdir(d, { recursive: true, mode: 0o700 });
+    ctx.emit({ type: 'run-start', runId, plan, runDir: dir });
     await renderConfigs(ctx, new Set(prepared.map((p) => p.step.project)));
     failure = await schedule(ctx, runId, prepared, envs, dirs);
   } catch (err) {
-    failure = err instanceof LeapfrogError ? err : new LeapfrogError('unexpected', (err as Error).message, { cause: err });
+    failure = asRunError(err, layout.stateDir);
   }
   const status = failure === undefined ? 'succeeded' : failure.kind === 'interrupted' ? 'interrupted' : 'failed';
-  ledger.finishRun(runId, status, failure?.message);
+  try {
+    ledger.finishRun(runId, status, failure?.message);
+  } catch (err) {
+    // The ledger cannot take the run's end (a full disk): the run row stays
+    // `running`, which the next run treats as a crash: the truth.
+    failure ??= asRunError(err, layout.stateDir);
+  }
   let versions: Record<string, Record<string, Version>> = {};
   try {
     versions = await probeAll(ctx.session, chain);
@@ -168,7 +178,7 @@ async function schedule(ctx: RunContext, runId: number, prepared: readonly Prepa
             if (left === 0) await checkpoint(ctx, runId, p.step.project, p.step.release);
           })()
             .catch((err: unknown) => {
-              failure ??= err instanceof LeapfrogError ? err : new LeapfrogError('unexpected', (err as Error).message, { cause: err });
+              failure ??= asRunError(err, ctx.layout.stateDir);
             })
             .finally(() => running.delete(p.step.project)),
         );
@@ -181,6 +191,22 @@ async function schedule(ctx: RunContext, runId: number, prepared: readonly Prepa
     failure = new LeapfrogError('unexpected', 'steps were left waiting on after: edges that never completed');
   }
   return failure;
+}
+
+/** Errors of the state directory's disk, said plainly: they are the operator's to fix, and the run can be resumed. */
+const DISK_FULL = new Set(['ENOSPC', 'EDQUOT', 'SQLITE_FULL']);
+
+function asRunError(err: unknown, stateDir: string): LeapfrogError {
+  if (err instanceof LeapfrogError) return err;
+  const code = (err as { code?: string }).code;
+  if (code !== undefined && DISK_FULL.has(code)) {
+    return new LeapfrogError(
+      'unexpected',
+      `the state directory ${stateDir} is full (${code}): leapfrog cannot record what it does, so it stopped. Free space there (or use another --state-dir with this ledger), then run again: the run resumes from the ledger.`,
+      { cause: err },
+    );
+  }
+  return new LeapfrogError('unexpected', (err as Error).message, { cause: err });
 }
 
 const hopKey = (p: PlannedStep) => `${p.step.project}@${p.step.release}`;
@@ -197,6 +223,7 @@ async function runOne(ctx: RunContext, runId: number, p: PreparedStep, seq: numb
   const { step } = p;
   const secrets = ctx.target.kind === 'mysql' && ctx.target.password ? [ctx.target.password] : [];
   const logFile = path.join(dirs.logs, `${String(seq).padStart(3, '0')}-${step.id.replace(/\//g, '-')}.log`);
+  pauseAt('step-start', step.id);
   const rowId = ctx.ledger.stepStarted({
     runId,
     stepId: step.id,
@@ -238,7 +265,12 @@ async function runOne(ctx: RunContext, runId: number, p: PreparedStep, seq: numb
       timeoutMs: step.timeoutMs,
       secrets,
       signal: ctx.signal,
+      onSpawn: (pid) => {
+        ctx.ledger.stepPid(rowId, pid);
+        pauseAt('step-child', step.id);
+      },
     });
+    pauseAt('step-end', step.id);
     attempts++;
     if (ctx.signal?.aborted) {
       finish('interrupted', 'interrupted by a signal');
@@ -282,6 +314,7 @@ async function runOne(ctx: RunContext, runId: number, p: PreparedStep, seq: numb
         }
         // Another batch follows: record how many ran, so a crash mid-loop leaves the truth behind.
         ctx.ledger.stepAttempt(rowId, attempts);
+        pauseAt('data-batch', step.id);
       }
       finish('succeeded');
       return;
@@ -302,8 +335,13 @@ async function runOne(ctx: RunContext, runId: number, p: PreparedStep, seq: numb
     finish('succeeded');
   } catch (err) {
     if (err instanceof LeapfrogError) throw err;
-    finish('failed', (err as Error).message);
-    throw new LeapfrogError('unexpected', `step ${step.id}: ${(err as Error).message}`, { cause: err, details: [`log: ${logFile}`] });
+    try {
+      finish('failed', (err as Error).message);
+    } catch {
+      // The ledger itself failed (a full disk): the step stays `started`, the truth for the next run.
+    }
+    const e = asRunError(err, ctx.layout.stateDir);
+    throw new LeapfrogError(e.kind, `step ${step.id}: ${e.message}`, { cause: err, details: [`log: ${logFile}`] });
   }
 }
 
@@ -311,8 +349,14 @@ async function checkpoint(ctx: RunContext, runId: number, project: string, relea
   const def = ctx.chain.projects[project]!;
   const versions = await probeProject(ctx.session, def);
   const fingerprints: Record<string, string | null> = {};
-  for (const [db, name] of Object.entries(def.databases)) fingerprints[db] = (await fingerprint(ctx.session, name))?.sha256 ?? null;
+  const shapes: Record<string, SchemaShape | null> = {};
+  for (const [db, name] of Object.entries(def.databases)) {
+    const f = await fingerprint(ctx.session, name);
+    fingerprints[db] = f?.sha256 ?? null;
+    shapes[db] = f?.shape ?? null;
+  }
   const plain = Object.fromEntries(Object.entries(versions).map(([db, v]) => [db, versionToJson(v)]));
-  ctx.ledger.checkpoint({ runId, project, release, versions: plain, fingerprints });
+  pauseAt('checkpoint', `${release}/${project}`);
+  ctx.ledger.checkpoint({ runId, project, release, versions: plain, fingerprints, shapes });
   ctx.emit({ type: 'checkpoint', project, release, versions });
 }

@@ -35,6 +35,8 @@ export interface StepProcess {
   /** Masked in everything written to the log. */
   secrets: readonly string[];
   signal?: AbortSignal | undefined;
+  /** Called once the child exists, with its pid (which leads its process group). */
+  onSpawn?: ((pid: number) => void) | undefined;
 }
 
 export interface StepOutcome {
@@ -201,6 +203,16 @@ export async function runStepProcess(p: StepProcess): Promise<StepOutcome> {
   child.stderr?.on('data', onData);
   let result;
   try {
+    if (child.pid !== undefined && p.onSpawn) {
+      try {
+        p.onSpawn(child.pid);
+      } catch (err) {
+        // Whoever asked to know about the child could not record it: do not let it run unrecorded.
+        stop();
+        await child;
+        throw err;
+      }
+    }
     result = await child;
   } finally {
     clearTimeout(timer);

@@ -1,0 +1,255 @@
+/**
+ * Crash-safe resume, proven by killing leapfrog everywhere: SIGKILL at each
+ * named point of a run (reached with LEAPFROG_PAUSE_AT, no test-only code),
+ * then `leapfrog run` again must finish the fake cloud chain, and the end
+ * state must equal a clean run's: versions, schema fingerprint, row counts
+ * and per-table checksums. Plus faults around the run: a toolchain killed by
+ * a signal, a full state disk, a lost ledger, schema drift.
+ */
+import assert from 'node:assert/strict';
+import { createHash } from 'node:crypto';
+import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import path from 'node:path';
+import { before, describe, test } from 'node:test';
+import Database from 'better-sqlite3';
+import { execa, type ResultPromise } from 'execa';
+import { CACHE, ROOT, fakeCloud, leapfrog, tempDir, type Cloud } from './helpers.js';
+
+type Json = Record<string, any>;
+const parse = (s: string): Json => JSON.parse(s) as Json;
+
+/** Everything a clean run's end state is judged by, for every database file of a cloud. */
+function endState(cloud: Cloud): Record<string, unknown> {
+  const out: Record<string, unknown> = {};
+  const dir = path.join(cloud.dir, 'db');
+  for (const f of readdirSync(dir).filter((x) => x.endsWith('.sqlite3')).sort()) {
+    const db = new Database(path.join(dir, f), { readonly: true });
+    const tables = (db.prepare("SELECT name, sql FROM sqlite_master WHERE type IN ('table', 'index') AND name NOT LIKE 'sqlite_%' ORDER BY name").all() as { name: string; sql: string | null }[]);
+    const state: Record<string, unknown> = { schema: createHash('sha256').update(JSON.stringify(tables)).digest('hex') };
+    for (const { name } of tables.filter((t) => t.sql?.startsWith('CREATE TABLE'))) {
+      const rows = db.prepare(`SELECT * FROM "${name}" ORDER BY rowid`).raw().all();
+      state[name] = { rows: rows.length, sha256: createHash('sha256').update(JSON.stringify(rows)).digest('hex') };
+    }
+    db.close();
+    out[f] = state;
+  }
+  return out;
+}
+
+const CLOUD = { instances: 120, nullUuids: 2 };
+let reference: Record<string, unknown>;
+
+before(async () => {
+  const cloud = await fakeCloud(CLOUD);
+  const r = await leapfrog(['run', ...cloud.args()]);
+  assert.equal(r.exitCode, 0, r.stderr);
+  reference = endState(cloud);
+});
+
+/** Start a run that stops itself (SIGSTOP) at `pauseAt`; resolves once it is stopped there. */
+async function runUntilPaused(cloud: Cloud, pauseAt: string, extra: string[] = []): Promise<{ child: ResultPromise }> {
+  const child = execa(process.execPath, [path.join(ROOT, 'bin', 'leapfrog.js'), 'run', ...cloud.args(), ...extra], {
+    env: { LEAPFROG_PAUSE_AT: pauseAt },
+    reject: false,
+    stdin: 'ignore',
+    // The test sends its own signals; execa must not add a SIGKILL of its own.
+    forceKillAfterDelay: false,
+  });
+  await new Promise<void>((resolve, reject) => {
+    let seen = '';
+    child.stderr!.on('data', (d: Buffer) => {
+      seen += d.toString();
+      if (seen.includes('leapfrog: paused at')) resolve();
+    });
+    void child.then((r) => reject(new Error(`leapfrog ended (${r.exitCode}) before pausing at ${pauseAt}:\n${seen}`)));
+  });
+  // Wrapped: returning the subprocess itself from an async function would wait for it to end.
+  return { child };
+}
+
+function ledgerRows(cloud: Cloud, sql: string): Json[] {
+  const db = new Database(path.join(cloud.state, 'ledger.sqlite3'), { readonly: true });
+  try {
+    return db.prepare(sql).all() as Json[];
+  } finally {
+    db.close();
+  }
+}
+
+async function groupGone(pid: number): Promise<void> {
+  for (let i = 0; i < 200; i++) {
+    try {
+      process.kill(-pid, 0);
+    } catch {
+      return;
+    }
+    await new Promise((r) => setTimeout(r, 50));
+  }
+  throw new Error(`process group ${pid} still alive`);
+}
+
+async function resumeAndCompare(cloud: Cloud, interruptedStep: string | undefined): Promise<void> {
+  const r = await leapfrog(['run', ...cloud.args(), '--format', 'json']);
+  assert.equal(r.exitCode, 0, r.stderr);
+  assert.match(r.stderr, /leapfrog: run 1 died (during|between)/);
+  assert.deepEqual(endState(cloud), reference);
+  const first = ledgerRows(cloud, 'SELECT status, notes FROM runs WHERE id = 1')[0]!;
+  assert.equal(first.status, 'interrupted');
+  if (interruptedStep) {
+    const rows = ledgerRows(cloud, `SELECT status, error FROM steps WHERE run_id = 1 AND step_id = '${interruptedStep}'`);
+    assert.deepEqual(rows.map((s) => s.status), ['interrupted']);
+    assert.match(rows[0]!.error, /the run died while this step was running; found by the next run .*re-probed: /);
+    const shown = await leapfrog(['ledger', 'show', '1', '--state-dir', cloud.state]);
+    assert.match(shown.stdout, new RegExp(`${interruptedStep.replace(/\//g, '\\/')} +│ \\w+ +│ [\\w-]+ +│ interrupted`));
+  }
+  assert.equal(ledgerRows(cloud, "SELECT COUNT(*) n FROM steps WHERE status = 'started'")[0]!.n, 0, 'no dangling step is left');
+}
+
+describe('SIGKILL at every point of a run, then run again', { timeout: 120_000 }, () => {
+  test('before a step starts', async () => {
+    const cloud = await fakeCloud(CLOUD);
+    const { child } = await runUntilPaused(cloud, 'step-start@liberty/compute/1');
+    child.kill('SIGKILL');
+    await child;
+    assert.deepEqual(ledgerRows(cloud, "SELECT step_id FROM steps WHERE step_id = 'liberty/compute/1'"), [], 'the step never started');
+    await resumeAndCompare(cloud, undefined);
+  });
+
+  test('while a sync step\'s child runs (the child outlives leapfrog, and the next run waits for it)', async () => {
+    const cloud = await fakeCloud(CLOUD);
+    const { child } = await runUntilPaused(cloud, 'step-child@liberty/compute/1');
+    const [{ pid }] = ledgerRows(cloud, "SELECT pid FROM steps WHERE step_id = 'liberty/compute/1'") as [{ pid: number }];
+    assert.ok(pid > 0, 'the child\'s pid is in the ledger before it is waited on');
+    child.kill('SIGKILL');
+    await child;
+    await groupGone(pid);
+    await resumeAndCompare(cloud, 'liberty/compute/1');
+  });
+
+  test('after the child exited, before its end is written', async () => {
+    const cloud = await fakeCloud(CLOUD);
+    const { child } = await runUntilPaused(cloud, 'step-end@liberty/compute/1');
+    assert.deepEqual(ledgerRows(cloud, "SELECT status FROM steps WHERE step_id = 'liberty/compute/1'"), [{ status: 'started' }]);
+    child.kill('SIGKILL');
+    await child;
+    await resumeAndCompare(cloud, 'liberty/compute/1');
+  });
+
+  test('inside a data step\'s batch loop', async () => {
+    const cloud = await fakeCloud(CLOUD);
+    const { child } = await runUntilPaused(cloud, 'data-batch@kilo/compute/3');
+    const [{ attempts }] = ledgerRows(cloud, "SELECT attempts FROM steps WHERE step_id = 'kilo/compute/3'") as [{ attempts: number }];
+    assert.equal(attempts, 1, 'the batches already run are recorded');
+    child.kill('SIGKILL');
+    await child;
+    await resumeAndCompare(cloud, 'kilo/compute/3');
+  });
+
+  test('between a hop and its checkpoint', async () => {
+    const cloud = await fakeCloud(CLOUD);
+    const { child } = await runUntilPaused(cloud, 'checkpoint@kilo/compute');
+    child.kill('SIGKILL');
+    await child;
+    assert.deepEqual(ledgerRows(cloud, "SELECT release FROM checkpoints WHERE project = 'compute'"), []);
+    await resumeAndCompare(cloud, undefined);
+  });
+});
+
+describe('faults around the run', { timeout: 120_000 }, () => {
+  test('a toolchain killed by a signal fails its step; the next run finishes the chain', async () => {
+    const cloud = await fakeCloud(CLOUD);
+    const { child } = await runUntilPaused(cloud, 'step-child@mitaka/compute/1');
+    const [{ pid }] = ledgerRows(cloud, "SELECT pid FROM steps WHERE step_id = 'mitaka/compute/1'") as [{ pid: number }];
+    process.kill(-pid, 'SIGKILL');
+    child.kill('SIGCONT');
+    const first = await child;
+    assert.equal(first.exitCode, 1, String(first.stderr));
+    assert.match(String(first.stderr), /step mitaka\/compute\/1 \(sync in env compute-mitaka\) was killed by SIGKILL/);
+    const again = await leapfrog(['run', ...cloud.args()]);
+    assert.equal(again.exitCode, 0, again.stderr);
+    assert.deepEqual(endState(cloud), reference);
+  });
+
+  test('SIGTERM stops at a safe point: the step is interrupted, exit 130, and the next run finishes', async () => {
+    const cloud = await fakeCloud(CLOUD);
+    const { child } = await runUntilPaused(cloud, 'step-child@liberty/compute/1');
+    child.kill('SIGTERM');
+    child.kill('SIGCONT');
+    const first = await child;
+    assert.equal(first.exitCode, 130, `${first.signal ?? ''} ${String(first.stderr)}`);
+    assert.match(String(first.stderr), /SIGTERM: stopping at a safe point/);
+    assert.deepEqual(ledgerRows(cloud, "SELECT status FROM runs"), [{ status: 'interrupted' }]);
+    assert.deepEqual(ledgerRows(cloud, "SELECT status FROM steps WHERE step_id = 'liberty/compute/1'"), [{ status: 'interrupted' }]);
+    const again = await leapfrog(['run', ...cloud.args(), '--resume']);
+    assert.equal(again.exitCode, 0, again.stderr);
+    assert.deepEqual(endState(cloud), reference);
+  });
+
+  test('--resume with nothing to resume is an input error', async () => {
+    const cloud = await fakeCloud(CLOUD);
+    const r = await leapfrog(['run', ...cloud.args(), '--resume']);
+    assert.equal(r.exitCode, 2);
+    assert.match(r.stderr, /--resume: nothing to resume; no run of chain fakecloud-juno-newton on this target is recorded/);
+  });
+
+  test('a ledger deleted between runs: the run re-derives state from the databases and says history was lost', async () => {
+    const cloud = await fakeCloud(CLOUD);
+    const first = await leapfrog(['run', ...cloud.args(), '--until', 'liberty']);
+    assert.equal(first.exitCode, 0, first.stderr);
+    rmSync(cloud.state, { recursive: true, force: true });
+    const r = await leapfrog(['run', ...cloud.args()]);
+    assert.equal(r.exitCode, 0, r.stderr);
+    assert.match(r.stderr, /no history of chain fakecloud-juno-newton on this target in .*ledger\.sqlite3, but its databases are past the chain's start/);
+    assert.deepEqual(endState(cloud), reference);
+    assert.match(ledgerRows(cloud, 'SELECT notes FROM runs')[0]!.notes, /no history/);
+  });
+
+  test('schema drift since the last checkpoint stops the run, explained; --accept-drift goes on and is recorded', async () => {
+    const cloud = await fakeCloud(CLOUD);
+    assert.equal((await leapfrog(['run', ...cloud.args(), '--until', 'kilo'])).exitCode, 0);
+    await execa('sqlite3', [cloud.file('image'), 'CREATE TABLE hand_made (id INTEGER); CREATE INDEX images_by_hand ON images (name)']);
+    const r = await leapfrog(['run', ...cloud.args()]);
+    assert.equal(r.exitCode, 3, r.stderr);
+    assert.match(r.stderr, /schema of a database changed since the last checkpoint although the version did not/);
+    assert.match(r.stderr, /project image, database main: schema changed since image@kilo \(checkpoint \d+\) at the same version: table hand_made added; table images: index images_by_hand\(name\) added/);
+    const ok = await leapfrog(['run', ...cloud.args(), '--accept-drift']);
+    assert.equal(ok.exitCode, 0, ok.stderr);
+    assert.match(ledgerRows(cloud, 'SELECT notes FROM runs WHERE id = 2')[0]!.notes, /drift accepted \(--accept-drift\): project image/);
+  });
+
+  test('a full state disk stops the run cleanly; with space again the next run finishes', async (t) => {
+    const mnt = tempDir('full');
+    try {
+      await execa('mount', ['-t', 'tmpfs', '-o', 'size=4m', 'tmpfs', mnt]);
+    } catch (err) {
+      t.skip(`cannot mount a small tmpfs here (${(err as Error).message.split('\n')[0]}); the disk-full case needs one`);
+      return;
+    }
+    try {
+      const cloud = await fakeCloud(CLOUD);
+      const state = path.join(mnt, 'state');
+      const args = cloud.args().map((a) => (a === cloud.state ? state : a));
+      const child = execa(process.execPath, [path.join(ROOT, 'bin', 'leapfrog.js'), 'run', ...args], {
+        env: { LEAPFROG_PAUSE_AT: 'step-start@liberty/compute/1' },
+        reject: false,
+        stdin: 'ignore',
+      });
+      await new Promise<void>((resolve) => child.stderr!.on('data', (d: Buffer) => d.toString().includes('paused at') && resolve()));
+      // Fill the disk under the paused run.
+      await execa('dd', ['if=/dev/zero', `of=${path.join(mnt, 'filler')}`, 'bs=64k'], { reject: false });
+      child.kill('SIGCONT');
+      const full = await child;
+      assert.notEqual(full.exitCode, 0);
+      assert.match(String(full.stderr), /the state directory .* is full \((SQLITE_FULL|ENOSPC)\): leapfrog cannot record what it does, so it stopped/);
+      rmSync(path.join(mnt, 'filler'));
+      const again = await leapfrog(['run', ...args]);
+      assert.equal(again.exitCode, 0, again.stderr);
+      assert.deepEqual(endState(cloud), reference);
+    } finally {
+      await execa('umount', ['-l', mnt], { reject: false });
+    }
+  });
+});
+
+// Keep the shared env cache warm for other files; nothing here writes to it.
+mkdirSync(CACHE, { recursive: true });
