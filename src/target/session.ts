@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import knexFactory, { type Knex } from 'knex';
 import { LeapfrogError } from '../errors.js';
-import { sqliteFile, type Target } from './url.js';
+import { describeTarget, sqliteFile, type Target } from './url.js';
 
 /**
  * Connections to the target's databases, one knex instance per database so a
@@ -44,6 +44,16 @@ export class TargetSession {
     return k;
   }
 
+  /** A server target answers, or a clear input error (wrong password, server down) before anything else runs. */
+  async connect(): Promise<void> {
+    if (this.target.kind !== 'mysql') return;
+    try {
+      await this.serverConnection().raw('SELECT 1');
+    } catch (err) {
+      throw targetUnreachable(err, describeTarget(this.target));
+    }
+  }
+
   private serverConnection(): Knex {
     const t = this.target;
     if (t.kind !== 'mysql') throw new Error('server connection asked of a SQLite target');
@@ -80,6 +90,7 @@ function mysqlConnection(t: Extract<Target, { kind: 'mysql' }>): Knex.MySql2Conn
 export async function withTarget<T>(target: Target, cb: (s: TargetSession) => Promise<T>): Promise<T> {
   const s = new TargetSession(target);
   try {
+    await s.connect();
     return await cb(s);
   } finally {
     await s.close();
@@ -88,5 +99,6 @@ export async function withTarget<T>(target: Target, cb: (s: TargetSession) => Pr
 
 export function targetUnreachable(err: unknown, what: string): LeapfrogError {
   const code = (err as { code?: string }).code;
-  return new LeapfrogError('input', `${what}: cannot reach the target database (${code ?? (err as Error).message}). Check --db and that the server is up.`, { cause: err });
+  const said = code && (err as Error).message && !(err as Error).message.startsWith(code) ? `${code}: ${(err as Error).message}` : (code ?? (err as Error).message);
+  return new LeapfrogError('input', `${what}: cannot reach the target database (${said}). Check --db, the password (URL, LEAPFROG_DB_PASSWORD or --defaults-file) and that the server is up.`, { cause: err });
 }
