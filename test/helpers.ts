@@ -106,6 +106,22 @@ export function uniquePrefix(): string {
 export const CLOUD_DATABASES = ['compute', 'compute_api', 'identity', 'image'] as const;
 export type CloudDatabase = (typeof CLOUD_DATABASES)[number];
 
+/** The real CLI as a child process still running: for locks, signals and races. */
+export function spawnLeapfrog(args: readonly string[]) {
+  return execa(process.execPath, [path.join(ROOT, 'bin', 'leapfrog.js'), ...args], { reject: false, cwd: ROOT, stdin: 'ignore', all: false });
+}
+
+/** Poll `check` until it returns a value, or fail after `ms`. */
+export async function eventually<T>(what: string, check: () => T | undefined | Promise<T | undefined>, ms = 30_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await check();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 export interface Cloud {
   kind: TargetKind;
   dir: string;

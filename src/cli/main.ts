@@ -13,6 +13,7 @@ export const EXIT_CODES: Record<ErrorKind, number> = {
   'step-failed': 1,
   input: 2,
   refused: 3,
+  locked: 4,
   interrupted: 130,
   unexpected: 255,
 };
@@ -37,6 +38,8 @@ export async function main(argv: string[]): Promise<number> {
       .command(ledgerModule)
       .demandCommand(1, 'name a command: plan, run or ledger')
       .strict()
+      // A flag given twice: the last one wins, as with most Unix tools (not an array no command expects).
+      .parserConfiguration({ 'duplicate-arguments-array': false })
       .version(LEAPFROG_VERSION)
       .help()
       .wrap(Math.min(100, process.stdout.columns ?? 80))

@@ -6,6 +6,7 @@ import { barRenderer, lineRenderer, type Renderer } from '../report/progress.js'
 import { finalVersionsText, planJson, planSummary, planText, RUN_FORMAT, versionsJson } from '../report/render.js';
 import { executePlan, prepare } from '../runner/runner.js';
 import { readState } from '../runner/state.js';
+import { withTargetLock } from '../target/lock.js';
 import { withTarget } from '../target/session.js';
 import { describeTarget } from '../target/url.js';
 import { commonOptions, load, type CommonArgs } from './context.js';
@@ -15,66 +16,74 @@ interface RunArgs extends CommonArgs {
   until: string | undefined;
   parallel: number;
   'dry-run': boolean;
+  'wait-lock': number;
 }
 
 export async function runCommand(args: RunArgs, io: Io = processIo): Promise<void> {
   if (!Number.isInteger(args.parallel) || args.parallel < 1) throw new LeapfrogError('input', `--parallel ${args.parallel}: must be a whole number of projects, 1 or more`);
+  if (!(args['wait-lock'] >= 0)) throw new LeapfrogError('input', `--wait-lock ${args['wait-lock']}: must be a number of seconds, 0 or more`);
   const ctx = load(args);
   const target = describeTarget(ctx.target);
   await withLedger(ctx.layout.stateDir, (ledger) =>
     withTarget(ctx.target, async (session) => {
-      const p = plan({ ...(await readState(ctx.chain, session, ledger)), until: args.until });
-      const steps = prepare(ctx.chain, p, ctx.target, ctx.layout);
-      if (args['dry-run'] || steps.length === 0) {
-        io.out(args.format === 'json' ? JSON.stringify({ ...planJson(p, target, steps), dryRun: args['dry-run'] }, null, 2) : planText(p, target, steps, ctx.layout.configDir));
-        return;
-      }
-      if (args.format === 'text') io.err(planSummary(p, target));
-
-      const renderer: Renderer = io.tty ? barRenderer(process.stderr) : lineRenderer(io.err);
-      const abort = new AbortController();
-      const onSignal = (sig: NodeJS.Signals) => {
-        io.err(`\n${sig}: stopping at a safe point (the running step gets SIGTERM)…`);
-        abort.abort();
+      const planNow = async () => {
+        const p = plan({ ...(await readState(ctx.chain, session, ledger)), until: args.until });
+        return { p, steps: prepare(ctx.chain, p, ctx.target, ctx.layout) };
       };
-      process.once('SIGINT', onSignal);
-      process.once('SIGTERM', onSignal);
-      let result;
-      try {
-        result = await executePlan(
-          { chain: ctx.chain, envs: ctx.envs, target: ctx.target, layout: ctx.layout, ledger, session, parallel: args.parallel, emit: (e) => renderer.on(e), signal: abort.signal },
-          p,
-          steps,
-          args.until,
-        );
-      } finally {
-        renderer.stop();
-        process.off('SIGINT', onSignal);
-        process.off('SIGTERM', onSignal);
-      }
-      if (args.format === 'json') {
-        io.out(
-          JSON.stringify(
-            {
-              format: RUN_FORMAT,
-              chain: ctx.chain.name,
-              target,
-              run: result.runId,
-              status: result.status,
-              ledger: ledger.file,
-              runDir: result.runDir,
-              steps: ledger.steps(result.runId).map((s) => ({ id: s.step_id, status: s.status, attempts: s.attempts, exitCode: s.exit_code, durationMs: s.duration_ms, log: s.log_path })),
-              error: result.error ? { message: result.error.message, details: result.error.details } : null,
-              versions: versionsJson(result.versions),
-            },
-            null,
-            2,
-          ),
-        );
-      } else {
-        io.out(`Run ${result.runId} ${result.status}. Versions now:\n${finalVersionsText(result.versions)}\nLedger: ${ledger.file} (leapfrog ledger show ${result.runId} --state-dir ${ctx.layout.stateDir})`);
-      }
-      if (result.error) throw result.error;
+      const show = ({ p, steps }: Awaited<ReturnType<typeof planNow>>) =>
+        io.out(args.format === 'json' ? JSON.stringify({ ...planJson(p, target, steps), dryRun: args['dry-run'] }, null, 2) : planText(p, target, steps, ctx.layout.configDir));
+      // A dry run changes nothing, so it takes no lock (like `plan`).
+      if (args['dry-run']) return show(await planNow());
+      await withTargetLock(ctx.target, ctx.chain, ctx.layout.stateDir, { waitSeconds: args['wait-lock'], command: 'run' }, async () => {
+        const { p, steps } = await planNow();
+        if (steps.length === 0) return show({ p, steps });
+        if (args.format === 'text') io.err(planSummary(p, target));
+
+        const renderer: Renderer = io.tty ? barRenderer(process.stderr) : lineRenderer(io.err);
+        const abort = new AbortController();
+        const onSignal = (sig: NodeJS.Signals) => {
+          io.err(`\n${sig}: stopping at a safe point (the running step gets SIGTERM)…`);
+          abort.abort();
+        };
+        process.once('SIGINT', onSignal);
+        process.once('SIGTERM', onSignal);
+        let result;
+        try {
+          result = await executePlan(
+            { chain: ctx.chain, envs: ctx.envs, target: ctx.target, layout: ctx.layout, ledger, session, parallel: args.parallel, emit: (e) => renderer.on(e), signal: abort.signal },
+            p,
+            steps,
+            args.until,
+          );
+        } finally {
+          renderer.stop();
+          process.off('SIGINT', onSignal);
+          process.off('SIGTERM', onSignal);
+        }
+        if (args.format === 'json') {
+          io.out(
+            JSON.stringify(
+              {
+                format: RUN_FORMAT,
+                chain: ctx.chain.name,
+                target,
+                run: result.runId,
+                status: result.status,
+                ledger: ledger.file,
+                runDir: result.runDir,
+                steps: ledger.steps(result.runId).map((s) => ({ id: s.step_id, status: s.status, attempts: s.attempts, exitCode: s.exit_code, durationMs: s.duration_ms, log: s.log_path })),
+                error: result.error ? { message: result.error.message, details: result.error.details } : null,
+                versions: versionsJson(result.versions),
+              },
+              null,
+              2,
+            ),
+          );
+        } else {
+          io.out(`Run ${result.runId} ${result.status}. Versions now:\n${finalVersionsText(result.versions)}\nLedger: ${ledger.file} (leapfrog ledger show ${result.runId} --state-dir ${ctx.layout.stateDir})`);
+        }
+        if (result.error) throw result.error;
+      });
     }),
   );
 }
@@ -86,6 +95,7 @@ export const runModule: CommandModule<object, RunArgs> = {
     commonOptions(y)
       .option('until', { type: 'string', describe: 'stop after this release' })
       .option('parallel', { type: 'number', default: 1, describe: 'run up to N projects at once' })
-      .option('dry-run', { type: 'boolean', default: false, describe: 'print the plan and run nothing' }) as never,
+      .option('dry-run', { type: 'boolean', default: false, describe: 'print the plan and run nothing' })
+      .option('wait-lock', { type: 'number', default: 0, describe: 'wait up to SECONDS for another run on this target to finish (default: fail at once, naming it)' }) as never,
   handler: (args) => runCommand(args),
 };

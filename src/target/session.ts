@@ -80,7 +80,7 @@ export class TargetSession {
   }
 }
 
-function mysqlConnection(t: Extract<Target, { kind: 'mysql' }>): Knex.MySql2ConnectionConfig {
+export function mysqlConnection(t: Extract<Target, { kind: 'mysql' }>): Knex.MySql2ConnectionConfig {
   return t.socket
     ? { socketPath: t.socket, user: t.user, password: t.password, connectTimeout: 10_000 }
     : { host: t.host, port: t.port, user: t.user, password: t.password, connectTimeout: 10_000 };

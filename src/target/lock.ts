@@ -1,0 +1,175 @@
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import Database from 'better-sqlite3';
+import mysql from 'mysql2/promise';
+import type { Chain } from '../chain/types.js';
+import { LeapfrogError } from '../errors.js';
+import { mysqlConnection } from './session.js';
+import { describeTarget, type Target } from './url.js';
+
+/**
+ * Only one `run` (or `rollback`) at a time on a target (STYLE.md, "lock
+ * first, then read state"). Two locks, both released by the operating
+ * system or the server when the holder dies, so a killed run leaves nothing
+ * stale behind:
+ *
+ * - a local lock in the state directory (per target), and for a SQLite
+ *   target one in the target's directory: an exclusive SQLite transaction on
+ *   a small lock file, i.e. a POSIX advisory lock the kernel drops with the
+ *   process; beside it a JSON note says who holds it (host, pid, since);
+ * - for a server target, GET_LOCK on a dedicated connection held for the
+ *   whole run. The server drops it when that connection closes, and a
+ *   SIGKILLed client's socket is closed by its kernel. The name is derived
+ *   from the databases the chain touches, so two chains (or two state
+ *   directories, or two machines) moving the same databases exclude each
+ *   other. The server only knows the holder's connection (user, client
+ *   host and port, idle time = time since it took the lock); the local note
+ *   gives host and pid when the state directory is shared.
+ */
+
+export interface LockHolder {
+  host: string;
+  pid: number;
+  since: string;
+  command: string;
+}
+
+export interface LockOptions {
+  /** Seconds to wait for a busy lock; 0 fails at once. */
+  waitSeconds: number;
+  /** What holds it, for the note (`run`, `rollback`). */
+  command: string;
+}
+
+const POLL_MS = 200;
+
+/** An exclusive lock on a file, held by an open SQLite transaction. */
+class FileLock {
+  private constructor(
+    private readonly db: Database.Database,
+    private readonly note: string,
+  ) {}
+
+  static async acquire(file: string, what: string, opts: LockOptions): Promise<FileLock> {
+    mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    const note = file + '.holder';
+    const deadline = Date.now() + opts.waitSeconds * 1000;
+    for (;;) {
+      const db = new Database(file, { timeout: 0 });
+      try {
+        db.exec('BEGIN EXCLUSIVE');
+        const holder: LockHolder = { host: os.hostname(), pid: process.pid, since: new Date().toISOString(), command: opts.command };
+        writeFileSync(note + '.tmp', JSON.stringify(holder) + '\n', { mode: 0o600 });
+        renameSync(note + '.tmp', note);
+        return new FileLock(db, note);
+      } catch (err) {
+        db.close();
+        if ((err as { code?: string }).code !== 'SQLITE_BUSY') {
+          throw new LeapfrogError('unexpected', `${what}: cannot take the lock ${file}: ${(err as Error).message}`, { cause: err });
+        }
+      }
+      if (Date.now() >= deadline) throw lockedError(what, readHolder(note), opts.waitSeconds);
+      await sleep(POLL_MS);
+    }
+  }
+
+  release(): void {
+    rmSync(this.note, { force: true });
+    this.db.close(); // closing ends the transaction and drops the lock
+  }
+}
+
+function readHolder(note: string): string {
+  try {
+    const h = JSON.parse(readFileSync(note, 'utf8')) as LockHolder;
+    return `leapfrog ${h.command} on host ${h.host}, pid ${h.pid}, since ${h.since}`;
+  } catch {
+    return 'another leapfrog (it has not written who it is yet)';
+  }
+}
+
+function lockedError(what: string, holder: string, waited: number): LeapfrogError {
+  return new LeapfrogError(
+    'locked',
+    `${what} is locked by ${holder}${waited > 0 ? ` (waited ${waited} s)` : ''}. Only one run at a time may move these databases: wait for it, or pass --wait-lock SECONDS; if that process is gone, its lock is gone too, so run again.`,
+  );
+}
+
+export function serverLockName(chain: Chain): string {
+  const dbs = Object.values(chain.projects).flatMap((p) => Object.values(p.databases)).sort();
+  return `leapfrog:${createHash('sha256').update(dbs.join('\n')).digest('hex').slice(0, 40)}`;
+}
+
+/** GET_LOCK on its own connection, kept idle (and so its idle time tells since when) until release. */
+class ServerLock {
+  private constructor(private readonly conn: mysql.Connection, private readonly name: string) {}
+
+  static async acquire(t: Extract<Target, { kind: 'mysql' }>, name: string, what: string, opts: LockOptions): Promise<ServerLock> {
+    const c = mysqlConnection(t);
+    const conn = await mysql.createConnection({ host: c.host, port: c.port, socketPath: c.socketPath, user: c.user, password: c.password, connectTimeout: 10_000 });
+    try {
+      // The server would drop an idle connection (and the lock) after wait_timeout (8 h by default).
+      await conn.query('SET SESSION wait_timeout = 31536000');
+      const [rows] = await conn.query('SELECT GET_LOCK(?, ?) AS got', [name, opts.waitSeconds]);
+      if ((rows as { got: number | null }[])[0]?.got === 1) return new ServerLock(conn, name);
+      const [held] = await conn.query(
+        `SELECT p.ID id, p.USER user, p.HOST host, p.TIME time FROM information_schema.PROCESSLIST p WHERE p.ID = IS_USED_LOCK(?)`,
+        [name],
+      );
+      const h = (held as { id: number; user: string; host: string; time: number }[])[0];
+      const holder = h
+        ? `server connection ${h.id} (${h.user} from ${h.host}), holding lock ${name} since ${new Date(Date.now() - h.time * 1000).toISOString()}`
+        : `another session holding lock ${name} (this user cannot see which: it needs the PROCESS privilege)`;
+      throw lockedError(what, holder, opts.waitSeconds);
+    } catch (err) {
+      await conn.end().catch(() => {});
+      throw err;
+    }
+  }
+
+  async release(): Promise<void> {
+    try {
+      await this.conn.query('DO RELEASE_LOCK(?)', [this.name]);
+    } finally {
+      await this.conn.end().catch(() => this.conn.destroy());
+    }
+  }
+}
+
+/**
+ * Run `cb` holding the run locks for (target, chain): the state directory's,
+ * then the target's. Released however `cb` ends.
+ */
+export async function withTargetLock<T>(target: Target, chain: Chain, stateDir: string, opts: LockOptions, cb: () => Promise<T>): Promise<T> {
+  const shown = describeTarget(target);
+  if (target.kind === 'sqlite' && !existsSync(target.dir)) throw new LeapfrogError('input', `--db ${shown}: the directory does not exist`);
+  const key = createHash('sha256').update(`${shown}\n${serverLockName(chain)}`).digest('hex').slice(0, 16);
+  const local = await FileLock.acquire(path.join(stateDir, 'locks', `${key}.lock`), `${shown} (state directory ${stateDir})`, opts);
+  try {
+    if (target.kind === 'sqlite') {
+      const dirLock = await FileLock.acquire(path.join(target.dir, '.leapfrog.lock'), `sqlite:${target.dir}`, opts);
+      try {
+        return await cb();
+      } finally {
+        dirLock.release();
+      }
+    }
+    let server: ServerLock;
+    try {
+      server = await ServerLock.acquire(target, serverLockName(chain), shown, opts);
+    } catch (err) {
+      if (err instanceof LeapfrogError) throw err;
+      throw new LeapfrogError('input', `${shown}: cannot take the run lock (${(err as Error).message})`, { cause: err });
+    }
+    try {
+      return await cb();
+    } finally {
+      await server.release();
+    }
+  } finally {
+    local.release();
+  }
+}
