@@ -3,6 +3,7 @@ import { LeapfrogError, type ErrorKind } from '../errors.js';
 import { LEAPFROG_VERSION } from '../version.js';
 import { ledgerModule } from './ledger.js';
 import { planModule } from './plan.js';
+import { rollbackModule } from './rollback.js';
 import { runModule } from './run.js';
 
 /**
@@ -36,7 +37,8 @@ export async function main(argv: string[]): Promise<number> {
       .command(planModule)
       .command(runModule)
       .command(ledgerModule)
-      .demandCommand(1, 'name a command: plan, run or ledger')
+      .command(rollbackModule)
+      .demandCommand(1, 'name a command: plan, run, ledger or rollback')
       .strict()
       // A flag given twice: the last one wins, as with most Unix tools (not an array no command expects).
       .parserConfiguration({ 'duplicate-arguments-array': false })

@@ -4,7 +4,7 @@ import { LeapfrogError } from '../errors.js';
 import { withLedger } from '../ledger/ledger.js';
 import { barRenderer, lineRenderer, type Renderer } from '../report/progress.js';
 import { finalVersionsText, planJson, planSummary, planText, RUN_FORMAT, versionsJson } from '../report/render.js';
-import { executePlan, prepare } from '../runner/runner.js';
+import { executePlan, prepare, SNAPSHOT_MODES, type SnapshotMode } from '../runner/runner.js';
 import { readState } from '../runner/state.js';
 import { withTargetLock } from '../target/lock.js';
 import { withTarget } from '../target/session.js';
@@ -17,6 +17,7 @@ interface RunArgs extends CommonArgs {
   parallel: number;
   'dry-run': boolean;
   'wait-lock': number;
+  snapshot: SnapshotMode;
 }
 
 export async function runCommand(args: RunArgs, io: Io = processIo): Promise<void> {
@@ -38,6 +39,7 @@ export async function runCommand(args: RunArgs, io: Io = processIo): Promise<voi
         const { p, steps } = await planNow();
         if (steps.length === 0) return show({ p, steps });
         if (args.format === 'text') io.err(planSummary(p, target));
+        if (args.snapshot === 'none') io.err('Snapshots: none (--snapshot none). leapfrog cannot roll this run back; only your own backup can.');
 
         const renderer: Renderer = io.tty ? barRenderer(process.stderr) : lineRenderer(io.err);
         const abort = new AbortController();
@@ -50,7 +52,7 @@ export async function runCommand(args: RunArgs, io: Io = processIo): Promise<voi
         let result;
         try {
           result = await executePlan(
-            { chain: ctx.chain, envs: ctx.envs, target: ctx.target, layout: ctx.layout, ledger, session, parallel: args.parallel, emit: (e) => renderer.on(e), signal: abort.signal },
+            { chain: ctx.chain, envs: ctx.envs, target: ctx.target, layout: ctx.layout, ledger, session, parallel: args.parallel, emit: (e) => renderer.on(e), signal: abort.signal, snapshot: args.snapshot },
             p,
             steps,
             args.until,
@@ -72,6 +74,8 @@ export async function runCommand(args: RunArgs, io: Io = processIo): Promise<voi
                 ledger: ledger.file,
                 runDir: result.runDir,
                 steps: ledger.steps(result.runId).map((s) => ({ id: s.step_id, status: s.status, attempts: s.attempts, exitCode: s.exit_code, durationMs: s.duration_ms, log: s.log_path })),
+                snapshot: args.snapshot,
+                snapshots: ledger.snapshots(result.runId).map((x) => ({ id: x.id, database: x.database, before: x.before_step, file: x.file, sha256: x.sha256, bytes: x.bytes })),
                 error: result.error ? { message: result.error.message, details: result.error.details } : null,
                 versions: versionsJson(result.versions),
               },
@@ -80,7 +84,7 @@ export async function runCommand(args: RunArgs, io: Io = processIo): Promise<voi
             ),
           );
         } else {
-          io.out(`Run ${result.runId} ${result.status}. Versions now:\n${finalVersionsText(result.versions)}\nLedger: ${ledger.file} (leapfrog ledger show ${result.runId} --state-dir ${ctx.layout.stateDir})`);
+          io.out(`Run ${result.runId} ${result.status}${args.snapshot === 'none' ? ' (no snapshot taken: --snapshot none)' : ''}. Versions now:\n${finalVersionsText(result.versions)}\nLedger: ${ledger.file} (leapfrog ledger show ${result.runId} --state-dir ${ctx.layout.stateDir})`);
         }
         if (result.error) throw result.error;
       });
@@ -96,6 +100,7 @@ export const runModule: CommandModule<object, RunArgs> = {
       .option('until', { type: 'string', describe: 'stop after this release' })
       .option('parallel', { type: 'number', default: 1, describe: 'run up to N projects at once' })
       .option('dry-run', { type: 'boolean', default: false, describe: 'print the plan and run nothing' })
+      .option('snapshot', { choices: SNAPSHOT_MODES, default: 'first-hop' as SnapshotMode, describe: 'snapshot the databases before the first hop, before every hop, or not at all (for `rollback`)' })
       .option('wait-lock', { type: 'number', default: 0, describe: 'wait up to SECONDS for another run on this target to finish (default: fail at once, naming it)' }) as never,
   handler: (args) => runCommand(args),
 };
