@@ -9,7 +9,8 @@ import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { after, test } from 'node:test';
-import { describeTargets, fakeCloud, leapfrog, withMariadb, type CliResult } from './helpers.js';
+import mysql from 'mysql2/promise';
+import { describeTargets, fakeCloud, leapfrog, mariadbOptions, withMariadb, type CliResult } from './helpers.js';
 
 /** Every file under dir, decompressed when gzipped, except those in `skip` directories. */
 function filesUnder(dir: string, skip: readonly string[]): { file: string; bytes: Buffer }[] {
@@ -37,6 +38,7 @@ describeTargets(
       await withMariadb(async (c) => {
         await c.query(`CREATE USER '${user}'@'%' IDENTIFIED BY '${password}'`);
         await c.query(`GRANT ALL ON \`${grantOn}\`.* TO '${user}'@'%'`);
+        await c.query(`GRANT PROCESS ON *.* TO '${user}'@'%'`); // the offline guard reads the process list
       });
       after(() => withMariadb(async (c) => void (await c.query(`DROP USER IF EXISTS '${user}'@'%'`))));
       const cnf = path.join(cloud.dir, 'my.cnf');
@@ -73,6 +75,34 @@ describeTargets(
       assert.ok(files.some((f) => f.file.endsWith('ledger.sqlite3')));
       for (const f of files) assert.ok(!f.bytes.includes(password), `the password is in ${f.file}`);
       for (const f of filesUnder(path.join(cloud.state, 'config'), [])) assert.equal(statSync(f.file).mode & 0o077, 0, `${f.file} is private`);
+    });
+
+    test('a connected client blocks run and rollback, listed by user, host, database and time; --force proceeds', async () => {
+      const cloud = await fakeCloud({ kind, instances: 10 });
+      const service = await mysql.createConnection({ ...mariadbOptions(), database: cloud.names.identity });
+      try {
+        await service.query('SELECT 1');
+        const r = await leapfrog(['run', ...cloud.args()]);
+        assert.equal(r.exitCode, 3, r.stderr);
+        assert.match(r.stderr, /1 other client session is connected to the chain's databases: are the services still running\? .*Nothing was run\./);
+        assert.match(r.stderr, new RegExp(`session ${service.threadId}: user root from [\\w.:]+ on ${cloud.names.identity}, Sleep for \\d+ s`));
+        assert.equal(await cloud.scalar('compute', 'SELECT version FROM migrate_version'), 254, 'nothing ran');
+        assert.deepEqual(JSON.parse((await leapfrog(['ledger', 'runs', '--state-dir', cloud.state, '--format', 'json'])).stdout).runs, []);
+
+        const forced = await leapfrog(['run', ...cloud.args(), '--force', '--until', 'kilo']);
+        assert.equal(forced.exitCode, 0, forced.stderr);
+        assert.match(forced.stderr, new RegExp(`Warning: going on with 1 other session\\(s\\) connected .*because of --force:\\n  session ${service.threadId}: user root`));
+
+        const rb = await leapfrog(['rollback', ...cloud.args(), '--to', 'start']);
+        assert.equal(rb.exitCode, 3, rb.stderr);
+        assert.match(rb.stderr, new RegExp(`session ${service.threadId}: user root`));
+      } finally {
+        await service.end();
+      }
+      // The service gone, the rollback goes ahead.
+      const rb = await leapfrog(['rollback', ...cloud.args(), '--to', 'start']);
+      assert.equal(rb.exitCode, 0, rb.stderr);
+      assert.equal(await cloud.scalar('compute', 'SELECT version FROM migrate_version'), 254);
     });
   },
   ['mariadb'],

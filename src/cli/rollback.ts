@@ -2,6 +2,7 @@ import type { CommandModule } from 'yargs';
 import { LeapfrogError } from '../errors.js';
 import { withLedger } from '../ledger/ledger.js';
 import { finalVersionsText, versionsJson } from '../report/render.js';
+import { offlineGuard } from '../runner/guard.js';
 import { rollback, type RollbackPoint } from '../runner/rollback.js';
 import { withTargetLock } from '../target/lock.js';
 import { withTarget } from '../target/session.js';
@@ -12,6 +13,7 @@ import { processIo, type Io } from './io.js';
 interface RollbackArgs extends CommonArgs {
   to: string;
   'wait-lock': number;
+  force: boolean;
 }
 
 export function parsePoint(raw: string): RollbackPoint {
@@ -29,6 +31,7 @@ export async function rollbackCommand(args: RollbackArgs, io: Io = processIo): P
   await withLedger(ctx.layout.stateDir, (ledger) =>
     withTarget(ctx.target, (session) =>
       withTargetLock(ctx.target, ctx.chain, ctx.layout.stateDir, { waitSeconds: args['wait-lock'], command: 'rollback' }, async () => {
+        await offlineGuard(session, ctx.chain, args.force, io.err);
         const r = await rollback(ctx.chain, session, ledger, to);
         if (args.format === 'json') {
           io.out(
@@ -63,6 +66,7 @@ export const rollbackModule: CommandModule<object, RollbackArgs> = {
   builder: (y) =>
     commonOptions(y)
       .option('to', { type: 'string', demandOption: true, describe: 'CHECKPOINT id, or start (before the first hop)' })
+      .option('force', { type: 'boolean', default: false, describe: 'restore even while other client sessions are connected to the chain\'s databases' })
       .option('wait-lock', { type: 'number', default: 0, describe: 'wait up to SECONDS for a run on this target to finish' }) as never,
   handler: (args) => rollbackCommand(args),
 };

@@ -5,6 +5,7 @@ import { withLedger } from '../ledger/ledger.js';
 import { barRenderer, lineRenderer, type Renderer } from '../report/progress.js';
 import { finalVersionsText, planJson, planSummary, planText, RUN_FORMAT, versionsJson } from '../report/render.js';
 import { executePlan, prepare, SNAPSHOT_MODES, type SnapshotMode } from '../runner/runner.js';
+import { offlineGuard } from '../runner/guard.js';
 import { readState } from '../runner/state.js';
 import { withTargetLock } from '../target/lock.js';
 import { withTarget } from '../target/session.js';
@@ -18,6 +19,7 @@ interface RunArgs extends CommonArgs {
   'dry-run': boolean;
   'wait-lock': number;
   snapshot: SnapshotMode;
+  force: boolean;
 }
 
 export async function runCommand(args: RunArgs, io: Io = processIo): Promise<void> {
@@ -36,6 +38,7 @@ export async function runCommand(args: RunArgs, io: Io = processIo): Promise<voi
       // A dry run changes nothing, so it takes no lock (like `plan`).
       if (args['dry-run']) return show(await planNow());
       await withTargetLock(ctx.target, ctx.chain, ctx.layout.stateDir, { waitSeconds: args['wait-lock'], command: 'run' }, async () => {
+        await offlineGuard(session, ctx.chain, args.force, io.err);
         const { p, steps } = await planNow();
         if (steps.length === 0) return show({ p, steps });
         if (args.format === 'text') io.err(planSummary(p, target));
@@ -101,6 +104,7 @@ export const runModule: CommandModule<object, RunArgs> = {
       .option('parallel', { type: 'number', default: 1, describe: 'run up to N projects at once' })
       .option('dry-run', { type: 'boolean', default: false, describe: 'print the plan and run nothing' })
       .option('snapshot', { choices: SNAPSHOT_MODES, default: 'first-hop' as SnapshotMode, describe: 'snapshot the databases before the first hop, before every hop, or not at all (for `rollback`)' })
+      .option('force', { type: 'boolean', default: false, describe: 'run even while other client sessions are connected to the chain\'s databases' })
       .option('wait-lock', { type: 'number', default: 0, describe: 'wait up to SECONDS for another run on this target to finish (default: fail at once, naming it)' }) as never,
   handler: (args) => runCommand(args),
 };

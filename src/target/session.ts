@@ -54,6 +54,25 @@ export class TargetSession {
     }
   }
 
+  /**
+   * Other client sessions with one of `names` as their current database, from
+   * the server's process list (MySQL/MariaDB; a SQLite target has none to
+   * show). `visible` is false when this user lacks the PROCESS privilege and
+   * so sees only its own sessions.
+   */
+  async clientSessions(names: readonly string[]): Promise<{ visible: boolean; sessions: ClientSession[] }> {
+    if (this.target.kind !== 'mysql' || names.length === 0) return { visible: true, sessions: [] };
+    const k = this.serverConnection();
+    const [rows] = (await k.raw(
+      `SELECT ID id, USER user, HOST host, DB db, COMMAND command, TIME time, STATE state FROM information_schema.PROCESSLIST
+       WHERE DB IN (${names.map(() => '?').join(', ')}) AND ID <> CONNECTION_ID() AND COMMAND NOT IN ('Daemon', 'Binlog Dump', 'Killed')
+       ORDER BY DB, ID`,
+      [...names],
+    )) as [ClientSession[]];
+    const [priv] = (await k.raw(`SELECT COUNT(*) n FROM information_schema.USER_PRIVILEGES WHERE PRIVILEGE_TYPE = 'PROCESS'`)) as [{ n: number }[]];
+    return { visible: Number(priv[0]?.n ?? 0) > 0, sessions: rows.map((r) => ({ ...r, time: Number(r.time) })) };
+  }
+
   private serverConnection(): Knex {
     const t = this.target;
     if (t.kind !== 'mysql') throw new Error('server connection asked of a SQLite target');
@@ -84,6 +103,16 @@ export function mysqlConnection(t: Extract<Target, { kind: 'mysql' }>): Knex.MyS
   return t.socket
     ? { socketPath: t.socket, user: t.user, password: t.password, connectTimeout: 10_000 }
     : { host: t.host, port: t.port, user: t.user, password: t.password, connectTimeout: 10_000 };
+}
+
+export interface ClientSession {
+  id: number;
+  user: string;
+  host: string;
+  db: string;
+  command: string;
+  time: number;
+  state: string | null;
 }
 
 /** Run `cb` with a session, closing it however `cb` ends. */
