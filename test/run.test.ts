@@ -67,7 +67,7 @@ describeTargets('the fake cloud from juno to newton', (kind) => {
 
     const shown = await leapfrog(['ledger', 'show', '--state-dir', cloud.state]);
     assert.equal(shown.exitCode, 0, shown.stderr);
-    assert.match(shown.stdout, /kilo\/compute\/3 +│ data +│ compute-kilo +│ succeeded +│ \d+ +│ 0 +│ \d+ ms/);
+    assert.match(shown.stdout, /kilo\/compute\/3 +│ data +│ compute-kilo +│ succeeded +│ \d+ +│ 0 +│ (\d+ ms|[\d.]+ s)/);
     assert.match(shown.stdout, /compute@newton +│ main 334/);
   });
 
