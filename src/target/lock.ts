@@ -21,11 +21,10 @@ import { describeTarget, type Target } from './url.js';
  *   a small lock file, i.e. a POSIX advisory lock the kernel drops with the
  *   process; beside it a JSON note says who holds it (host, pid, since);
  * - for a server target, GET_LOCK on a dedicated connection held for the
- *   whole run. The server drops it when that connection closes, and a
- *   SIGKILLed client's socket is closed by its kernel. The name is derived
- *   from the databases the chain touches, so two chains (or two state
- *   directories, or two machines) moving the same databases exclude each
- *   other. The server only knows the holder's connection (user, client
+ *   whole run, one lock per database the chain touches, so two chains (or
+ *   two state directories, or two machines) that share a database exclude
+ *   each other. The server drops them when that connection closes, and a
+ *   SIGKILLed client's socket is closed by its kernel. The server only knows the holder's connection (user, client
  *   host and port, idle time = time since it took the lock); the local note
  *   gives host and pid when the state directory is shared.
  */
@@ -98,41 +97,45 @@ function lockedError(what: string, holder: string, waited: number): LeapfrogErro
   );
 }
 
-export function serverLockName(chain: Chain): string {
-  const dbs = Object.values(chain.projects).flatMap((p) => Object.values(p.databases)).sort();
-  return `leapfrog:${createHash('sha256').update(dbs.join('\n')).digest('hex').slice(0, 40)}`;
+/** The server lock names for a chain: one per database it touches, sorted (so two runs take them in the same order). */
+export function serverLockNames(chain: Chain): string[] {
+  const dbs = [...new Set(Object.values(chain.projects).flatMap((p) => Object.values(p.databases)))].sort();
+  // GET_LOCK names are at most 64 characters; a database name may be 64 itself.
+  return dbs.map((d) => (d.length <= 52 ? `leapfrog:db:${d}` : `leapfrog:db:${createHash('sha256').update(d).digest('hex').slice(0, 52)}`));
 }
 
 /** GET_LOCK on its own connection, kept idle (and so its idle time tells since when) until release. */
 class ServerLock {
-  private constructor(private readonly conn: mysql.Connection, private readonly name: string) {}
+  private constructor(private readonly conn: mysql.Connection, private readonly names: readonly string[]) {}
 
-  static async acquire(t: Extract<Target, { kind: 'mysql' }>, name: string, what: string, opts: LockOptions): Promise<ServerLock> {
+  static async acquire(t: Extract<Target, { kind: 'mysql' }>, names: readonly string[], what: string, opts: LockOptions): Promise<ServerLock> {
     const c = mysqlConnection(t);
     const conn = await mysql.createConnection({ host: c.host, port: c.port, socketPath: c.socketPath, user: c.user, password: c.password, connectTimeout: 10_000 });
+    const deadline = Date.now() + opts.waitSeconds * 1000;
     try {
-      // The server would drop an idle connection (and the lock) after wait_timeout (8 h by default).
+      // The server would drop an idle connection (and the locks) after wait_timeout (8 h by default).
       await conn.query('SET SESSION wait_timeout = 31536000');
-      const [rows] = await conn.query('SELECT GET_LOCK(?, ?) AS got', [name, opts.waitSeconds]);
-      if ((rows as { got: number | null }[])[0]?.got === 1) return new ServerLock(conn, name);
-      const [held] = await conn.query(
-        `SELECT p.ID id, p.USER user, p.HOST host, p.TIME time FROM information_schema.PROCESSLIST p WHERE p.ID = IS_USED_LOCK(?)`,
-        [name],
-      );
-      const h = (held as { id: number; user: string; host: string; time: number }[])[0];
-      const holder = h
-        ? `server connection ${h.id} (${h.user} from ${h.host}), holding lock ${name} since ${new Date(Date.now() - h.time * 1000).toISOString()}`
-        : `another session holding lock ${name} (this user cannot see which: it needs the PROCESS privilege)`;
-      throw lockedError(what, holder, opts.waitSeconds);
+      for (const name of names) {
+        const wait = Math.max(0, Math.ceil((deadline - Date.now()) / 1000));
+        const [rows] = await conn.query('SELECT GET_LOCK(?, ?) AS got', [name, wait]);
+        if ((rows as { got: number | null }[])[0]?.got === 1) continue;
+        const [held] = await conn.query(`SELECT p.ID id, p.USER user, p.HOST host, p.TIME time FROM information_schema.PROCESSLIST p WHERE p.ID = IS_USED_LOCK(?)`, [name]);
+        const h = (held as { id: number; user: string; host: string; time: number }[])[0];
+        const holder = h
+          ? `server connection ${h.id} (${h.user} from ${h.host}), holding lock ${name} since ${new Date(Date.now() - h.time * 1000).toISOString()}`
+          : `another session holding lock ${name} (this user cannot see which: it needs the PROCESS privilege)`;
+        throw lockedError(what, holder, opts.waitSeconds);
+      }
+      return new ServerLock(conn, names);
     } catch (err) {
-      await conn.end().catch(() => {});
+      await conn.end().catch(() => conn.destroy());
       throw err;
     }
   }
 
   async release(): Promise<void> {
     try {
-      await this.conn.query('DO RELEASE_LOCK(?)', [this.name]);
+      await this.conn.query('DO RELEASE_ALL_LOCKS()');
     } finally {
       await this.conn.end().catch(() => this.conn.destroy());
     }
@@ -146,7 +149,7 @@ class ServerLock {
 export async function withTargetLock<T>(target: Target, chain: Chain, stateDir: string, opts: LockOptions, cb: () => Promise<T>): Promise<T> {
   const shown = describeTarget(target);
   if (target.kind === 'sqlite' && !existsSync(target.dir)) throw new LeapfrogError('input', `--db ${shown}: the directory does not exist`);
-  const key = createHash('sha256').update(`${shown}\n${serverLockName(chain)}`).digest('hex').slice(0, 16);
+  const key = createHash('sha256').update(shown).digest('hex').slice(0, 16);
   const local = await FileLock.acquire(path.join(stateDir, 'locks', `${key}.lock`), `${shown} (state directory ${stateDir})`, opts);
   try {
     if (target.kind === 'sqlite') {
@@ -159,7 +162,7 @@ export async function withTargetLock<T>(target: Target, chain: Chain, stateDir: 
     }
     let server: ServerLock;
     try {
-      server = await ServerLock.acquire(target, serverLockName(chain), shown, opts);
+      server = await ServerLock.acquire(target, serverLockNames(chain), shown, opts);
     } catch (err) {
       if (err instanceof LeapfrogError) throw err;
       throw new LeapfrogError('input', `${shown}: cannot take the run lock (${(err as Error).message})`, { cause: err });
