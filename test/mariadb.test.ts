@@ -60,6 +60,10 @@ describeTargets(
       await cli(['ledger', 'runs', '--state-dir', cloud.state]);
       await cli(['ledger', 'show', '--state-dir', cloud.state]);
       await cli(['ledger', 'show', '--state-dir', cloud.state, '--format', 'json']);
+      const rb = await cli(['rollback', ...args, '--to', 'start']);
+      assert.equal(rb.exitCode, 0, rb.stderr);
+      await cli(['rollback', ...args, '--to', 'start', '--format', 'json']);
+      await cli(['ledger', 'show', '--state-dir', cloud.state]);
       // A wrong password fails, and says so without echoing either password.
       const wrong = await cli(['plan', ...args.map((a) => (a === 'mysql://' ? `mysql://${user}:${password}x@127.0.0.1:3306` : a))]);
       assert.equal(wrong.exitCode, 2, wrong.stderr);

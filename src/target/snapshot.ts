@@ -80,6 +80,13 @@ export function clientOptionFile(t: Extract<Target, { kind: 'mysql' }>): { file:
   return { file, dispose: () => rmSync(dir, { recursive: true, force: true }) };
 }
 
+/** The clients get PATH and the locale, not leapfrog's environment (which may hold LEAPFROG_DB_PASSWORD). */
+function clientEnv(): Record<string, string> {
+  const env: Record<string, string> = {};
+  for (const k of ['PATH', 'LANG', 'LC_ALL', 'LC_CTYPE', 'TZ']) if (process.env[k] !== undefined) env[k] = process.env[k]!;
+  return env;
+}
+
 function client(names: readonly string[]): string {
   const dirs = (process.env.PATH ?? '').split(path.delimiter);
   for (const n of names) if (dirs.some((d) => d && existsSync(path.join(d, n)))) return n;
@@ -127,7 +134,7 @@ export async function snapshotDatabase(session: TargetSession, name: string, dir
     const dump = execa(
       client(['mariadb-dump', 'mysqldump']),
       [`--defaults-extra-file=${opt.file}`, '--single-transaction', '--quick', '--routines', '--triggers', '--hex-blob', '--no-tablespaces', '--databases', name],
-      { buffer: { stdout: false, stderr: true }, stdin: 'ignore' },
+      { buffer: { stdout: false, stderr: true }, stdin: 'ignore', env: clientEnv(), extendEnv: false },
     );
     let result: { sha256: string; bytes: number };
     try {
@@ -187,7 +194,7 @@ export async function restoreDatabase(target: Target, snap: SnapshotFile): Promi
   try {
     const mysql = client(['mariadb', 'mysql']);
     const run = (args: string[], input?: Readable) =>
-      execa(mysql, [`--defaults-extra-file=${opt.file}`, '--batch', ...args], input ? { input } : { stdin: 'ignore' });
+      execa(mysql, [`--defaults-extra-file=${opt.file}`, '--batch', ...args], { ...(input ? { input } : { stdin: 'ignore' as const }), env: clientEnv(), extendEnv: false });
     try {
       await run(['-e', `DROP DATABASE IF EXISTS \`${name.replace(/`/g, '``')}\``]);
       if (snap.file !== null) await run([], createReadStream(snap.file).pipe(createGunzip()));
