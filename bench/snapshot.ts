@@ -3,7 +3,7 @@
  * what a DBA would type, `mariadb-dump --single-transaction DB | gzip`, in
  * the same run on the same server.
  *
- *   npm run bench:snapshot   (or: node dist/bench/snapshot.js [--db mysql://root@127.0.0.1:3306] [--size-mb 1100] [--rounds 1])
+ *   npm run bench:snapshot   (or: node dist/bench/snapshot.js [--db mysql://root@127.0.0.1:3306] [--size-mb 1100] [--rounds 1] [--level N])
  *
  * Generates a scratch database lf_bench_<random> of at least --size-mb MiB
  * (data + indexes, as information_schema reports them) by inserting
@@ -29,6 +29,8 @@ const opt = (name: string, def: string) => {
 const url = opt('db', 'mysql://root@127.0.0.1:3306');
 const SIZE_MB = Number(opt('size-mb', '1100'));
 const ROUNDS = Number(opt('rounds', '1'));
+// leapfrog's gzip level (its default unless --level): to see what the level costs.
+const LEVEL = Number(opt('level', String(SNAPSHOT_GZIP_LEVEL)));
 const target = parseTargetUrl(url, process.env.LEAPFROG_DB_PASSWORD);
 if (target.kind !== 'mysql') throw new Error('bench:snapshot needs a MySQL/MariaDB --db');
 const db = `lf_bench_${randomBytes(4).toString('hex')}`;
@@ -81,7 +83,7 @@ try {
         rmSync(out);
       } else {
         const dir = path.join(work, 'leapfrog');
-        const f = await withTarget(target, (s) => snapshotDatabase(s, db, dir, { level: SNAPSHOT_GZIP_LEVEL }));
+        const f = await withTarget(target, (s) => snapshotDatabase(s, db, dir, { level: LEVEL }));
         ours.push(performance.now() - t);
         ourBytes = f.bytes ?? 0;
         rmSync(dir, { recursive: true, force: true });
@@ -91,7 +93,7 @@ try {
   const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
   log(`snapshot of ${db}, ${ROUNDS} round(s), medians:`);
   log(`  mariadb-dump --single-transaction | gzip:   ${(median(plain) / 1000).toFixed(1)} s, ${mb(plainBytes)}`);
-  log(`  leapfrog snapshot (gzip level ${SNAPSHOT_GZIP_LEVEL}, sha256):  ${(median(ours) / 1000).toFixed(1)} s, ${mb(ourBytes)}`);
+  log(`  leapfrog snapshot (gzip level ${LEVEL}, sha256):  ${(median(ours) / 1000).toFixed(1)} s, ${mb(ourBytes)}`);
   log(`  ratio leapfrog/plain: ${(median(ours) / median(plain)).toFixed(2)}x (goal <= 1.00x)`);
 } finally {
   await cleanup();
