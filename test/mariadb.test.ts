@@ -5,7 +5,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { after, test } from 'node:test';
@@ -79,6 +79,20 @@ describeTargets(
       assert.ok(files.some((f) => f.file.endsWith('ledger.sqlite3')));
       for (const f of files) assert.ok(!f.bytes.includes(password), `the password is in ${f.file}`);
       for (const f of filesUnder(path.join(cloud.state, 'config'), [])) assert.equal(statSync(f.file).mode & 0o077, 0, `${f.file} is private`);
+    });
+
+    test('a socket target (mysql://root@localhost?socket=PATH) runs the chain and rolls it back', async (t) => {
+      const socket = await withMariadb(async (c) => ((await c.query('SELECT @@socket s'))[0] as { s: string }[])[0]!.s);
+      if (!existsSync(socket)) return t.skip(`the server's socket ${socket} is not on this machine`);
+      const cloud = await fakeCloud({ kind, instances: 10 });
+      const args = cloud.args().map((a) => (a === cloud.db ? `mysql://root@localhost?socket=${socket}` : a));
+      const r = await leapfrog(['run', ...args, '--format', 'json']);
+      assert.equal(r.exitCode, 0, r.stderr);
+      assert.equal(JSON.parse(r.stdout).target, `mysql://root@localhost?socket=${socket}`);
+      assert.deepEqual(JSON.parse(r.stdout).versions.image, { main: 'mitaka02' });
+      const rb = await leapfrog(['rollback', ...args, '--to', 'start', '--format', 'json']);
+      assert.equal(rb.exitCode, 0, rb.stderr);
+      assert.deepEqual(JSON.parse(rb.stdout).versions.image, { main: 'juno' });
     });
 
     test('a connected client blocks run and rollback, listed by user, host, database and time; --force proceeds', async () => {
