@@ -36,6 +36,19 @@ describeTargets('the run lock', (kind) => {
     if (kind === 'sqlite') assert.match(other.stderr, new RegExp(`sqlite:.* is locked by leapfrog run on host ${os.hostname()}, pid ${winner.pid}`));
     else assert.match(other.stderr, new RegExp(`is locked by server connection \\d+ \\(root from [\\w.:]+\\), holding lock leapfrog:db:${cloud.names.compute} since \\d{4}-`));
 
+    // Another chain that shares one database (image) with the running one, from another state directory.
+    if (kind === 'mariadb') {
+      const imageOnly = cloud.variant('image-only', (c) => {
+        c.chain = 'fakecloud-image-only';
+        delete c.projects.compute;
+        delete c.projects.identity;
+        for (const r of c.releases) r.steps = r.steps.filter((s: Json) => s.project === 'image');
+      });
+      const shared = await leapfrog(['run', ...cloud.args(imageOnly), '--state-dir', tempDir('state3')]);
+      assert.equal(shared.exitCode, 4, shared.stderr);
+      assert.match(shared.stderr, new RegExp(`holding lock leapfrog:db:${cloud.names.image} since`));
+    }
+
     // A run that waits gets the lock as soon as the holder dies, killed without a chance to clean up.
     const waiter = spawnLeapfrog(['run', ...cloud.args(), '--wait-lock', '60', '--format', 'json']);
     await new Promise((r) => setTimeout(r, 1000));
