@@ -111,5 +111,7 @@ describeTargets('snapshots and rollback', (kind) => {
     const none = await leapfrog(['run', ...cloud.args(), '--snapshot', 'none', '--until', 'kilo']);
     assert.equal(none.exitCode, 0, none.stderr);
     assert.match(none.stderr, /Snapshots: none \(--snapshot none\)\. leapfrog cannot roll this run back/);
+    assert.match(none.stdout, /Run \d+ succeeded \(no snapshot taken: --snapshot none\)/);
+    assert.match((await leapfrog(['ledger', 'show', '--state-dir', cloud.state])).stdout, /No snapshots in this run \(--snapshot none\)\./);
   });
 });
