@@ -5,7 +5,8 @@
  * the restored versions.
  */
 import assert from 'node:assert/strict';
-import { appendFileSync, existsSync, readFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { test } from 'node:test';
 import { describeTargets, fakeCloud, leapfrog, withMariadb, type Cloud, CLOUD_DATABASES } from './helpers.js';
 
@@ -76,6 +77,20 @@ describeTargets('snapshots and rollback', (kind) => {
     assert.deepEqual(parse(rerun.stdout).snapshots, []);
     const rolls = parse((await leapfrog(['ledger', 'show', '--state-dir', cloud.state, '--format', 'json'])).stdout).rollbacks;
     assert.deepEqual(rolls.map((b: Json) => [b.id, b.status, b.to_checkpoint]), [[1, 'succeeded', 0]]);
+  });
+
+  test('a snapshot that cannot be written stops the run before any step, and says which database', async () => {
+    const cloud = await fakeCloud({ kind, instances: 10 });
+    // The first run's snapshot directory is taken by a file: mkdir fails (even for root).
+    mkdirSync(path.join(cloud.state, 'runs', '1'), { recursive: true });
+    writeFileSync(path.join(cloud.state, 'runs', '1', 'snapshots'), 'in the way');
+    const r = await leapfrog(['run', ...cloud.args(), '--format', 'json']);
+    assert.equal(r.exitCode, 255, r.stderr);
+    assert.match(r.stderr, /snapshot of database \S+ into \S+ failed: ENOTDIR/);
+    const run = parse(r.stdout);
+    assert.equal(run.status, 'failed');
+    assert.deepEqual(run.steps, [], 'no step ran');
+    assert.equal(await cloud.scalar('compute', 'SELECT version FROM migrate_version'), 254);
   });
 
   test('--snapshot every-hop: rolling back to a checkpoint restores that hop\'s end; a damaged snapshot is refused before anything is restored; --snapshot none says so', async () => {

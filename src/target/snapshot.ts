@@ -56,7 +56,12 @@ function hasher(): Transform & { digest(): { sha256: string; bytes: number } } {
 async function gzipTo(source: Readable, dest: string, level: number): Promise<{ sha256: string; bytes: number }> {
   const tmp = dest + '.part';
   const h = hasher();
-  await pipeline(source, createGzip({ level }), h, createWriteStream(tmp, { mode: 0o600 }));
+  try {
+    await pipeline(source, createGzip({ level }), h, createWriteStream(tmp, { mode: 0o600 }));
+  } catch (err) {
+    rmSync(tmp, { force: true });
+    throw err;
+  }
   const fd = openSync(tmp, 'r');
   try {
     fsyncSync(fd);
@@ -98,8 +103,22 @@ export interface SnapshotOptions {
   level: number;
 }
 
-/** Take one database's snapshot into `dir`. */
+/** Take one database's snapshot into `dir`. A failure names the database and what to do; the run has not started any step yet. */
 export async function snapshotDatabase(session: TargetSession, name: string, dir: string, opts: SnapshotOptions): Promise<SnapshotFile> {
+  try {
+    return await takeSnapshot(session, name, dir, opts);
+  } catch (err) {
+    if (err instanceof LeapfrogError) throw err;
+    const code = (err as NodeJS.ErrnoException).code;
+    throw new LeapfrogError(
+      'unexpected',
+      `snapshot of database ${name} into ${dir} failed: ${(err as Error).message}${code === 'ENOSPC' ? ' (free space in the state directory, or run with --snapshot none if you have your own backup)' : ''}`,
+      { cause: err },
+    );
+  }
+}
+
+async function takeSnapshot(session: TargetSession, name: string, dir: string, opts: SnapshotOptions): Promise<SnapshotFile> {
   await mkdir(dir, { recursive: true, mode: 0o700 });
   if (!(await session.exists(name))) return { database: name, file: null, sha256: null, bytes: null };
   const t = session.target;
@@ -140,9 +159,9 @@ export async function snapshotDatabase(session: TargetSession, name: string, dir
     try {
       [result] = await Promise.all([gzipTo(dump.stdout, dest, opts.level), dump]);
     } catch (err) {
-      rmSync(dest + '.part', { force: true });
       const stderr = String((err as { stderr?: unknown }).stderr ?? '').trim();
-      throw new LeapfrogError('unexpected', `snapshot of database ${name} failed: ${stderr || (err as Error).message}`, { cause: err });
+      if (!stderr) throw err;
+      throw new LeapfrogError('unexpected', `snapshot of database ${name} failed: mariadb-dump says: ${stderr}`, { cause: err });
     }
     return { database: name, file: dest, ...result };
   } finally {
