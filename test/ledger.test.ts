@@ -286,3 +286,37 @@ test('a ledger written before snapshots (schema 1) is migrated forward with its 
     ledger.close();
   }
 });
+
+test('snapshotAt: the first snapshot after a checkpoint when its project stood still since, else the newest at or before it', () => {
+  const ledger = Ledger.open(stateDir());
+  try {
+    const runId = ledger.startRun({ chain: 'c', chainSha256: 'x', target: 't', kind: 'run', until: undefined, host: 'h', pid: 1, version: '0', snapshot: 'every-hop' });
+    const snap = (database: string, beforeStep: string) =>
+      ledger.snapshot({ runId, chain: 'c', target: 't', database, beforeStep, position: ledger.position(), file: `/s/${database}`, sha256: 'x', bytes: 1, durationMs: 1 });
+    const step = (project: string, id: string) => {
+      const row = ledger.stepStarted({ runId, stepId: id, project, release: 'r', kind: 'sync', env: 'e', envSha256: 'x', command: [], logPath: '/l' });
+      ledger.stepFinished(row, { status: 'succeeded', exitCode: 0, durationMs: 1, attempts: 1, logTail: '' });
+    };
+    const cp = (project: string, release: string) => {
+      ledger.checkpoint({ runId, project, release, versions: {}, fingerprints: {} });
+      return ledger.checkpointsOf('c', 't').at(-1)!;
+    };
+    const a0 = snap('a', 'r1/A/1');
+    const b0 = snap('b', 'r1/A/1');
+    step('A', 'r1/A/1');
+    const cpA1 = cp('A', 'r1');
+    step('B', 'r1/B/1');
+    const cpB1 = cp('B', 'r1');
+    const a1 = snap('a', 'r2/A/1');
+    step('A', 'r2/A/1');
+    const at = (project: string, db: string, c: typeof cpA1) => ledger.snapshotAt('c', 't', project, db, c)?.id;
+    assert.equal(at('A', 'a', cpA1), a1, 'A did not move between its r1 checkpoint and the snapshot before r2: that snapshot is its state at the checkpoint');
+    assert.equal(at('B', 'b', cpA1), b0, 'no later snapshot of b: the one before the run');
+    assert.equal(at('A', 'a', cpB1), a1);
+    // A rollback in between changed the databases without a step: the later snapshot no longer counts.
+    ledger.rollbackStarted({ chain: 'c', target: 't', toCheckpoint: 0, snapshots: [], stepFloor: 0, stepCeiling: cpB1.after_step!, host: 'h', pid: 1 });
+    assert.equal(at('A', 'a', cpA1), a0);
+  } finally {
+    ledger.close();
+  }
+});
