@@ -97,6 +97,8 @@ describeTargets('snapshots and rollback', (kind) => {
     const cloud = await fakeCloud({ kind, instances: 10 });
     const r = await leapfrog(['run', ...cloud.args(), '--snapshot', 'every-hop', '--until', 'liberty', '--format', 'json']);
     assert.equal(r.exitCode, 0, r.stderr);
+    // Progress says when a snapshot starts (a large dump takes minutes) and what it took.
+    assert.match(r.stderr, new RegExp(`snapshot before liberty/compute/1: ${cloud.names.compute}, ${cloud.names.compute_api} into \\S+\\n.*snapshot before liberty/compute/1 in [\\d.]+ m?s: ${cloud.names.compute} \\d+ KiB, ${cloud.names.compute_api} \\(absent\\)`));
     const ledger = parse((await leapfrog(['ledger', 'show', '--state-dir', cloud.state, '--format', 'json'])).stdout);
     const kiloCompute = ledger.checkpoints.find((c: Json) => c.project === 'compute' && c.release === 'kilo');
     // Every database before the run, then each project's databases before its liberty hop.

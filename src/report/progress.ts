@@ -36,6 +36,9 @@ export function lineRenderer(write: (line: string) => void): Renderer {
         case 'step-end':
           write(`${stamp()} ${e.step.step.id} ${e.status} in ${formatMs(e.durationMs)}${e.attempts > 1 ? ` (${e.attempts} runs)` : ''}${e.message && e.status !== 'failed' ? `: ${e.message}` : ''}`);
           break;
+        case 'snapshot-start':
+          write(`${stamp()} snapshot before ${e.beforeStep}: ${e.databases.join(', ')} into ${e.dir}`);
+          break;
         case 'snapshot':
           write(`${stamp()} snapshot before ${e.beforeStep} in ${formatMs(e.durationMs)}: ${snapshotLine(e.databases)}`);
           break;
@@ -77,6 +80,9 @@ export function barRenderer(stream: NodeJS.WriteStream): Renderer {
           }
           break;
         }
+        case 'snapshot-start':
+          multi.log(`snapshot before ${e.beforeStep}: ${e.databases.join(', ')}…\n`);
+          break;
         case 'snapshot':
           multi.log(`snapshot before ${e.beforeStep} in ${formatMs(e.durationMs)}: ${snapshotLine(e.databases)}\n`);
           break;

@@ -345,6 +345,7 @@ async function takeSnapshot(ctx: RunContext, runId: number, runDirectory: string
   const dir = path.join(runDirectory, 'snapshots', `${String(position.step).padStart(6, '0')}-before-${beforeStep.replace(/\//g, '-')}`);
   const started = performance.now();
   for (const d of databases) await ctx.session.release(d);
+  ctx.emit({ type: 'snapshot-start', beforeStep, databases, dir });
   const taken = await Promise.all(
     databases.map(async (database) => {
       const t0 = performance.now();
