@@ -223,7 +223,19 @@ export class Ledger {
       // busy_timeout first: switching to WAL and migrating take locks that
       // another leapfrog opening the same ledger may hold for a moment.
       db.pragma('busy_timeout = 5000');
-      db.pragma('journal_mode = WAL');
+      // SQLite may refuse a journal-mode switch with SQLITE_BUSY at once, without
+      // calling the busy handler, while another connection opens the same file
+      // (it would otherwise risk a deadlock): retry within the same 5 s.
+      const deadline = Date.now() + 5000;
+      for (;;) {
+        try {
+          db.pragma('journal_mode = WAL');
+          break;
+        } catch (err) {
+          if ((err as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() > deadline) throw err;
+          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+        }
+      }
       db.pragma('synchronous = FULL');
       db.pragma('foreign_keys = ON');
       ledger.migrate();

@@ -70,7 +70,7 @@ class FileLock {
           throw new LeapfrogError('unexpected', `${what}: cannot take the lock ${file}: ${(err as Error).message}`, { cause: err });
         }
       }
-      if (Date.now() >= deadline) throw lockedError(what, readHolder(note), opts.waitSeconds);
+      if (Date.now() >= deadline) throw lockedError(what, await currentHolder(note), opts.waitSeconds);
       await sleep(POLL_MS);
     }
   }
@@ -81,12 +81,36 @@ class FileLock {
   }
 }
 
-function readHolder(note: string): string {
+function readHolder(note: string): LockHolder | undefined {
   try {
-    const h = JSON.parse(readFileSync(note, 'utf8')) as LockHolder;
-    return `leapfrog ${h.command} on host ${h.host}, pid ${h.pid}, since ${h.since}`;
+    return JSON.parse(readFileSync(note, 'utf8')) as LockHolder;
   } catch {
-    return 'another leapfrog (it has not written who it is yet)';
+    return undefined;
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Who holds the lock, from its note. The holder writes the note just after
+ * taking the lock, so for a moment the note may be missing, or still be a
+ * killed holder's: give the new holder up to a second to write its own.
+ */
+async function currentHolder(note: string): Promise<string> {
+  const until = Date.now() + 1000;
+  for (;;) {
+    const h = readHolder(note);
+    const fresh = h !== undefined && (h.host !== os.hostname() || alive(h.pid));
+    if (fresh) return `leapfrog ${h.command} on host ${h.host}, pid ${h.pid}, since ${h.since}`;
+    if (Date.now() > until) return 'another leapfrog (it has not written who it is yet)';
+    await sleep(25);
   }
 }
 
