@@ -7,6 +7,7 @@ export type ErrorKind =
   | 'input'        // a chain, env, flag or URL is wrong: fix the file or the command line
   | 'refused'      // the target is in a state the chain cannot move from
   | 'step-failed'  // a step's child failed, or its result did not verify
+  | 'locked'       // another run holds the target: wait, or --wait-lock
   | 'interrupted'  // SIGINT/SIGTERM stopped the run at a safe point
   | 'unexpected';  // a bug or an environment failure: keep the log tail
 

@@ -3,7 +3,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
+import { randomBytes } from 'node:crypto';
+import { after, describe, test } from 'node:test';
 import { execa } from 'execa';
+import mysql from 'mysql2/promise';
 import { parse, stringify } from 'yaml';
 import { createCloud } from '../fixtures/cloud.js';
 
@@ -35,27 +38,203 @@ export async function leapfrog(args: readonly string[], options: { env?: Record<
   return { exitCode: r.exitCode ?? -1, stdout: String(r.stdout), stderr: String(r.stderr) };
 }
 
+/** The targets every end-to-end suite runs on. */
+export type TargetKind = 'sqlite' | 'mariadb';
+export const TARGET_KINDS: readonly TargetKind[] = ['sqlite', 'mariadb'];
+
+/** The shared test server (root, empty password); override with LEAPFROG_TEST_MARIADB. */
+export const MARIADB_URL = process.env.LEAPFROG_TEST_MARIADB ?? 'mysql://root@127.0.0.1:3306';
+export const MARIADB_REQUIRED = process.env.LEAPFROG_REQUIRE_MARIADB === '1';
+
+export function mariadbOptions(url = MARIADB_URL): mysql.ConnectionOptions {
+  const u = new URL(url);
+  const socket = u.searchParams.get('socket');
+  return {
+    ...(socket ? { socketPath: socket } : { host: u.hostname || 'localhost', port: u.port ? Number(u.port) : 3306 }),
+    user: decodeURIComponent(u.username || 'root'),
+    password: u.password ? decodeURIComponent(u.password) : undefined,
+    connectTimeout: 3000,
+    multipleStatements: true,
+  };
+}
+
+/** Why MariaDB suites cannot run here, or undefined when the server answers. */
+async function mariadbProblem(): Promise<string | undefined> {
+  try {
+    const c = await mysql.createConnection(mariadbOptions());
+    await c.end();
+    return undefined;
+  } catch (err) {
+    return `MariaDB at ${MARIADB_URL} is unreachable (${(err as { code?: string }).code ?? (err as Error).message})`;
+  }
+}
+const MARIADB_PROBLEM = await mariadbProblem();
+
+/**
+ * One suite per target (kysely's pattern): `fn` registers the tests once, they
+ * run on SQLite and on MariaDB. Without a server the MariaDB suite is skipped
+ * with the reason in the test output, unless LEAPFROG_REQUIRE_MARIADB=1 (CI),
+ * where the suite runs and fails on its first connection.
+ */
+export function describeTargets(title: string, fn: (kind: TargetKind) => void, kinds: readonly TargetKind[] = TARGET_KINDS): void {
+  for (const kind of kinds) {
+    const skip = kind === 'mariadb' && MARIADB_PROBLEM !== undefined && !MARIADB_REQUIRED ? `${MARIADB_PROBLEM}; set LEAPFROG_REQUIRE_MARIADB=1 to fail instead` : false;
+    if (skip) {
+      // A skipped test, not only a skipped suite, so the run's summary counts it.
+      describe(`${title} [${kind}]`, () => void test('every test of this suite', { skip }, () => {}));
+      continue;
+    }
+    describe(`${title} [${kind}]`, () => {
+      after(disposeClouds);
+      fn(kind);
+    });
+  }
+}
+
+/** A run of queries on one connection to the test server. */
+export async function withMariadb<T>(cb: (c: mysql.Connection) => Promise<T>, url = MARIADB_URL): Promise<T> {
+  if (MARIADB_PROBLEM !== undefined) throw new Error(`${MARIADB_PROBLEM}${MARIADB_REQUIRED ? ' and LEAPFROG_REQUIRE_MARIADB=1 requires it' : ''}`);
+  const c = await mysql.createConnection(mariadbOptions(url));
+  try {
+    return await cb(c);
+  } finally {
+    await c.end();
+  }
+}
+
+/** A fresh prefix for scratch databases on the shared server: lf_<random>_. */
+export function uniquePrefix(): string {
+  return `lf_${randomBytes(5).toString('hex')}_`;
+}
+
+/** The fake cloud's databases (fixed names in the chain). */
+export const CLOUD_DATABASES = ['compute', 'compute_api', 'identity', 'image'] as const;
+export type CloudDatabase = (typeof CLOUD_DATABASES)[number];
+
+/** The real CLI as a child process still running: for locks, signals and races. */
+export function spawnLeapfrog(args: readonly string[]) {
+  return execa(process.execPath, [path.join(ROOT, 'bin', 'leapfrog.js'), ...args], { reject: false, cwd: ROOT, stdin: 'ignore', all: false });
+}
+
+/** Poll `check` until it returns a value, or fail after `ms`. */
+export async function eventually<T>(what: string, check: () => T | undefined | Promise<T | undefined>, ms = 30_000): Promise<T> {
+  const end = Date.now() + ms;
+  for (;;) {
+    const v = await check();
+    if (v !== undefined) return v;
+    if (Date.now() > end) throw new Error(`timed out waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
 export interface Cloud {
+  kind: TargetKind;
   dir: string;
   db: string;
   state: string;
+  /** The chain for this cloud (on MariaDB: a variant whose databases carry the prefix). */
+  chain: string;
+  /** Real database names per fake-cloud database. */
+  names: Record<CloudDatabase, string>;
   /** --chain, --db, --state-dir, --cache-dir for this cloud. */
   args(chain?: string): string[];
-  file(name: string): string;
+  /** A variant of this cloud's chain. */
+  variant(name: string, edit: (chain: Record<string, any>) => void): string;
+  query<T = Record<string, unknown>>(db: CloudDatabase, sql: string): Promise<T[]>;
+  scalar(db: CloudDatabase, sql: string): Promise<unknown>;
+  exec(db: CloudDatabase, sql: string): Promise<void>;
+  /** SQLite only: the database file. */
+  file(db: CloudDatabase): string;
+  /** Drop what this cloud created (also done after the suite). */
+  dispose(): Promise<void>;
 }
 
-export async function fakeCloud(options: { instances?: number; nullUuids?: number } = {}): Promise<Cloud> {
+const liveClouds = new Set<Cloud>();
+async function disposeClouds(): Promise<void> {
+  for (const c of [...liveClouds]) await c.dispose();
+}
+
+function prefixNames(doc: Record<string, any>, names: Record<CloudDatabase, string>): void {
+  for (const project of Object.values(doc.projects as Record<string, { databases: Record<string, string> }>)) {
+    for (const [logical, name] of Object.entries(project.databases)) project.databases[logical] = names[name as CloudDatabase] ?? name;
+  }
+}
+
+export async function fakeCloud(options: { kind?: TargetKind; instances?: number; nullUuids?: number } = {}): Promise<Cloud> {
+  const kind = options.kind ?? 'sqlite';
   const dir = tempDir('cloud');
-  const db = `sqlite:${path.join(dir, 'db')}`;
-  await createCloud(db, { instances: options.instances ?? 60, nullUuids: options.nullUuids ?? 0 });
   const state = path.join(dir, 'state');
-  return {
+  const prefix = kind === 'mariadb' ? uniquePrefix() : '';
+  const names = Object.fromEntries(CLOUD_DATABASES.map((n) => [n, prefix + n])) as Record<CloudDatabase, string>;
+  const db = kind === 'sqlite' ? `sqlite:${path.join(dir, 'db')}` : MARIADB_URL;
+  if (kind === 'mariadb') await withMariadb(async () => {}); // a clear error first when the server is required but missing
+  const file = (name: CloudDatabase) => path.join(dir, 'db', `${names[name]}.sqlite3`);
+  const variant = (name: string, edit: (chain: Record<string, any>) => void) =>
+    chainVariant(name, (c) => {
+      if (kind === 'mariadb') prefixNames(c, names);
+      edit(c);
+    });
+  const chain = kind === 'mariadb' ? variant('fakecloud-juno-newton', () => {}) : CHAIN;
+  const cloud: Cloud = {
+    kind,
     dir,
     db,
     state,
-    args: (chain = CHAIN) => ['--chain', chain, '--db', db, '--state-dir', state, '--cache-dir', CACHE],
-    file: (name) => path.join(dir, 'db', `${name}.sqlite3`),
+    chain,
+    names,
+    args: (c = chain) => ['--chain', c, '--db', db, '--state-dir', state, '--cache-dir', CACHE],
+    variant,
+    file,
+    async query<T>(name: CloudDatabase, sql: string): Promise<T[]> {
+      if (kind === 'sqlite') return query<T>(file(name), sql);
+      return withMariadb(async (c) => {
+        await c.query(`USE \`${names[name]}\``);
+        const [rows] = await c.query(sql);
+        return rows as T[];
+      });
+    },
+    async scalar(name, sql) {
+      const row = (await cloud.query<Record<string, unknown>>(name, sql))[0];
+      return row === undefined ? undefined : Object.values(row)[0];
+    },
+    async exec(name, sql) {
+      if (kind === 'sqlite') {
+        const d = new Database(file(name));
+        try {
+          d.exec(sql);
+        } finally {
+          d.close();
+        }
+        return;
+      }
+      await withMariadb(async (c) => {
+        await c.query(`USE \`${names[name]}\``);
+        await c.query(sql);
+      });
+    },
+    async dispose() {
+      liveClouds.delete(cloud);
+      if (kind === 'mariadb') await dropDatabases(Object.values(names));
+    },
   };
+  liveClouds.add(cloud);
+  await createCloud(db, {
+    instances: options.instances ?? 60,
+    nullUuids: options.nullUuids ?? 0,
+    names: { compute: names.compute, identity: names.identity, image: names.image },
+  });
+  return cloud;
+}
+
+/** Drop scratch databases this test created (never anything else). */
+export async function dropDatabases(names: readonly string[]): Promise<void> {
+  if (MARIADB_PROBLEM !== undefined) return;
+  await withMariadb(async (c) => {
+    for (const n of names) {
+      if (!/^lf_[0-9a-f]+_/.test(n)) throw new Error(`refusing to drop ${n}: not a test database`);
+      await c.query(`DROP DATABASE IF EXISTS \`${n}\``);
+    }
+  });
 }
 
 /** A copy of the fake-cloud chain, changed by `edit`, that still finds the repo's env files. */

@@ -3,14 +3,14 @@
  * way another leapfrog process (`leapfrog ledger` during a run) sees it.
  */
 import assert from 'node:assert/strict';
-import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { execa } from 'execa';
 import { LeapfrogError } from '../src/errors.js';
-import { LEDGER_SCHEMA_VERSION, Ledger } from '../src/ledger/ledger.js';
+import { LEDGER_SCHEMA_VERSION, Ledger, MIGRATIONS } from '../src/ledger/ledger.js';
 import { tempDir } from './helpers.js';
 
 const dirs: string[] = [];
@@ -70,7 +70,7 @@ test('opening creates the ledger in WAL mode, synchronous FULL, at the current s
       assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
       assert.equal(db.pragma('user_version', { simple: true }), LEDGER_SCHEMA_VERSION);
       const tables = (db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`).all() as { name: string }[]).map((r) => r.name);
-      assert.deepEqual(tables, ['checkpoints', 'runs', 'steps']);
+      assert.deepEqual(tables, ['checkpoints', 'rollbacks', 'runs', 'snapshots', 'steps']);
     });
     // synchronous and foreign_keys are per connection: read them on the ledger's own.
     const own = (ledger as unknown as { db: Database.Database }).db;
@@ -261,5 +261,62 @@ test('processes opening a new ledger at the same moment all succeed, and migrate
     assert.equal(l.schemaVersion(), LEDGER_SCHEMA_VERSION);
   } finally {
     l.close();
+  }
+});
+
+test('a ledger written before snapshots (schema 1) is migrated forward with its rows kept', () => {
+  const dir = stateDir();
+  mkdirSync(dir, { recursive: true });
+  const old = new Database(path.join(dir, 'ledger.sqlite3'));
+  old.exec(MIGRATIONS[0]!);
+  old.pragma('user_version = 1');
+  old.prepare(`INSERT INTO runs (chain, chain_sha256, target, status, host, pid, leapfrog_version, started_at) VALUES ('c', 'x', 't', 'succeeded', 'h', 1, '0.1.0', '2026-01-01')`).run();
+  old.prepare(`INSERT INTO steps (run_id, step_id, project, release, kind, env, env_sha256, command, status, started_at) VALUES (1, 'kilo/p/1', 'p', 'kilo', 'data', 'e', 'x', '[]', 'succeeded', '2026-01-01')`).run();
+  old.close();
+  const ledger = Ledger.open(dir);
+  try {
+    assert.equal(ledger.schemaVersion(), 2);
+    assert.equal(ledger.runs()[0]!.snapshot, null);
+    assert.deepEqual([...ledger.succeededSteps('c', 't')], ['kilo/p/1']);
+    // A rollback undoes the steps recorded between its snapshot and itself, and only those.
+    ledger.rollbackStarted({ chain: 'c', target: 't', toCheckpoint: 0, snapshots: [], stepFloor: 0, stepCeiling: 1, host: 'h', pid: 1 });
+    assert.deepEqual([...ledger.succeededSteps('c', 't')], []);
+    assert.deepEqual([...ledger.succeededSteps('c', 'other')], []);
+  } finally {
+    ledger.close();
+  }
+});
+
+test('snapshotAt: the first snapshot after a checkpoint when its project stood still since, else the newest at or before it', () => {
+  const ledger = Ledger.open(stateDir());
+  try {
+    const runId = ledger.startRun({ chain: 'c', chainSha256: 'x', target: 't', kind: 'run', until: undefined, host: 'h', pid: 1, version: '0', snapshot: 'every-hop' });
+    const snap = (database: string, beforeStep: string) =>
+      ledger.snapshot({ runId, chain: 'c', target: 't', database, beforeStep, position: ledger.position(), file: `/s/${database}`, sha256: 'x', bytes: 1, durationMs: 1 });
+    const step = (project: string, id: string) => {
+      const row = ledger.stepStarted({ runId, stepId: id, project, release: 'r', kind: 'sync', env: 'e', envSha256: 'x', command: [], logPath: '/l' });
+      ledger.stepFinished(row, { status: 'succeeded', exitCode: 0, durationMs: 1, attempts: 1, logTail: '' });
+    };
+    const cp = (project: string, release: string) => {
+      ledger.checkpoint({ runId, project, release, versions: {}, fingerprints: {} });
+      return ledger.checkpointsOf('c', 't').at(-1)!;
+    };
+    const a0 = snap('a', 'r1/A/1');
+    const b0 = snap('b', 'r1/A/1');
+    step('A', 'r1/A/1');
+    const cpA1 = cp('A', 'r1');
+    step('B', 'r1/B/1');
+    const cpB1 = cp('B', 'r1');
+    const a1 = snap('a', 'r2/A/1');
+    step('A', 'r2/A/1');
+    const at = (project: string, db: string, c: typeof cpA1) => ledger.snapshotAt('c', 't', project, db, c)?.id;
+    assert.equal(at('A', 'a', cpA1), a1, 'A did not move between its r1 checkpoint and the snapshot before r2: that snapshot is its state at the checkpoint');
+    assert.equal(at('B', 'b', cpA1), b0, 'no later snapshot of b: the one before the run');
+    assert.equal(at('A', 'a', cpB1), a1);
+    // A rollback in between changed the databases without a step: the later snapshot no longer counts.
+    ledger.rollbackStarted({ chain: 'c', target: 't', toCheckpoint: 0, snapshots: [], stepFloor: 0, stepCeiling: cpB1.after_step!, host: 'h', pid: 1 });
+    assert.equal(at('A', 'a', cpA1), a0);
+  } finally {
+    ledger.close();
   }
 });

@@ -38,6 +38,8 @@ export async function ledgerCommand(args: LedgerArgs, io: Io = processIo): Promi
     if (!run) throw new LeapfrogError('input', `run ${id} is not in ${ledger.file}; \`leapfrog ledger runs\` lists the runs`);
     const steps = ledger.steps(id);
     const checkpoints = ledger.checkpoints(id);
+    const snapshots = ledger.snapshots(id);
+    const rollbacks = ledger.rollbacks(run.chain, run.target);
     if (args.format === 'json') {
       io.out(
         JSON.stringify(
@@ -46,6 +48,8 @@ export async function ledgerCommand(args: LedgerArgs, io: Io = processIo): Promi
             run,
             steps: steps.map((s) => ({ ...s, command: JSON.parse(s.command) as string[] })),
             checkpoints: checkpoints.map((c) => ({ ...c, versions: JSON.parse(c.versions) as unknown, fingerprints: JSON.parse(c.fingerprints) as unknown })),
+            snapshots,
+            rollbacks: rollbacks.map((b) => ({ ...b, snapshots: JSON.parse(b.snapshots) as number[] })),
           },
           null,
           2,
@@ -63,16 +67,27 @@ export async function ledgerCommand(args: LedgerArgs, io: Io = processIo): Promi
       lines.push(`\n${s.step_id} ${s.status}${s.error ? `: ${s.error}` : ''}`, `log: ${s.log_path}`, ...(s.log_tail ? s.log_tail.split('\n').map((l) => '  ' + l) : []));
     }
     if (checkpoints.length > 0) {
-      const c = table(['checkpoint', 'versions', 'fingerprints']);
+      const c = table(['id', 'checkpoint', 'versions', 'fingerprints']);
       for (const cp of checkpoints) {
         const fp = JSON.parse(cp.fingerprints) as Record<string, string | null>;
         c.push([
+          String(cp.id),
           `${cp.project}@${cp.release}`,
           Object.entries(JSON.parse(cp.versions) as Record<string, unknown>).map(([db, v]) => `${db} ${formatStoredVersion(v)}`).join('\n'),
           Object.entries(fp).map(([db, h]) => `${db} ${h ? h.slice(0, 12) : '-'}`).join('\n'),
         ]);
       }
       lines.push('', c.toString());
+    }
+    if (snapshots.length > 0) {
+      const sn = table(['snapshot', 'before step', 'database', 'size', 'sha256']);
+      for (const x of snapshots) sn.push([String(x.id), x.before_step, x.database, x.file === null ? 'absent' : `${Math.ceil((x.bytes ?? 0) / 1024)} KiB`, x.sha256 ? x.sha256.slice(0, 12) : '-']);
+      lines.push('', sn.toString());
+    } else {
+      lines.push('', `No snapshots in this run${run.snapshot === 'none' ? ' (--snapshot none)' : ''}.`);
+    }
+    for (const b of rollbacks) {
+      lines.push(`Rollback ${b.id} ${b.to_checkpoint === 0 ? 'to before the first hop' : `to checkpoint ${b.to_checkpoint}`}: ${b.status}, ${b.started_at} on ${b.host}${b.error ? `: ${b.error}` : ''}`);
     }
     io.out(lines.join('\n'));
   });

@@ -3,6 +3,7 @@ import { LeapfrogError, type ErrorKind } from '../errors.js';
 import { LEAPFROG_VERSION } from '../version.js';
 import { ledgerModule } from './ledger.js';
 import { planModule } from './plan.js';
+import { rollbackModule } from './rollback.js';
 import { runModule } from './run.js';
 
 /**
@@ -13,6 +14,7 @@ export const EXIT_CODES: Record<ErrorKind, number> = {
   'step-failed': 1,
   input: 2,
   refused: 3,
+  locked: 4,
   interrupted: 130,
   unexpected: 255,
 };
@@ -35,8 +37,11 @@ export async function main(argv: string[]): Promise<number> {
       .command(planModule)
       .command(runModule)
       .command(ledgerModule)
-      .demandCommand(1, 'name a command: plan, run or ledger')
+      .command(rollbackModule)
+      .demandCommand(1, 'name a command: plan, run, ledger or rollback')
       .strict()
+      // A flag given twice: the last one wins, as with most Unix tools (not an array no command expects).
+      .parserConfiguration({ 'duplicate-arguments-array': false })
       .version(LEAPFROG_VERSION)
       .help()
       .wrap(Math.min(100, process.stdout.columns ?? 80))

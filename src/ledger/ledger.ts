@@ -29,6 +29,40 @@ export interface RunRow {
   finished_at: string | null;
   error: string | null;
   notes: string | null;
+  /** first-hop, every-hop or none; null for runs recorded before snapshots existed. */
+  snapshot: string | null;
+}
+
+export interface SnapshotRow {
+  id: number;
+  run_id: number;
+  chain: string;
+  target: string;
+  database: string;
+  before_step: string;
+  after_checkpoint: number;
+  after_step: number;
+  file: string | null;
+  sha256: string | null;
+  bytes: number | null;
+  duration_ms: number;
+  created_at: string;
+}
+
+export interface RollbackRow {
+  id: number;
+  chain: string;
+  target: string;
+  to_checkpoint: number;
+  snapshots: string;
+  step_floor: number;
+  step_ceiling: number;
+  status: 'started' | 'succeeded' | 'failed';
+  host: string;
+  pid: number;
+  started_at: string;
+  finished_at: string | null;
+  error: string | null;
 }
 
 export interface StepRow {
@@ -62,11 +96,13 @@ export interface CheckpointRow {
   versions: string;
   fingerprints: string;
   shapes: string | null;
+  /** The last step row when it was written (null in ledgers from before snapshots). */
+  after_step: number | null;
 }
 
 // Each entry migrates the ledger from version i to i+1; later leapfrog
 // releases append, never edit, so any old ledger can be brought forward.
-const MIGRATIONS: readonly string[] = [
+export const MIGRATIONS: readonly string[] = [
   `CREATE TABLE runs (
      id INTEGER PRIMARY KEY,
      chain TEXT NOT NULL,
@@ -114,7 +150,43 @@ const MIGRATIONS: readonly string[] = [
      fingerprints TEXT NOT NULL
    );
    CREATE INDEX checkpoints_by_run ON checkpoints(run_id);`,
-  // 2: the child's pid (its process group) so a resumed run can tell whether a
+  // 2: snapshots (one row per database and moment) and rollbacks. A snapshot
+  // remembers where the ledger stood when it was taken (the last checkpoint
+  // and step rows), so a rollback can tell which later steps it undid.
+  `ALTER TABLE runs ADD COLUMN snapshot TEXT;
+   ALTER TABLE checkpoints ADD COLUMN after_step INTEGER;
+   CREATE TABLE snapshots (
+     id INTEGER PRIMARY KEY,
+     run_id INTEGER NOT NULL REFERENCES runs(id),
+     chain TEXT NOT NULL,
+     target TEXT NOT NULL,
+     database TEXT NOT NULL,
+     before_step TEXT NOT NULL,
+     after_checkpoint INTEGER NOT NULL,
+     after_step INTEGER NOT NULL,
+     file TEXT,
+     sha256 TEXT,
+     bytes INTEGER,
+     duration_ms REAL NOT NULL,
+     created_at TEXT NOT NULL
+   );
+   CREATE INDEX snapshots_by_target ON snapshots(chain, target, database);
+   CREATE TABLE rollbacks (
+     id INTEGER PRIMARY KEY,
+     chain TEXT NOT NULL,
+     target TEXT NOT NULL,
+     to_checkpoint INTEGER NOT NULL,
+     snapshots TEXT NOT NULL,
+     step_floor INTEGER NOT NULL,
+     step_ceiling INTEGER NOT NULL,
+     status TEXT NOT NULL CHECK (status IN ('started', 'succeeded', 'failed')),
+     host TEXT NOT NULL,
+     pid INTEGER NOT NULL,
+     started_at TEXT NOT NULL,
+     finished_at TEXT,
+     error TEXT
+   );`,
+  // 3: the child's pid (its process group) so a resumed run can tell whether a
   // dead run's step is still running; schema shapes at checkpoints so drift
   // can be explained; free-form notes on a run (accepted drift, lost history).
   `ALTER TABLE steps ADD COLUMN pid INTEGER;
@@ -162,7 +234,19 @@ export class Ledger {
       // busy_timeout first: switching to WAL and migrating take locks that
       // another leapfrog opening the same ledger may hold for a moment.
       db.pragma('busy_timeout = 5000');
-      db.pragma('journal_mode = WAL');
+      // SQLite may refuse a journal-mode switch with SQLITE_BUSY at once, without
+      // calling the busy handler, while another connection opens the same file
+      // (it would otherwise risk a deadlock): retry within the same 5 s.
+      const deadline = Date.now() + 5000;
+      for (;;) {
+        try {
+          db.pragma('journal_mode = WAL');
+          break;
+        } catch (err) {
+          if ((err as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() > deadline) throw err;
+          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
+        }
+      }
       db.pragma('synchronous = FULL');
       db.pragma('foreign_keys = ON');
       ledger.migrate();
@@ -206,12 +290,12 @@ export class Ledger {
 
   // ---- writes: each one its own transaction ------------------------------
 
-  startRun(r: { chain: string; chainSha256: string; target: string; kind: 'run' | 'rehearsal'; until: string | undefined; host: string; pid: number; version: string }): number {
+  startRun(r: { chain: string; chainSha256: string; target: string; kind: 'run' | 'rehearsal'; until: string | undefined; host: string; pid: number; version: string; snapshot?: string | undefined }): number {
     const info = this.sql(
-        `INSERT INTO runs (chain, chain_sha256, target, kind, status, until, host, pid, leapfrog_version, started_at)
-         VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?)`,
+        `INSERT INTO runs (chain, chain_sha256, target, kind, status, until, host, pid, leapfrog_version, started_at, snapshot)
+         VALUES (?, ?, ?, ?, 'running', ?, ?, ?, ?, ?, ?)`,
       )
-      .run(r.chain, r.chainSha256, r.target, r.kind, r.until ?? null, r.host, r.pid, r.version, now());
+      .run(r.chain, r.chainSha256, r.target, r.kind, r.until ?? null, r.host, r.pid, r.version, now(), r.snapshot ?? null);
     return Number(info.lastInsertRowid);
   }
 
@@ -263,11 +347,87 @@ export class Ledger {
   }
 
   checkpoint(c: { runId: number; project: string; release: string; versions: unknown; fingerprints: unknown; shapes?: unknown }): void {
-    this.sql(`INSERT INTO checkpoints (run_id, project, release, created_at, versions, fingerprints, shapes) VALUES (?, ?, ?, ?, ?, ?, ?)`)
-      .run(c.runId, c.project, c.release, now(), JSON.stringify(c.versions), JSON.stringify(c.fingerprints), c.shapes === undefined ? null : JSON.stringify(c.shapes));
+    this.sql(
+      `INSERT INTO checkpoints (run_id, project, release, created_at, versions, fingerprints, shapes, after_step) VALUES (?, ?, ?, ?, ?, ?, ?, (SELECT MAX(id) FROM steps))`,
+    ).run(c.runId, c.project, c.release, now(), JSON.stringify(c.versions), JSON.stringify(c.fingerprints), c.shapes === undefined ? null : JSON.stringify(c.shapes));
+  }
+
+  /** Where the ledger stands now: the last checkpoint and step rows (0 when none). */
+  position(): { checkpoint: number; step: number } {
+    const row = this.sql(`SELECT (SELECT COALESCE(MAX(id), 0) FROM checkpoints) c, (SELECT COALESCE(MAX(id), 0) FROM steps) s`).get() as { c: number; s: number };
+    return { checkpoint: row.c, step: row.s };
+  }
+
+  snapshot(s: { runId: number; chain: string; target: string; database: string; beforeStep: string; position: { checkpoint: number; step: number }; file: string | null; sha256: string | null; bytes: number | null; durationMs: number }): number {
+    const info = this.sql(
+      `INSERT INTO snapshots (run_id, chain, target, database, before_step, after_checkpoint, after_step, file, sha256, bytes, duration_ms, created_at)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(s.runId, s.chain, s.target, s.database, s.beforeStep, s.position.checkpoint, s.position.step, s.file, s.sha256, s.bytes, s.durationMs, now());
+    return Number(info.lastInsertRowid);
+  }
+
+  rollbackStarted(r: { chain: string; target: string; toCheckpoint: number; snapshots: readonly number[]; stepFloor: number; stepCeiling: number; host: string; pid: number }): number {
+    const info = this.sql(
+      `INSERT INTO rollbacks (chain, target, to_checkpoint, snapshots, step_floor, step_ceiling, status, host, pid, started_at)
+       VALUES (?, ?, ?, ?, ?, ?, 'started', ?, ?, ?)`,
+    ).run(r.chain, r.target, r.toCheckpoint, JSON.stringify(r.snapshots), r.stepFloor, r.stepCeiling, r.host, r.pid, now());
+    return Number(info.lastInsertRowid);
+  }
+
+  rollbackFinished(id: number, status: 'succeeded' | 'failed', error?: string): void {
+    this.sql(`UPDATE rollbacks SET status = ?, finished_at = ?, error = ? WHERE id = ?`).run(status, now(), error ?? null, id);
   }
 
   // ---- reads ---------------------------------------------------------------
+
+  snapshots(runId: number): SnapshotRow[] {
+    return this.sql(`SELECT * FROM snapshots WHERE run_id = ? ORDER BY id`).all(runId) as SnapshotRow[];
+  }
+
+  /**
+   * The snapshot of `database` (of `project`) that holds its state at a
+   * checkpoint: the first one taken after the checkpoint with no step of the
+   * project and no rollback in between (its databases were still, so that is
+   * their exact state at the checkpoint), else the newest taken at or before it.
+   */
+  snapshotAt(chain: string, target: string, project: string, database: string, checkpoint: CheckpointRow): SnapshotRow | undefined {
+    if (checkpoint.after_step !== null) {
+      const exact = this.sql(
+        `SELECT * FROM snapshots s WHERE s.chain = ? AND s.target = ? AND s.database = ? AND s.after_step >= ?
+           AND NOT EXISTS (SELECT 1 FROM steps st JOIN runs r ON r.id = st.run_id
+                           WHERE r.chain = s.chain AND r.target = s.target AND st.project = ? AND st.id > ? AND st.id <= s.after_step)
+           AND NOT EXISTS (SELECT 1 FROM rollbacks b WHERE b.chain = s.chain AND b.target = s.target AND b.step_ceiling >= ? AND b.step_ceiling <= s.after_step)
+         ORDER BY s.id LIMIT 1`,
+      ).get(chain, target, database, checkpoint.after_step, project, checkpoint.after_step, checkpoint.after_step) as SnapshotRow | undefined;
+      if (exact) return exact;
+    }
+    return this.sql(`SELECT * FROM snapshots WHERE chain = ? AND target = ? AND database = ? AND after_checkpoint <= ? ORDER BY id DESC LIMIT 1`).get(
+      chain,
+      target,
+      database,
+      checkpoint.id,
+    ) as SnapshotRow | undefined;
+  }
+
+  /** For each database, the first snapshot ever taken of it for this chain and target: before its first hop. */
+  firstSnapshots(chain: string, target: string): SnapshotRow[] {
+    return this.sql(
+      `SELECT * FROM snapshots WHERE id IN (SELECT MIN(id) FROM snapshots WHERE chain = ? AND target = ? GROUP BY database) ORDER BY database`,
+    ).all(chain, target) as SnapshotRow[];
+  }
+
+  /** A checkpoint with its run's chain and target. */
+  checkpointWithRun(id: number): (CheckpointRow & { chain: string; target: string }) | undefined {
+    return this.sql(`SELECT c.*, r.chain, r.target FROM checkpoints c JOIN runs r ON r.id = c.run_id WHERE c.id = ?`).get(id) as (CheckpointRow & { chain: string; target: string }) | undefined;
+  }
+
+  checkpointsOf(chain: string, target: string): CheckpointRow[] {
+    return this.sql(`SELECT c.* FROM checkpoints c JOIN runs r ON r.id = c.run_id WHERE r.chain = ? AND r.target = ? ORDER BY c.id`).all(chain, target) as CheckpointRow[];
+  }
+
+  rollbacks(chain: string, target: string): RollbackRow[] {
+    return this.sql(`SELECT * FROM rollbacks WHERE chain = ? AND target = ? ORDER BY id`).all(chain, target) as RollbackRow[];
+  }
 
   runs(limit = 50): RunRow[] {
     return this.sql(`SELECT * FROM runs ORDER BY id DESC LIMIT ?`).all(limit) as RunRow[];
@@ -313,10 +473,18 @@ export class Ledger {
   }
 
   /** Ids of steps that succeeded against this target with this chain. */
+  /**
+   * Ids of steps that succeeded against this target with this chain and were
+   * not undone by a rollback: a rollback (even one that failed half-way, whose
+   * databases are in doubt) undoes the steps recorded after its snapshot and
+   * before it started.
+   */
   succeededSteps(chain: string, target: string): Set<string> {
     const rows = this.sql(
         `SELECT DISTINCT s.step_id FROM steps s JOIN runs r ON r.id = s.run_id
-         WHERE r.chain = ? AND r.target = ? AND s.status = 'succeeded'`,
+         WHERE r.chain = ? AND r.target = ? AND s.status = 'succeeded'
+           AND NOT EXISTS (SELECT 1 FROM rollbacks b WHERE b.chain = r.chain AND b.target = r.target
+                           AND s.id > b.step_floor AND s.id <= b.step_ceiling)`,
       )
       .all(chain, target) as { step_id: string }[];
     return new Set(rows.map((r) => r.step_id));

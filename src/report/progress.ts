@@ -11,6 +11,10 @@ export interface Renderer {
   stop(): void;
 }
 
+function snapshotLine(dbs: readonly { database: string; file: string | null; bytes: number | null }[]): string {
+  return dbs.map((d) => (d.file === null ? `${d.database} (absent)` : `${d.database} ${((d.bytes ?? 0) / 1024).toFixed(0)} KiB`)).join(', ');
+}
+
 export function lineRenderer(write: (line: string) => void): Renderer {
   const stamp = () => new Date().toISOString().slice(11, 19);
   return {
@@ -31,6 +35,12 @@ export function lineRenderer(write: (line: string) => void): Renderer {
           break;
         case 'step-end':
           write(`${stamp()} ${e.step.step.id} ${e.status} in ${formatMs(e.durationMs)}${e.attempts > 1 ? ` (${e.attempts} runs)` : ''}${e.message && e.status !== 'failed' ? `: ${e.message}` : ''}`);
+          break;
+        case 'snapshot-start':
+          write(`${stamp()} snapshot before ${e.beforeStep}: ${e.databases.join(', ')} into ${e.dir}`);
+          break;
+        case 'snapshot':
+          write(`${stamp()} snapshot before ${e.beforeStep} in ${formatMs(e.durationMs)}: ${snapshotLine(e.databases)}`);
           break;
         case 'checkpoint':
           write(`${stamp()} checkpoint ${e.project}@${e.release}: ${versionsLine(e.versions)}`);
@@ -70,6 +80,12 @@ export function barRenderer(stream: NodeJS.WriteStream): Renderer {
           }
           break;
         }
+        case 'snapshot-start':
+          multi.log(`snapshot before ${e.beforeStep}: ${e.databases.join(', ')}…\n`);
+          break;
+        case 'snapshot':
+          multi.log(`snapshot before ${e.beforeStep} in ${formatMs(e.durationMs)}: ${snapshotLine(e.databases)}\n`);
+          break;
         case 'step-start':
           bars.get(e.step.step.project)?.update({ hop: e.step.step.release, status: `${e.step.step.kind} …` });
           break;

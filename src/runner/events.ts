@@ -14,6 +14,8 @@ export type RunEvent =
   | { type: 'step-start'; step: PlannedStep; argv: readonly string[]; logFile: string }
   | { type: 'step-batch'; step: PlannedStep; attempt: number; exitCode: number | null; remaining: number | undefined }
   | { type: 'step-end'; step: PlannedStep; status: Exclude<StepStatus, 'started'>; durationMs: number; attempts: number; message?: string | undefined }
+  | { type: 'snapshot-start'; beforeStep: string; databases: readonly string[]; dir: string }
+  | { type: 'snapshot'; beforeStep: string; databases: readonly { database: string; file: string | null; bytes: number | null }[]; durationMs: number }
   | { type: 'checkpoint'; project: string; release: string; versions: Record<string, Version> }
   | { type: 'run-end'; runId: number; status: 'succeeded' | 'failed' | 'interrupted' };
 

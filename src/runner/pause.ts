@@ -12,7 +12,9 @@
  *   step-end     the child has exited, its end not yet written
  *   data-batch   between two batches of a data step
  *   checkpoint   a hop's steps are done, its checkpoint not yet written
- *                (the subject is project@release's `release/project`)
+ *                (the subject is `release/project`)
+ *   snapshot     the snapshot files are written, their ledger rows not yet
+ *                (the subject is the step the snapshot comes before)
  * Without `@subject` a point pauses every time it is reached.
  */
 export type PausePoint = 'step-start' | 'step-child' | 'step-end' | 'data-batch' | 'checkpoint' | 'snapshot';

@@ -12,6 +12,7 @@ import { LeapfrogError } from '../errors.js';
 import type { Ledger } from '../ledger/ledger.js';
 import { runStepProcess, type StepOutcome } from '../sandbox/run-step.js';
 import { fingerprint, type SchemaShape } from '../target/fingerprint.js';
+import { snapshotDatabase } from '../target/snapshot.js';
 import { pauseAt } from './pause.js';
 import { neededCount, probeAll, probeProject } from '../target/probe.js';
 import type { TargetSession } from '../target/session.js';
@@ -53,7 +54,12 @@ export interface RunContext {
   kind?: 'run' | 'rehearsal';
   /** Lines to record on the run (a resumed crash, accepted drift, lost history). */
   notes?: readonly string[] | undefined;
+  /** When to snapshot the databases: before the run's first step, before every hop, or never. */
+  snapshot?: SnapshotMode | undefined;
 }
+
+export type SnapshotMode = 'first-hop' | 'every-hop' | 'none';
+export const SNAPSHOT_MODES: readonly SnapshotMode[] = ['first-hop', 'every-hop', 'none'];
 
 export interface RunResult {
   runId: number;
@@ -89,6 +95,7 @@ export async function executePlan(ctx: RunContext, plan: Plan, prepared: readonl
     host: os.hostname(),
     pid: process.pid,
     version: LEAPFROG_VERSION,
+    snapshot: ctx.snapshot ?? 'none',
   });
   const dir = runDir(layout, runId);
   const dirs = { logs: path.join(dir, 'logs'), home: path.join(dir, 'home'), tmp: path.join(dir, 'tmp'), work: path.join(dir, 'work') };
@@ -99,7 +106,14 @@ export async function executePlan(ctx: RunContext, plan: Plan, prepared: readonl
     for (const d of Object.values(dirs)) await mkdir(d, { recursive: true, mode: 0o700 });
     ctx.emit({ type: 'run-start', runId, plan, runDir: dir });
     await renderConfigs(ctx, new Set(prepared.map((p) => p.step.project)));
-    failure = await schedule(ctx, runId, prepared, envs, dirs);
+    // Both modes start with every database: with every-hop, a project's first hop in this run
+    // then needs no snapshot of its own (its databases have not changed since), and any
+    // checkpoint of the run has, for every database, a snapshot at or before it.
+    if (ctx.snapshot !== undefined && ctx.snapshot !== 'none' && prepared.length > 0) {
+      const all = Object.values(chain.projects).flatMap((p) => Object.values(p.databases));
+      await takeSnapshot(ctx, runId, dir, all, prepared[0]!.step.id);
+    }
+    failure = await schedule(ctx, runId, prepared, envs, dirs, dir);
   } catch (err) {
     failure = asRunError(err, layout.stateDir);
   }
@@ -142,7 +156,18 @@ interface Dirs {
   work: string;
 }
 
-async function schedule(ctx: RunContext, runId: number, prepared: readonly PreparedStep[], envs: Map<string, ProvisionedEnv>, dirs: Dirs): Promise<LeapfrogError | undefined> {
+async function schedule(ctx: RunContext, runId: number, prepared: readonly PreparedStep[], envs: Map<string, ProvisionedEnv>, dirs: Dirs, runDirectory: string): Promise<LeapfrogError | undefined> {
+  // --snapshot every-hop: before the first step of each later hop of a project, that project's
+  // databases (its lane is waiting, so they are still); its first hop is covered by the run's first snapshot.
+  const hopStarts = new Set<PreparedStep>();
+  const seen = new Set<string>();
+  const started = new Set<string>();
+  for (const p of prepared) {
+    if (seen.has(hopKey(p))) continue;
+    seen.add(hopKey(p));
+    if (started.has(p.step.project)) hopStarts.add(p);
+    started.add(p.step.project);
+  }
   const lanes = new Map<string, PreparedStep[]>();
   for (const p of prepared) (lanes.get(p.step.project) ?? lanes.set(p.step.project, []).get(p.step.project)!).push(p);
   const remaining = new Map<string, number>();
@@ -171,6 +196,9 @@ async function schedule(ctx: RunContext, runId: number, prepared: readonly Prepa
         running.set(
           p.step.project,
           (async () => {
+            if (ctx.snapshot === 'every-hop' && hopStarts.has(p)) {
+              await takeSnapshot(ctx, runId, runDirectory, Object.values(ctx.chain.projects[p.step.project]!.databases), p.step.id);
+            }
             await runOne(ctx, runId, p, n, envs.get(p.step.env)!, dirs);
             const key = hopKey(p);
             const left = remaining.get(key)! - 1;
@@ -344,6 +372,34 @@ async function runOne(ctx: RunContext, runId: number, p: PreparedStep, seq: numb
     throw new LeapfrogError(e.kind, `step ${step.id}: ${e.message}`, { cause: err, details: [`log: ${logFile}`] });
   }
 }
+
+/**
+ * Snapshot `databases` (in parallel) and record each in the ledger with where
+ * the ledger stood, so `rollback --to CHECKPOINT` can find it. The session's
+ * connections to them are closed first: a SQLite copy wants no other handle.
+ */
+async function takeSnapshot(ctx: RunContext, runId: number, runDirectory: string, databases: readonly string[], beforeStep: string): Promise<void> {
+  const position = ctx.ledger.position();
+  const dir = path.join(runDirectory, 'snapshots', `${String(position.step).padStart(6, '0')}-before-${beforeStep.replace(/\//g, '-')}`);
+  const started = performance.now();
+  for (const d of databases) await ctx.session.release(d);
+  ctx.emit({ type: 'snapshot-start', beforeStep, databases, dir });
+  const taken = await Promise.all(
+    databases.map(async (database) => {
+      const t0 = performance.now();
+      const f = await snapshotDatabase(ctx.session, database, dir, { level: SNAPSHOT_GZIP_LEVEL });
+      return { ...f, durationMs: performance.now() - t0 };
+    }),
+  );
+  pauseAt('snapshot', beforeStep);
+  for (const f of taken) {
+    ctx.ledger.snapshot({ runId, chain: ctx.chain.name, target: describeTarget(ctx.target), database: f.database, beforeStep, position, file: f.file, sha256: f.sha256, bytes: f.bytes, durationMs: f.durationMs });
+  }
+  ctx.emit({ type: 'snapshot', beforeStep, databases: taken, durationMs: performance.now() - started });
+}
+
+/** gzip level of snapshots: 1 keeps a dump's throughput close to the server's (bench/snapshot.ts); dumps of SQL text still shrink several-fold. */
+export const SNAPSHOT_GZIP_LEVEL = 1;
 
 async function checkpoint(ctx: RunContext, runId: number, project: string, release: string): Promise<void> {
   const def = ctx.chain.projects[project]!;

@@ -1,7 +1,7 @@
 import { existsSync } from 'node:fs';
 import knexFactory, { type Knex } from 'knex';
 import { LeapfrogError } from '../errors.js';
-import { sqliteFile, type Target } from './url.js';
+import { describeTarget, sqliteFile, type Target } from './url.js';
 
 /**
  * Connections to the target's databases, one knex instance per database so a
@@ -44,6 +44,35 @@ export class TargetSession {
     return k;
   }
 
+  /** A server target answers, or a clear input error (wrong password, server down) before anything else runs. */
+  async connect(): Promise<void> {
+    if (this.target.kind !== 'mysql') return;
+    try {
+      await this.serverConnection().raw('SELECT 1');
+    } catch (err) {
+      throw targetUnreachable(err, describeTarget(this.target));
+    }
+  }
+
+  /**
+   * Other client sessions with one of `names` as their current database, from
+   * the server's process list (MySQL/MariaDB; a SQLite target has none to
+   * show). `visible` is false when this user lacks the PROCESS privilege and
+   * so sees only its own sessions.
+   */
+  async clientSessions(names: readonly string[]): Promise<{ visible: boolean; sessions: ClientSession[] }> {
+    if (this.target.kind !== 'mysql' || names.length === 0) return { visible: true, sessions: [] };
+    const k = this.serverConnection();
+    const [rows] = (await k.raw(
+      `SELECT ID id, USER user, HOST host, DB db, COMMAND command, TIME time, STATE state FROM information_schema.PROCESSLIST
+       WHERE DB IN (${names.map(() => '?').join(', ')}) AND ID <> CONNECTION_ID() AND COMMAND NOT IN ('Daemon', 'Binlog Dump', 'Killed')
+       ORDER BY DB, ID`,
+      [...names],
+    )) as [ClientSession[]];
+    const [priv] = (await k.raw(`SELECT COUNT(*) n FROM information_schema.USER_PRIVILEGES WHERE PRIVILEGE_TYPE = 'PROCESS'`)) as [{ n: number }[]];
+    return { visible: Number(priv[0]?.n ?? 0) > 0, sessions: rows.map((r) => ({ ...r, time: Number(r.time) })) };
+  }
+
   private serverConnection(): Knex {
     const t = this.target;
     if (t.kind !== 'mysql') throw new Error('server connection asked of a SQLite target');
@@ -70,16 +99,27 @@ export class TargetSession {
   }
 }
 
-function mysqlConnection(t: Extract<Target, { kind: 'mysql' }>): Knex.MySql2ConnectionConfig {
+export function mysqlConnection(t: Extract<Target, { kind: 'mysql' }>): Knex.MySql2ConnectionConfig {
   return t.socket
     ? { socketPath: t.socket, user: t.user, password: t.password, connectTimeout: 10_000 }
     : { host: t.host, port: t.port, user: t.user, password: t.password, connectTimeout: 10_000 };
+}
+
+export interface ClientSession {
+  id: number;
+  user: string;
+  host: string;
+  db: string;
+  command: string;
+  time: number;
+  state: string | null;
 }
 
 /** Run `cb` with a session, closing it however `cb` ends. */
 export async function withTarget<T>(target: Target, cb: (s: TargetSession) => Promise<T>): Promise<T> {
   const s = new TargetSession(target);
   try {
+    await s.connect();
     return await cb(s);
   } finally {
     await s.close();
@@ -88,5 +128,6 @@ export async function withTarget<T>(target: Target, cb: (s: TargetSession) => Pr
 
 export function targetUnreachable(err: unknown, what: string): LeapfrogError {
   const code = (err as { code?: string }).code;
-  return new LeapfrogError('input', `${what}: cannot reach the target database (${code ?? (err as Error).message}). Check --db and that the server is up.`, { cause: err });
+  const said = code && (err as Error).message && !(err as Error).message.startsWith(code) ? `${code}: ${(err as Error).message}` : (code ?? (err as Error).message);
+  return new LeapfrogError('input', `${what}: cannot reach the target database (${said}). Check --db, the password (URL, LEAPFROG_DB_PASSWORD or --defaults-file) and that the server is up.`, { cause: err });
 }

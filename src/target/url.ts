@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { inputError } from '../errors.js';
+import type { ClientOptions } from './option-file.js';
 
 /**
  * Where the chain's databases live. SQLite: one file per database in a
@@ -35,7 +36,13 @@ export interface DatabaseAddress {
 
 const SQLITE_SUFFIX = '.sqlite3';
 
-export function parseTargetUrl(raw: string, passwordFromEnv?: string): Target {
+/**
+ * Parse --db. A MySQL URL's own fields come first; the password then falls
+ * back to LEAPFROG_DB_PASSWORD and then to the option file, and user, host,
+ * port and socket to the option file (as the mysql clients let the command
+ * line override their option files).
+ */
+export function parseTargetUrl(raw: string, passwordFromEnv?: string, optionFile: ClientOptions = {}): Target {
   if (raw.startsWith('sqlite:')) {
     let rest = raw.slice('sqlite:'.length);
     if (rest.startsWith('//')) rest = rest.replace(/^\/\/(localhost)?/, '');
@@ -52,13 +59,18 @@ export function parseTargetUrl(raw: string, passwordFromEnv?: string): Target {
     if (u.pathname && u.pathname !== '/') {
       throw inputError(`--db ${redactUrl(raw)}: the URL names a server, not a database (drop "${u.pathname}"); the chain says which databases to use`);
     }
-    const socket = u.searchParams.get('socket') ?? undefined;
-    const password = u.password !== '' ? decodeURIComponent(u.password) : passwordFromEnv;
+    for (const key of u.searchParams.keys()) {
+      if (key !== 'socket') throw inputError(`--db ${redactUrl(raw)}: unknown parameter "${key}"; the only one is ?socket=/path`);
+    }
+    const hostInUrl = u.hostname !== '';
+    // As the mysql clients do: a socket only when the host is localhost.
+    const socket = u.searchParams.get('socket') ?? (!hostInUrl && (optionFile.host ?? 'localhost') === 'localhost' ? optionFile.socket : undefined);
+    const password = u.password !== '' ? decodeURIComponent(u.password) : (passwordFromEnv ?? optionFile.password);
     return {
       kind: 'mysql',
-      host: u.hostname || 'localhost',
-      port: u.port ? Number(u.port) : 3306,
-      user: decodeURIComponent(u.username || 'root'),
+      host: hostInUrl ? u.hostname : (optionFile.host ?? 'localhost'),
+      port: u.port ? Number(u.port) : hostInUrl ? 3306 : (optionFile.port ?? 3306),
+      user: u.username !== '' ? decodeURIComponent(u.username) : (optionFile.user ?? 'root'),
       password,
       socket,
     };
@@ -71,10 +83,13 @@ export function redactUrl(raw: string): string {
   return raw.replace(/(\/\/[^:/@\s]*:)[^@\s]*@/g, '$1****@');
 }
 
+/**
+ * The target as shown and as the ledger keys it: never the password, so the
+ * same server is the same target wherever its password came from.
+ */
 export function describeTarget(t: Target): string {
   if (t.kind === 'sqlite') return `sqlite:${t.dir}`;
-  const auth = t.password === undefined ? t.user : `${t.user}:****`;
-  return t.socket ? `mysql://${auth}@localhost?socket=${t.socket}` : `mysql://${auth}@${t.host}:${t.port}`;
+  return t.socket ? `mysql://${t.user}@localhost?socket=${t.socket}` : `mysql://${t.user}@${t.host}:${t.port}`;
 }
 
 export function sqliteFile(dir: string, name: string): string {

@@ -1,0 +1,202 @@
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { setTimeout as sleep } from 'node:timers/promises';
+import Database from 'better-sqlite3';
+import mysql from 'mysql2/promise';
+import type { Chain } from '../chain/types.js';
+import { LeapfrogError } from '../errors.js';
+import { mysqlConnection } from './session.js';
+import { describeTarget, type Target } from './url.js';
+
+/**
+ * Only one `run` (or `rollback`) at a time on a target (STYLE.md, "lock
+ * first, then read state"). Two locks, both released by the operating
+ * system or the server when the holder dies, so a killed run leaves nothing
+ * stale behind:
+ *
+ * - a local lock in the state directory (per target), and for a SQLite
+ *   target one in the target's directory: an exclusive SQLite transaction on
+ *   a small lock file, i.e. a POSIX advisory lock the kernel drops with the
+ *   process; beside it a JSON note says who holds it (host, pid, since);
+ * - for a server target, GET_LOCK on a dedicated connection held for the
+ *   whole run, one lock per database the chain touches, so two chains (or
+ *   two state directories, or two machines) that share a database exclude
+ *   each other. The server drops them when that connection closes, and a
+ *   SIGKILLed client's socket is closed by its kernel. The server only knows the holder's connection (user, client
+ *   host and port, idle time = time since it took the lock); the local note
+ *   gives host and pid when the state directory is shared.
+ */
+
+export interface LockHolder {
+  host: string;
+  pid: number;
+  since: string;
+  command: string;
+}
+
+export interface LockOptions {
+  /** Seconds to wait for a busy lock; 0 fails at once. */
+  waitSeconds: number;
+  /** What holds it, for the note (`run`, `rollback`). */
+  command: string;
+}
+
+const POLL_MS = 200;
+
+/** An exclusive lock on a file, held by an open SQLite transaction. */
+class FileLock {
+  private constructor(
+    private readonly db: Database.Database,
+    private readonly note: string,
+  ) {}
+
+  static async acquire(file: string, what: string, opts: LockOptions): Promise<FileLock> {
+    mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    const note = file + '.holder';
+    const deadline = Date.now() + opts.waitSeconds * 1000;
+    for (;;) {
+      const db = new Database(file, { timeout: 0 });
+      try {
+        db.exec('BEGIN EXCLUSIVE');
+        const holder: LockHolder = { host: os.hostname(), pid: process.pid, since: new Date().toISOString(), command: opts.command };
+        writeFileSync(note + '.tmp', JSON.stringify(holder) + '\n', { mode: 0o600 });
+        renameSync(note + '.tmp', note);
+        return new FileLock(db, note);
+      } catch (err) {
+        db.close();
+        if ((err as { code?: string }).code !== 'SQLITE_BUSY') {
+          throw new LeapfrogError('unexpected', `${what}: cannot take the lock ${file}: ${(err as Error).message}`, { cause: err });
+        }
+      }
+      if (Date.now() >= deadline) throw lockedError(what, await currentHolder(note), opts.waitSeconds);
+      await sleep(POLL_MS);
+    }
+  }
+
+  release(): void {
+    rmSync(this.note, { force: true });
+    this.db.close(); // closing ends the transaction and drops the lock
+  }
+}
+
+function readHolder(note: string): LockHolder | undefined {
+  try {
+    return JSON.parse(readFileSync(note, 'utf8')) as LockHolder;
+  } catch {
+    return undefined;
+  }
+}
+
+function alive(pid: number): boolean {
+  try {
+    process.kill(pid, 0);
+    return true;
+  } catch (err) {
+    return (err as NodeJS.ErrnoException).code === 'EPERM';
+  }
+}
+
+/**
+ * Who holds the lock, from its note. The holder writes the note just after
+ * taking the lock, so for a moment the note may be missing, or still be a
+ * killed holder's: give the new holder up to a second to write its own.
+ */
+async function currentHolder(note: string): Promise<string> {
+  const until = Date.now() + 1000;
+  for (;;) {
+    const h = readHolder(note);
+    const fresh = h !== undefined && (h.host !== os.hostname() || alive(h.pid));
+    if (fresh) return `leapfrog ${h.command} on host ${h.host}, pid ${h.pid}, since ${h.since}`;
+    if (Date.now() > until) return 'another leapfrog (it has not written who it is yet)';
+    await sleep(25);
+  }
+}
+
+function lockedError(what: string, holder: string, waited: number): LeapfrogError {
+  return new LeapfrogError(
+    'locked',
+    `${what} is locked by ${holder}${waited > 0 ? ` (waited ${waited} s)` : ''}. Only one run at a time may move these databases: wait for it, or pass --wait-lock SECONDS; if that process is gone, its lock is gone too, so run again.`,
+  );
+}
+
+/** The server lock names for a chain: one per database it touches, sorted (so two runs take them in the same order). */
+export function serverLockNames(chain: Chain): string[] {
+  const dbs = [...new Set(Object.values(chain.projects).flatMap((p) => Object.values(p.databases)))].sort();
+  // GET_LOCK names are at most 64 characters; a database name may be 64 itself.
+  return dbs.map((d) => (d.length <= 52 ? `leapfrog:db:${d}` : `leapfrog:db:${createHash('sha256').update(d).digest('hex').slice(0, 52)}`));
+}
+
+/** GET_LOCK on its own connection, kept idle (and so its idle time tells since when) until release. */
+class ServerLock {
+  private constructor(private readonly conn: mysql.Connection, private readonly names: readonly string[]) {}
+
+  static async acquire(t: Extract<Target, { kind: 'mysql' }>, names: readonly string[], what: string, opts: LockOptions): Promise<ServerLock> {
+    const c = mysqlConnection(t);
+    const conn = await mysql.createConnection({ host: c.host, port: c.port, socketPath: c.socketPath, user: c.user, password: c.password, connectTimeout: 10_000 });
+    const deadline = Date.now() + opts.waitSeconds * 1000;
+    try {
+      // The server would drop an idle connection (and the locks) after wait_timeout (8 h by default).
+      await conn.query('SET SESSION wait_timeout = 31536000');
+      for (const name of names) {
+        const wait = Math.max(0, Math.ceil((deadline - Date.now()) / 1000));
+        const [rows] = await conn.query('SELECT GET_LOCK(?, ?) AS got', [name, wait]);
+        if ((rows as { got: number | null }[])[0]?.got === 1) continue;
+        const [held] = await conn.query(`SELECT p.ID id, p.USER user, p.HOST host, p.TIME time FROM information_schema.PROCESSLIST p WHERE p.ID = IS_USED_LOCK(?)`, [name]);
+        const h = (held as { id: number; user: string; host: string; time: number }[])[0];
+        const holder = h
+          ? `server connection ${h.id} (${h.user} from ${h.host}), holding lock ${name} since ${new Date(Date.now() - h.time * 1000).toISOString()}`
+          : `another session holding lock ${name} (this user cannot see which: it needs the PROCESS privilege)`;
+        throw lockedError(what, holder, opts.waitSeconds);
+      }
+      return new ServerLock(conn, names);
+    } catch (err) {
+      await conn.end().catch(() => conn.destroy());
+      throw err;
+    }
+  }
+
+  async release(): Promise<void> {
+    try {
+      await this.conn.query('DO RELEASE_ALL_LOCKS()');
+    } finally {
+      await this.conn.end().catch(() => this.conn.destroy());
+    }
+  }
+}
+
+/**
+ * Run `cb` holding the run locks for (target, chain): the state directory's,
+ * then the target's. Released however `cb` ends.
+ */
+export async function withTargetLock<T>(target: Target, chain: Chain, stateDir: string, opts: LockOptions, cb: () => Promise<T>): Promise<T> {
+  const shown = describeTarget(target);
+  if (target.kind === 'sqlite' && !existsSync(target.dir)) throw new LeapfrogError('input', `--db ${shown}: the directory does not exist`);
+  const key = createHash('sha256').update(shown).digest('hex').slice(0, 16);
+  const local = await FileLock.acquire(path.join(stateDir, 'locks', `${key}.lock`), `${shown} (state directory ${stateDir})`, opts);
+  try {
+    if (target.kind === 'sqlite') {
+      const dirLock = await FileLock.acquire(path.join(target.dir, '.leapfrog.lock'), `sqlite:${target.dir}`, opts);
+      try {
+        return await cb();
+      } finally {
+        dirLock.release();
+      }
+    }
+    let server: ServerLock;
+    try {
+      server = await ServerLock.acquire(target, serverLockNames(chain), shown, opts);
+    } catch (err) {
+      if (err instanceof LeapfrogError) throw err;
+      throw new LeapfrogError('input', `${shown}: cannot take the run lock (${(err as Error).message})`, { cause: err });
+    }
+    try {
+      return await cb();
+    } finally {
+      await server.release();
+    }
+  } finally {
+    local.release();
+  }
+}
