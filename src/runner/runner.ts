@@ -7,7 +7,7 @@ import { renderArgv, renderConfig } from '../chain/template.js';
 import type { Chain, EnvDef, Version } from '../chain/types.js';
 import { compareToExpectation, formatVersion, versionToJson } from '../chain/version.js';
 import { versionOrder } from '../chain/plan.js';
-import { provisionEnv, type ProvisionedEnv, type TarballSource } from '../envs/store.js';
+import { provisionEnv, type ProvisionedEnv, type ProvisionOptions } from '../envs/store.js';
 import { LeapfrogError } from '../errors.js';
 import type { Ledger } from '../ledger/ledger.js';
 import { runStepProcess, type StepOutcome } from '../sandbox/run-step.js';
@@ -48,7 +48,8 @@ export interface RunContext {
   parallel: number;
   emit: EventSink;
   signal?: AbortSignal | undefined;
-  source?: TarballSource | undefined;
+  /** How envs are fetched: timeouts, limits, --offline. */
+  provision?: ProvisionOptions | undefined;
   kind?: 'run' | 'rehearsal';
 }
 
@@ -61,12 +62,15 @@ export interface RunResult {
 }
 
 /** Fetch/unpack every env the steps need, before the run starts. */
-export async function provisionFor(ctx: Pick<RunContext, 'envs' | 'layout' | 'emit' | 'source'>, steps: readonly PlannedStep[]): Promise<Map<string, ProvisionedEnv>> {
+export async function provisionFor(ctx: Pick<RunContext, 'envs' | 'layout' | 'emit' | 'provision'>, steps: readonly PlannedStep[]): Promise<Map<string, ProvisionedEnv>> {
   const out = new Map<string, ProvisionedEnv>();
   for (const name of new Set(steps.map((s) => s.step.env))) {
     const def = ctx.envs.get(name);
     if (!def) throw new LeapfrogError('input', `env ${name} is used by the chain but was not loaded`);
-    const env = await provisionEnv(def, ctx.layout.cacheDir, ctx.source);
+    const env = await provisionEnv(def, ctx.layout.cacheDir, {
+      ...ctx.provision,
+      onProgress: (e, p) => ctx.emit({ type: 'env-progress', env: e, bytes: p.bytes, total: p.total }),
+    });
     ctx.emit({ type: 'env', env: name, cached: env.cached, root: env.root });
     out.set(name, env);
   }
