@@ -47,6 +47,7 @@ export function entryProblem(e: { path: string; type: string; linkpath?: string 
 
 export async function safeExtract(file: string, dest: string, limits: ExtractLimits = DEFAULT_LIMITS): Promise<void> {
   let refusal: string | undefined;
+  let stop: (err: Error) => void = () => undefined;
   let entries = 0;
   let bytes = 0;
   const unpack = new tar.Unpack({
@@ -62,13 +63,38 @@ export async function safeExtract(file: string, dest: string, limits: ExtractLim
         entryProblem({ path: e.path, type: e.type, linkpath: e.linkpath, mode: e.mode }) ??
         (entries > limits.maxEntries ? `more than ${limits.maxEntries} entries (limit)` : undefined) ??
         (bytes > limits.maxBytes ? `more than ${limits.maxBytes} bytes unpacked (limit)` : undefined);
+      // Stop reading at the first refusal: a tar bomb must not be decompressed to its end.
+      if (refusal !== undefined) stop(new UnsafeTarball(refusal));
       return refusal === undefined;
     },
   });
   await new Promise<void>((resolve, reject) => {
     const input = createReadStream(file);
+    stop = (err) => {
+      input.unpipe(unpack);
+      input.destroy();
+      // Report once tar has settled, so no write of an earlier entry lands
+      // after the caller removed the directory.
+      let done = false;
+      const settle = () => {
+        if (!done) reject(err);
+        done = true;
+      };
+      unpack.removeAllListeners('error');
+      unpack.removeAllListeners('close');
+      unpack.on('error', settle);
+      unpack.on('close', settle);
+      unpack.end();
+    };
     input.on('error', reject);
-    unpack.on('error', reject);
+    unpack.on('error', (err: Error & { code?: string; path?: string }) => {
+      // tar's own guard against writing through a symlink that an earlier
+      // entry planted (an escape our lexical check cannot see): a refusal, not a corrupt file.
+      if (err.code === 'TAR_SYMLINK_ERROR') {
+        const link = err.path ? path.relative(dest, err.path) : 'a symlink';
+        reject(new UnsafeTarball(`${link}: a later entry is written through this symlink (tar: ${err.message.replace(/^TAR_SYMLINK_ERROR: /, '')})`));
+      } else reject(err);
+    });
     unpack.on('close', () => resolve());
     input.pipe(unpack);
   });
