@@ -1,6 +1,7 @@
 import yargs from 'yargs';
 import { LeapfrogError, type ErrorKind } from '../errors.js';
 import { LEAPFROG_VERSION } from '../version.js';
+import { envsModule } from './envs.js';
 import { ledgerModule } from './ledger.js';
 import { planModule } from './plan.js';
 import { runModule } from './run.js';
@@ -35,7 +36,8 @@ export async function main(argv: string[]): Promise<number> {
       .command(planModule)
       .command(runModule)
       .command(ledgerModule)
-      .demandCommand(1, 'name a command: plan, run or ledger')
+      .command(envsModule)
+      .demandCommand(1, 'name a command: plan, run, ledger or envs')
       .strict()
       .version(LEAPFROG_VERSION)
       .help()

@@ -8,7 +8,7 @@ import { executePlan, prepare } from '../runner/runner.js';
 import { readState } from '../runner/state.js';
 import { withTarget } from '../target/session.js';
 import { describeTarget } from '../target/url.js';
-import { commonOptions, load, type CommonArgs } from './context.js';
+import { commonOptions, load, provisionOptions, type CommonArgs } from './context.js';
 import { processIo, type Io } from './io.js';
 
 interface RunArgs extends CommonArgs {
@@ -20,6 +20,7 @@ interface RunArgs extends CommonArgs {
 export async function runCommand(args: RunArgs, io: Io = processIo): Promise<void> {
   if (!Number.isInteger(args.parallel) || args.parallel < 1) throw new LeapfrogError('input', `--parallel ${args.parallel}: must be a whole number of projects, 1 or more`);
   const ctx = load(args);
+  const provision = provisionOptions(args, [args.chain]);
   const target = describeTarget(ctx.target);
   await withLedger(ctx.layout.stateDir, (ledger) =>
     withTarget(ctx.target, async (session) => {
@@ -42,7 +43,7 @@ export async function runCommand(args: RunArgs, io: Io = processIo): Promise<voi
       let result;
       try {
         result = await executePlan(
-          { chain: ctx.chain, envs: ctx.envs, target: ctx.target, layout: ctx.layout, ledger, session, parallel: args.parallel, emit: (e) => renderer.on(e), signal: abort.signal },
+          { chain: ctx.chain, envs: ctx.envs, target: ctx.target, layout: ctx.layout, ledger, session, parallel: args.parallel, emit: (e) => renderer.on(e), signal: abort.signal, provision },
           p,
           steps,
           args.until,
