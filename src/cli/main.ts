@@ -1,6 +1,7 @@
 import yargs from 'yargs';
 import { LeapfrogError, type ErrorKind } from '../errors.js';
 import { LEAPFROG_VERSION } from '../version.js';
+import { bundleModule } from './bundle.js';
 import { envsModule } from './envs.js';
 import { ledgerModule } from './ledger.js';
 import { planModule } from './plan.js';
@@ -37,7 +38,8 @@ export async function main(argv: string[]): Promise<number> {
       .command(runModule)
       .command(ledgerModule)
       .command(envsModule)
-      .demandCommand(1, 'name a command: plan, run, ledger or envs')
+      .command(bundleModule)
+      .demandCommand(1, 'name a command: plan, run, ledger, envs or bundle')
       .strict()
       .version(LEAPFROG_VERSION)
       .help()
