@@ -50,6 +50,8 @@ export interface RunContext {
   signal?: AbortSignal | undefined;
   /** How envs are fetched: timeouts, limits, --offline. */
   provision?: ProvisionOptions | undefined;
+  /** Argv prefix that runs each step in a new network namespace (--isolate-network). */
+  stepWrapper?: readonly string[] | undefined;
   kind?: 'run' | 'rehearsal';
 }
 
@@ -242,6 +244,7 @@ async function runOne(ctx: RunContext, runId: number, p: PreparedStep, seq: numb
       timeoutMs: step.timeoutMs,
       secrets,
       signal: ctx.signal,
+      wrapper: ctx.stepWrapper,
     });
     attempts++;
     if (ctx.signal?.aborted) {
