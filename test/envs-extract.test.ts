@@ -127,7 +127,7 @@ test('a hard link pointing outside the env is refused', () => assertRefused([...
 test('a hard link to an absolute path is refused', () => assertRefused([...OK, { path: 'bin/h', type: 'Link', linkpath: '/etc/shadow' }], /hard link to absolute path \/etc\/shadow/));
 
 test('a symlink that escapes through another symlink is refused', () =>
-  assertRefused([...OK, { path: 'here', type: 'SymbolicLink', linkpath: '.' }, { path: 'here/up', type: 'SymbolicLink', linkpath: '..' }], /here: a later entry is written through this symlink/));
+  assertRefused([...OK, { path: 'here', type: 'SymbolicLink', linkpath: '.' }, { path: 'here/up', type: 'SymbolicLink', linkpath: '..' }], /here: a later entry \(here\/up\) is written through this symlink/));
 
 test('a character device is refused', () => assertRefused([...OK, { path: 'dev-null', type: 'CharacterDevice' }], /dev-null: CharacterDevice entries are not allowed/));
 

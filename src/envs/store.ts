@@ -4,7 +4,7 @@ import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { LeapfrogError } from '../errors.js';
 import type { EnvDef } from '../chain/types.js';
-import { buildManifest, DEFAULT_LIMITS, MANIFEST, safeExtract, UnsafeTarball, type ExtractLimits } from './extract.js';
+import { DEFAULT_LIMITS, MANIFEST, safeExtract, UnsafeTarball, type ExtractLimits } from './extract.js';
 import { fetchToFile, showUrl, type FetchOptions, type FetchProgress } from './fetch.js';
 
 /**
@@ -123,8 +123,8 @@ export async function provisionEnv(env: EnvDef, cacheDir: string, options: Provi
       );
     }
     try {
-      await safeExtract(bytes.file, tmp, options.limits ?? DEFAULT_LIMITS);
-      await writeFile(path.join(tmp, MANIFEST), JSON.stringify({ sha256: env.source.sha256, env: env.name, source: shown, unpackedAt: new Date().toISOString(), files: await buildManifest(tmp) }), { mode: 0o444 });
+      const files = await safeExtract(bytes.file, tmp, options.limits ?? DEFAULT_LIMITS);
+      await writeFile(path.join(tmp, MANIFEST), JSON.stringify({ sha256: env.source.sha256, env: env.name, source: shown, unpackedAt: new Date().toISOString(), files }), { mode: 0o444 });
     } catch (err) {
       if (err instanceof UnsafeTarball) {
         throw new LeapfrogError('input', `env ${env.name}: refused to unpack ${shown}: ${err.message}. Nothing was cached; rebuild the tarball without it`, { cause: err });
