@@ -6,7 +6,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { after, before, test } from 'node:test';
@@ -15,6 +15,7 @@ import type { EnvDef } from '../src/chain/types.js';
 import { LeapfrogError } from '../src/errors.js';
 import { entryProblem, type ExtractLimits } from '../src/envs/extract.js';
 import { provisionEnv } from '../src/envs/store.js';
+import { listCache, verifyEntry } from '../src/envs/cache.js';
 import { tempDir } from './helpers.js';
 
 let work: string;
@@ -106,10 +107,20 @@ test('a well-formed tarball with an inside symlink and hard link unpacks', async
     { path: 'bin/up', type: 'SymbolicLink', linkpath: '../lib/real' },
     { path: 'lib/hard', type: 'Link', linkpath: 'lib/real' },
   ]);
-  const p = await provisionEnv(envFor(file), path.join(work, 'cache-ok'));
+  const cache = path.join(work, 'cache-ok');
+  const p = await provisionEnv(envFor(file), cache);
   assert.equal(readlinkSync(path.join(p.root, 'bin', 'up')), '../lib/real');
   assert.equal(lstatSync(path.join(p.root, 'lib', 'hard')).nlink, 2);
   assert.equal(readFileSync(path.join(p.root, 'bin', 'tool'), 'utf8'), '#!/bin/sh\necho ok\n');
+  assert.ok(statSync(path.join(p.root, 'bin', 'tool')).mode & 0o100, 'still executable');
+  // The manifest written while unpacking agrees with a fresh walk of the tree…
+  const [entry] = await listCache(cache);
+  assert.deepEqual(await verifyEntry(entry!), { entry, ok: true, problems: [] });
+  // …and tells when the tree changes.
+  chmodSync(path.join(p.root, 'bin', 'tool'), 0o777);
+  writeFileSync(path.join(p.root, 'lib', 'extra'), 'x');
+  const v = await verifyEntry(entry!);
+  assert.deepEqual(v.problems, ['bin/tool: mode 777, was 755', 'lib/extra: added after unpacking']);
 });
 
 test('an absolute path is refused', () => assertRefused([...OK, { path: '/tmp/leapfrog-escaped', body: 'x' }], /\/tmp\/leapfrog-escaped: absolute path/));

@@ -20,6 +20,10 @@ export function lineRenderer(write: (line: string) => void): Renderer {
           // A cached env is the normal case in a window; only new unpacking is news.
           if (!e.cached) write(`${stamp()} env ${e.env}: unpacked into ${e.root}`);
           break;
+        case 'env-progress':
+          // One line when a download starts; the bytes themselves are for bars.
+          if (e.bytes === 0) write(`${stamp()} env ${e.env}: downloading${e.total !== undefined ? ` ${formatBytes(e.total)}` : ''}`);
+          break;
         case 'run-start':
           write(`${stamp()} run ${e.runId}: ${e.plan.steps.length} steps over ${e.plan.hops.length} hops; logs in ${e.runDir}/logs`);
           break;
