@@ -5,7 +5,7 @@
  * .tmp or outside the env.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { chmodSync, existsSync, lstatSync, readFileSync, readdirSync, readlinkSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { gzipSync } from 'node:zlib';
@@ -20,6 +20,7 @@ import { tempDir } from './helpers.js';
 
 let work: string;
 let n = 0;
+const BIG = randomBytes(5 * 1024 * 1024 + 123);
 
 before(() => {
   work = tempDir('extract');
@@ -106,6 +107,8 @@ test('a well-formed tarball with an inside symlink and hard link unpacks', async
     { path: 'lib/alias', type: 'SymbolicLink', linkpath: 'real' },
     { path: 'bin/up', type: 'SymbolicLink', linkpath: '../lib/real' },
     { path: 'lib/hard', type: 'Link', linkpath: 'lib/real' },
+    // Bigger than what is written whole: streamed, hashed on the way.
+    { path: 'lib/big.bin', body: BIG },
   ]);
   const cache = path.join(work, 'cache-ok');
   const p = await provisionEnv(envFor(file), cache);
@@ -113,6 +116,7 @@ test('a well-formed tarball with an inside symlink and hard link unpacks', async
   assert.equal(lstatSync(path.join(p.root, 'lib', 'hard')).nlink, 2);
   assert.equal(readFileSync(path.join(p.root, 'bin', 'tool'), 'utf8'), '#!/bin/sh\necho ok\n');
   assert.ok(statSync(path.join(p.root, 'bin', 'tool')).mode & 0o100, 'still executable');
+  assert.deepEqual(readFileSync(path.join(p.root, 'lib', 'big.bin')), BIG);
   // The manifest written while unpacking agrees with a fresh walk of the tree…
   const [entry] = await listCache(cache);
   assert.deepEqual(await verifyEntry(entry!), { entry, ok: true, problems: [] });

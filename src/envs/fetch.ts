@@ -92,14 +92,14 @@ export async function fetchToFile(url: string, spool: string, options: Partial<F
   let lastError: unknown;
   try {
     for (let attempt = 1; attempt <= o.retries + 1; attempt++) {
-      if (attempt > 1) {
-        await sleep(o.backoffMs * 2 ** (attempt - 2), undefined, { signal: o.signal });
-        // Start again from what actually reached the disk, not from what the
-        // failed attempt believed it had written.
-        const size = (await stat(spool)).size;
-        if (size !== received) ({ hash, bytes: received } = await hashFile(spool));
-      }
       try {
+        if (attempt > 1) {
+          await sleep(o.backoffMs * 2 ** (attempt - 2), undefined, { signal: o.signal });
+          // Start again from what actually reached the disk, not from what the
+          // failed attempt believed it had written.
+          const size = (await stat(spool)).size;
+          if (size !== received) ({ hash, bytes: received } = await hashFile(spool));
+        }
         const res = await request(url, {
           method: 'GET',
           dispatcher: agent,
