@@ -104,9 +104,10 @@ test('run --offline with an env not cached: an error naming the env and the comm
   const before = server.requests.length;
   const r = await leapfrog(['run', '--chain', remote.chain, '--db', cloud.db, '--state-dir', cloud.state, '--cache-dir', cache, '--offline']);
   assert.equal(r.exitCode, 2, r.stderr);
-  assert.match(r.stderr, /env compute-kilo is not in the cache and --offline forbids downloading http:\/\/127\.0\.0\.1:\d+\/compute-kilo\.tar\.gz/);
+  assert.match(r.stderr, /leapfrog: 12 envs are not in the cache and --offline forbids downloading them: compute-kilo, identity-kilo, image-kilo, .*compute-newton/);
   assert.ok(r.stderr.includes(`leapfrog envs provision --chain ${remote.chain}`), r.stderr);
   assert.equal(server.requests.length, before);
+  assert.equal(r.stderr.split('\n').filter((l) => l.includes('envs provision')).length, 1, 'the hint is given once');
 });
 
 test('envs provision with a bad flag or no chain says what is wrong', async () => {

@@ -5,7 +5,7 @@ import path from 'node:path';
 import type { EnvDef } from '../chain/types.js';
 import { LeapfrogError } from '../errors.js';
 import { buildManifest, compareManifests, MANIFEST, type Manifest } from './extract.js';
-import { envRoot, provisionEnv, type ProvisionedEnv, type ProvisionOptions } from './store.js';
+import { cachedEnv, envRoot, provisionEnv, type ProvisionedEnv, type ProvisionOptions } from './store.js';
 
 /**
  * What is in the env cache, whether it is intact, and what may go: the
@@ -142,6 +142,16 @@ export async function verifyEntry(entry: CacheEntry): Promise<VerifyResult> {
 export async function provisionAll(envs: readonly EnvDef[], cacheDir: string, parallel: number, options: ProvisionOptions, onDone?: (env: EnvDef, r: ProvisionedEnv | LeapfrogError) => void): Promise<{ done: ProvisionedEnv[]; failed: LeapfrogError[] }> {
   // One provisioning per tarball: two env names for the same bytes would only race each other.
   const unique = [...new Map(envs.map((e) => [e.source.sha256, e])).values()];
+  if (options.offline) {
+    // All that --offline cannot do, said once, before anything is unpacked.
+    const missing = unique.filter((e) => e.source.kind === 'url' && !cachedEnv(e, cacheDir));
+    if (missing.length > 1) {
+      throw new LeapfrogError(
+        'input',
+        `${missing.length} envs are not in the cache and --offline forbids downloading them: ${missing.map((e) => e.name).join(', ')}. Provision them before the window with \`${options.provisionHint ?? 'leapfrog envs provision --chain CHAIN'}\` (or import a bundle)`,
+      );
+    }
+  }
   const done: ProvisionedEnv[] = [];
   const failed: LeapfrogError[] = [];
   let next = 0;
