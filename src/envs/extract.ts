@@ -5,13 +5,14 @@ import path from 'node:path';
 import * as tar from 'tar';
 
 /**
- * Unpacking a tarball we do not fully trust. tar already strips absolute
- * paths and skips `..` entries with a warning; we refuse the whole tarball
- * instead (an env with a file silently missing is worse than no env), and add
- * what tar does not check: links pointing outside the root, device files and
- * FIFOs, setuid/setgid bits, and a tar bomb's size or entry count. The
- * checks read the headers before an entry is written; after the first
- * refusal nothing more is written and the caller removes the directory.
+ * Unpacking a tarball we do not fully trust. tar's Unpack would strip
+ * absolute paths and skip `..` entries with a warning; we refuse the whole
+ * tarball instead (an env with a file silently missing is worse than no env),
+ * and refuse too what tar does not check: links pointing outside the root,
+ * device files and FIFOs, setuid/setgid bits, and a tar bomb's size or entry
+ * count. The checks read each header before its entry is written; after the
+ * first refusal nothing more is written, reading stops, and the caller
+ * removes the directory.
  */
 
 export interface ExtractLimits {
@@ -276,10 +277,9 @@ export type Manifest = Record<string, ManifestEntry>;
 export const MANIFEST = '.leapfrog-manifest.json';
 
 /**
- * Every file's sha256, mode and every link's target, relative to root. Also
- * the last line of defence for links: a symlink whose real target lies
- * outside root (through another symlink the lexical check could not see) is
- * refused here, before the tree enters the cache.
+ * Every file's sha256, mode and every link's target, relative to root, read
+ * back from disk: what `envs verify` compares with the manifest written at
+ * unpack time. A symlink that now resolves outside root is reported as such.
  */
 export async function buildManifest(root: string): Promise<Manifest> {
   const out: Manifest = {};
