@@ -1,4 +1,4 @@
-import { mkdirSync, mkdtempSync, readFileSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, readFileSync, readdirSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
@@ -261,4 +261,28 @@ export function query<T = unknown>(file: string, sql: string): T[] {
 export function scalar(file: string, sql: string): unknown {
   const row = query<Record<string, unknown>>(file, sql)[0];
   return row === undefined ? undefined : Object.values(row)[0];
+}
+
+/**
+ * The fake-cloud chain with every env served over HTTP by `server` (url
+ * sources, same sha256), in a directory of its own: `chains/` and `envs/`.
+ */
+export function remoteChain(server: { serve(name: string, file: string): void; url(name: string): string }, name = 'fakecloud-remote'): { chain: string; envDir: string; dir: string } {
+  const dir = tempDir('remote');
+  const envDir = path.join(dir, 'envs');
+  mkdirSync(envDir, { recursive: true });
+  mkdirSync(path.join(dir, 'chains'));
+  for (const f of readdirSync(ENVS).filter((x) => x.endsWith('.yaml'))) {
+    const doc = parse(readFileSync(path.join(ENVS, f), 'utf8')) as Record<string, any>;
+    const tarball = path.resolve(ENVS, doc.source.file as string);
+    server.serve(path.basename(tarball), tarball);
+    doc.source = { url: server.url(path.basename(tarball)), sha256: doc.source.sha256 };
+    writeFileSync(path.join(envDir, f), stringify(doc));
+  }
+  const doc = parse(readFileSync(CHAIN, 'utf8')) as Record<string, any>;
+  doc.chain = name;
+  delete doc.envs;
+  const chain = path.join(dir, 'chains', `${name}.yaml`);
+  writeFileSync(chain, stringify(doc));
+  return { chain, envDir, dir };
 }

@@ -3,14 +3,15 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { chmodSync, createReadStream, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, readdirSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { execa } from 'execa';
 import * as tar from 'tar';
 import type { EnvDef } from '../src/chain/types.js';
 import { LeapfrogError } from '../src/errors.js';
-import { envRoot, provisionEnv, type TarballSource } from '../src/envs/store.js';
+import { MANIFEST } from '../src/envs/extract.js';
+import { defaultSource, envRoot, provisionEnv, type TarballSource } from '../src/envs/store.js';
 import { tempDir } from './helpers.js';
 
 let work: string;
@@ -58,6 +59,7 @@ function tree(dir: string): Record<string, string> {
   const walk = (d: string) => {
     for (const e of readdirSync(d, { withFileTypes: true })) {
       const full = path.join(d, e.name);
+      if (e.name === MANIFEST) continue;
       if (e.isDirectory()) walk(full);
       else out[path.relative(dir, full)] = readFileSync(full, 'utf8');
     }
@@ -93,7 +95,7 @@ test('a tarball unpacks into <cache>/<sha256>, executables and all', async () =>
   const tool = await execa(path.join(p.root, 'bin', 'compute-manage'), ['db', 'version']);
   assert.equal(tool.stdout, 'compute-manage kilo db version');
 
-  const again = await provisionEnv(env(), cache, neverRead);
+  const again = await provisionEnv(env(), cache, { source: neverRead });
   assert.equal(again.cached, true);
   assert.equal(again.root, p.root);
   assertIntact(again.root);
@@ -181,11 +183,11 @@ test('a tarball with entries escaping its root writes nothing outside the cache 
 test('8 concurrent provisions of one env all succeed and leave one intact tree', async () => {
   const cache = path.join(work, 'cache-7');
   let reads = 0;
-  const counting: TarballSource = async (e) => {
+  const counting: TarballSource = async (e, spool, o) => {
     reads++;
-    return createReadStream(e.source.location);
+    return defaultSource(e, spool, o);
   };
-  const all = await Promise.all(Array.from({ length: 8 }, () => provisionEnv(env(), cache, counting)));
+  const all = await Promise.all(Array.from({ length: 8 }, () => provisionEnv(env(), cache, { source: counting })));
   for (const p of all) {
     assert.equal(p.root, path.join(cache, sha));
     assert.equal(p.sha256, sha);

@@ -101,6 +101,8 @@ export const ledgerModule: CommandModule<object, LedgerArgs> = {
       .positional('action', { choices: ['runs', 'show'] as const, describe: 'runs (default) or show' })
       .positional('run', { type: 'number', describe: 'run id for show (default: the latest)' })
       .option('state-dir', { type: 'string', default: './.leapfrog' })
+      // Accepted everywhere so a window's scripts can pass it to every command; the ledger never uses the network.
+      .option('offline', { type: 'boolean', default: false, describe: 'no network (the ledger never needs any)' })
       .option('format', { choices: ['text', 'json'] as const, default: 'text' as const }) as never,
   handler: (args) => ledgerCommand(args),
 };

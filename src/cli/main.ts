@@ -1,6 +1,8 @@
 import yargs from 'yargs';
 import { LeapfrogError, type ErrorKind } from '../errors.js';
 import { LEAPFROG_VERSION } from '../version.js';
+import { bundleModule } from './bundle.js';
+import { envsModule } from './envs.js';
 import { ledgerModule } from './ledger.js';
 import { planModule } from './plan.js';
 import { rollbackModule } from './rollback.js';
@@ -38,7 +40,9 @@ export async function main(argv: string[]): Promise<number> {
       .command(runModule)
       .command(ledgerModule)
       .command(rollbackModule)
-      .demandCommand(1, 'name a command: plan, run, ledger or rollback')
+      .command(envsModule)
+      .command(bundleModule)
+      .demandCommand(1, 'name a command: plan, run, ledger, rollback, envs or bundle')
       .strict()
       // A flag given twice: the last one wins, as with most Unix tools (not an array no command expects).
       .parserConfiguration({ 'duplicate-arguments-array': false })

@@ -10,8 +10,9 @@ import { describeDrift, findDrift, findUnfinished, historyLost, markCrashed } fr
 import { readState } from '../runner/state.js';
 import { withTargetLock } from '../target/lock.js';
 import { withTarget } from '../target/session.js';
-import { describeTarget } from '../target/url.js';
-import { commonOptions, load, type CommonArgs } from './context.js';
+import { describeTarget, type Target } from '../target/url.js';
+import { probeNetworkIsolation } from '../sandbox/run-step.js';
+import { commonOptions, load, provisionOptions, type CommonArgs } from './context.js';
 import { processIo, type Io } from './io.js';
 
 interface RunArgs extends CommonArgs {
@@ -23,12 +24,33 @@ interface RunArgs extends CommonArgs {
   force: boolean;
   resume: boolean;
   'accept-drift': boolean;
+  'isolate-network': boolean;
+}
+
+/**
+ * --isolate-network: steps run in a network namespace of their own, with
+ * only a loopback that is down. The target must then be reachable without
+ * the network: SQLite files, or a MySQL unix socket (a socket file is a
+ * file, seen from any network namespace). A TCP target would be cut off.
+ */
+async function isolation(args: RunArgs, target: Target): Promise<readonly string[] | undefined> {
+  if (!args['isolate-network']) return undefined;
+  if (target.kind === 'mysql' && !target.socket) {
+    throw new LeapfrogError('input', `--isolate-network: the target ${describeTarget(target)} is reached over TCP, which a step in its own network namespace cannot do; connect through the server's unix socket (mysql://user@localhost?socket=/path/mysqld.sock) or run without --isolate-network`);
+  }
+  const probe = await probeNetworkIsolation();
+  if ('why' in probe) {
+    throw new LeapfrogError('input', `--isolate-network: this machine cannot run a step in a new network namespace (${probe.why}). Run as root, enable unprivileged user namespaces (e.g. sysctl user.max_user_namespaces), or run without --isolate-network`);
+  }
+  return probe.wrapper;
 }
 
 export async function runCommand(args: RunArgs, io: Io = processIo): Promise<void> {
   if (!Number.isInteger(args.parallel) || args.parallel < 1) throw new LeapfrogError('input', `--parallel ${args.parallel}: must be a whole number of projects, 1 or more`);
   if (!(args['wait-lock'] >= 0)) throw new LeapfrogError('input', `--wait-lock ${args['wait-lock']}: must be a number of seconds, 0 or more`);
   const ctx = load(args);
+  const provision = provisionOptions(args, [args.chain]);
+  const stepWrapper = await isolation(args, ctx.target);
   const target = describeTarget(ctx.target);
   await withLedger(ctx.layout.stateDir, (ledger) =>
     withTarget(ctx.target, async (session) => {
@@ -84,7 +106,7 @@ export async function runCommand(args: RunArgs, io: Io = processIo): Promise<voi
         let result;
         try {
           result = await executePlan(
-            { chain: ctx.chain, envs: ctx.envs, target: ctx.target, layout: ctx.layout, ledger, session, parallel: args.parallel, emit: (e) => renderer.on(e), signal: abort.signal, snapshot: args.snapshot, notes },
+            { chain: ctx.chain, envs: ctx.envs, target: ctx.target, layout: ctx.layout, ledger, session, parallel: args.parallel, emit: (e) => renderer.on(e), signal: abort.signal, snapshot: args.snapshot, notes, provision, stepWrapper },
             p,
             steps,
             args.until,
@@ -136,6 +158,7 @@ export const runModule: CommandModule<object, RunArgs> = {
       .option('force', { type: 'boolean', default: false, describe: 'run even while other client sessions are connected to the chain\'s databases' })
       .option('wait-lock', { type: 'number', default: 0, describe: 'wait up to SECONDS for another run on this target to finish (default: fail at once, naming it)' })
       .option('resume', { type: 'boolean', default: false, describe: 'continue after a crashed or interrupted run (also the default behaviour); required when the dead run was on another host' })
-      .option('accept-drift', { type: 'boolean', default: false, describe: 'go on although a schema changed since its last checkpoint (recorded)' }) as never,
+      .option('accept-drift', { type: 'boolean', default: false, describe: 'go on although a schema changed since its last checkpoint (recorded)' })
+      .option('isolate-network', { type: 'boolean', default: false, describe: 'run steps in a new network namespace (unshare); the target must be SQLite or a MySQL unix socket' }) as never,
   handler: (args) => runCommand(args),
 };

@@ -24,6 +24,10 @@ export function lineRenderer(write: (line: string) => void): Renderer {
           // A cached env is the normal case in a window; only new unpacking is news.
           if (!e.cached) write(`${stamp()} env ${e.env}: unpacked into ${e.root}`);
           break;
+        case 'env-progress':
+          // One line when a download starts; the bytes themselves are for bars.
+          if (e.bytes === 0) write(`${stamp()} env ${e.env}: downloading${e.total !== undefined ? ` ${formatBytes(e.total)}` : ''}`);
+          break;
         case 'run-start':
           write(`${stamp()} run ${e.runId}: ${e.plan.steps.length} steps over ${e.plan.hops.length} hops; logs in ${e.runDir}/logs`);
           break;
@@ -108,5 +112,53 @@ export function barRenderer(stream: NodeJS.WriteStream): Renderer {
     stop() {
       multi.stop();
     },
+  };
+}
+
+export function formatBytes(n: number): string {
+  if (n < 1024) return `${n} B`;
+  if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KiB`;
+  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
+  return `${(n / 1024 ** 3).toFixed(2)} GiB`;
+}
+
+/** Downloads by bytes: one bar per env on a TTY; otherwise a line when a download starts, is retried or ends. */
+export interface DownloadRenderer {
+  progress(env: string, bytes: number, total: number | undefined, attempt: number): void;
+  done(env: string, line: string): void;
+  stop(): void;
+}
+
+export function downloadRenderer(tty: boolean, stream: NodeJS.WriteStream, write: (line: string) => void): DownloadRenderer {
+  const attempts = new Map<string, number>();
+  if (!tty) {
+    return {
+      progress(env, bytes, total, attempt) {
+        if (attempts.get(env) === attempt) return;
+        attempts.set(env, attempt);
+        write(attempt === 1 ? `env ${env}: downloading${total !== undefined ? ` ${formatBytes(total)}` : ''}` : `env ${env}: attempt ${attempt}, from ${formatBytes(bytes)}`);
+      },
+      done: (_env, line) => write(line),
+      stop() {},
+    };
+  }
+  const multi = new cliProgress.MultiBar(
+    { stream, format: ' {env} [{bar}] {got}/{size} {note}', barsize: 24, hideCursor: true, clearOnComplete: false },
+    cliProgress.Presets.shades_classic,
+  );
+  const bars = new Map<string, cliProgress.SingleBar>();
+  return {
+    progress(env, bytes, total, attempt) {
+      let bar = bars.get(env);
+      if (!bar) bars.set(env, (bar = multi.create(total ?? 0, 0, { env, got: '0 B', size: '?', note: '' })));
+      if (total !== undefined) bar.setTotal(total);
+      bar.update(bytes, { got: formatBytes(bytes), size: total === undefined ? '?' : formatBytes(total), note: attempt > 1 ? `attempt ${attempt}` : '' });
+    },
+    done(env, line) {
+      const bar = bars.get(env);
+      if (bar) bar.update({ note: 'done' });
+      else multi.log(`${line}\n`);
+    },
+    stop: () => multi.stop(),
   };
 }

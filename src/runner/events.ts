@@ -10,6 +10,7 @@ import type { StepStatus } from '../ledger/ledger.js';
  */
 export type RunEvent =
   | { type: 'env'; env: string; cached: boolean; root: string }
+  | { type: 'env-progress'; env: string; bytes: number; total: number | undefined }
   | { type: 'run-start'; runId: number; plan: Plan; runDir: string }
   | { type: 'step-start'; step: PlannedStep; argv: readonly string[]; logFile: string }
   | { type: 'step-batch'; step: PlannedStep; attempt: number; exitCode: number | null; remaining: number | undefined }

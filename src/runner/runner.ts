@@ -7,7 +7,8 @@ import { renderArgv, renderConfig } from '../chain/template.js';
 import type { Chain, EnvDef, Version } from '../chain/types.js';
 import { compareToExpectation, formatVersion, versionToJson } from '../chain/version.js';
 import { versionOrder } from '../chain/plan.js';
-import { provisionEnv, type ProvisionedEnv, type TarballSource } from '../envs/store.js';
+import { provisionAll } from '../envs/cache.js';
+import type { ProvisionedEnv, ProvisionOptions } from '../envs/store.js';
 import { LeapfrogError } from '../errors.js';
 import type { Ledger } from '../ledger/ledger.js';
 import { runStepProcess, type StepOutcome } from '../sandbox/run-step.js';
@@ -50,7 +51,10 @@ export interface RunContext {
   parallel: number;
   emit: EventSink;
   signal?: AbortSignal | undefined;
-  source?: TarballSource | undefined;
+  /** How envs are fetched: timeouts, limits, --offline. */
+  provision?: ProvisionOptions | undefined;
+  /** Argv prefix that runs each step in a new network namespace (--isolate-network). */
+  stepWrapper?: readonly string[] | undefined;
   kind?: 'run' | 'rehearsal';
   /** Lines to record on the run (a resumed crash, accepted drift, lost history). */
   notes?: readonly string[] | undefined;
@@ -69,17 +73,33 @@ export interface RunResult {
   runDir: string;
 }
 
-/** Fetch/unpack every env the steps need, before the run starts. */
-export async function provisionFor(ctx: Pick<RunContext, 'envs' | 'layout' | 'emit' | 'source'>, steps: readonly PlannedStep[]): Promise<Map<string, ProvisionedEnv>> {
-  const out = new Map<string, ProvisionedEnv>();
+/** Parallel downloads when a run finds envs missing (`envs provision --parallel` for more). */
+const PROVISION_PARALLEL = 4;
+
+/** Fetch/unpack every env the steps need, before the run starts; every failure reported together. */
+export async function provisionFor(ctx: Pick<RunContext, 'envs' | 'layout' | 'emit' | 'provision'>, steps: readonly PlannedStep[]): Promise<Map<string, ProvisionedEnv>> {
+  const defs: EnvDef[] = [];
   for (const name of new Set(steps.map((s) => s.step.env))) {
     const def = ctx.envs.get(name);
     if (!def) throw new LeapfrogError('input', `env ${name} is used by the chain but was not loaded`);
-    const env = await provisionEnv(def, ctx.layout.cacheDir, ctx.source);
-    ctx.emit({ type: 'env', env: name, cached: env.cached, root: env.root });
-    out.set(name, env);
+    defs.push(def);
   }
-  return out;
+  const { done, failed } = await provisionAll(
+    defs,
+    ctx.layout.cacheDir,
+    PROVISION_PARALLEL,
+    { ...ctx.provision, onProgress: (e, p) => ctx.emit({ type: 'env-progress', env: e, bytes: p.bytes, total: p.total }) },
+    (def, r) => {
+      if (!(r instanceof LeapfrogError)) ctx.emit({ type: 'env', env: def.name, cached: r.cached, root: r.root });
+    },
+  );
+  if (failed.length === 1) throw failed[0]!;
+  if (failed.length > 1) {
+    throw new LeapfrogError(failed.every((f) => f.kind === 'input') ? 'input' : 'unexpected', `${failed.length} envs could not be provisioned; nothing was run:`, { details: failed.map((f) => f.message) });
+  }
+  // Two env names may share one tarball: one tree, each with its own definition (path, vars).
+  const bySha = new Map(done.map((p) => [p.sha256, p]));
+  return new Map(defs.map((d) => [d.name, { ...bySha.get(d.source.sha256)!, def: d }]));
 }
 
 export async function executePlan(ctx: RunContext, plan: Plan, prepared: readonly PreparedStep[], until: string | undefined): Promise<RunResult> {
@@ -297,6 +317,7 @@ async function runOne(ctx: RunContext, runId: number, p: PreparedStep, seq: numb
         ctx.ledger.stepPid(rowId, pid);
         pauseAt('step-child', step.id);
       },
+      wrapper: ctx.stepWrapper,
     });
     pauseAt('step-end', step.id);
     attempts++;

@@ -1,4 +1,4 @@
-import { createWriteStream, openSync } from 'node:fs';
+import { createWriteStream, existsSync, openSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { StringDecoder } from 'node:string_decoder';
@@ -37,6 +37,8 @@ export interface StepProcess {
   signal?: AbortSignal | undefined;
   /** Called once the child exists, with its pid (which leads its process group). */
   onSpawn?: ((pid: number) => void) | undefined;
+  /** Put before argv, e.g. `unshare --net` from `probeNetworkIsolation`. */
+  wrapper?: readonly string[] | undefined;
 }
 
 export interface StepOutcome {
@@ -133,7 +135,7 @@ export async function runStepProcess(p: StepProcess): Promise<StepOutcome> {
     logError ??= err;
   });
   // The header shows argv: mask it too, in case the caller's shownArgv still carries a secret.
-  log.write(`# ${new Date().toISOString()} $ ${mask(p.shownArgv.join(' '), p.secrets)}\n`);
+  log.write(`# ${new Date().toISOString()} $ ${mask([...(p.wrapper ?? []), ...p.shownArgv].join(' '), p.secrets)}\n`);
   const tail: string[] = [];
   let partial = '';
   const keep = (text: string) => {
@@ -157,7 +159,8 @@ export async function runStepProcess(p: StepProcess): Promise<StepOutcome> {
   // The child leads its own process group, so a timeout or a signal stops
   // everything it started (a shell's `sleep`, a tool's workers), not just the
   // shell, and nothing of a finished step lives on holding its log open.
-  const child = execa(p.argv[0]!, p.argv.slice(1), {
+  const argv = [...(p.wrapper ?? []), ...p.argv];
+  const child = execa(argv[0]!, argv.slice(1), {
     cwd: p.cwd,
     env: childEnvironment(p),
     extendEnv: false,
@@ -252,4 +255,25 @@ export async function runStepProcess(p: StepProcess): Promise<StepOutcome> {
     throw new LeapfrogError('unexpected', `could not write the step log ${p.logFile} (${logError.message}); the step itself ${how}`, { cause: logError });
   }
   return outcome;
+}
+
+/**
+ * How to run a step in a new network namespace on this machine, probed once
+ * by running `true` that way: `unshare --net` (root, or CAP_SYS_ADMIN), else
+ * `unshare --user --map-root-user --net` (unprivileged user namespaces).
+ * unshare execs the command in place, so the step keeps its pid, its
+ * process group and its signals. Resolves to the argv prefix, or to why the
+ * machine cannot do it.
+ */
+export async function probeNetworkIsolation(): Promise<{ wrapper: readonly string[] } | { why: string }> {
+  const unshare = SYSTEM_PATH.map((d) => path.join(d, 'unshare')).find((f) => existsSync(f));
+  if (!unshare) return { why: 'no unshare(1) on this machine (util-linux)' };
+  const tries = [[unshare, '--net'], [unshare, '--user', '--map-root-user', '--net']];
+  const errors: string[] = [];
+  for (const wrapper of tries) {
+    const r = await execa(wrapper[0]!, [...wrapper.slice(1), 'true'], { reject: false, stdin: 'ignore', env: { PATH: SYSTEM_PATH.join(':') }, extendEnv: false });
+    if (r.exitCode === 0) return { wrapper };
+    errors.push(`\`${[...wrapper, 'true'].join(' ')}\`: ${String(r.stderr).trim() || `exit ${r.exitCode}`}`);
+  }
+  return { why: errors.join('; ') };
 }
