@@ -44,6 +44,11 @@ export class TargetSession {
     return k;
   }
 
+  /** A connection with no default database (MySQL only): server-wide facts such as check-migrations reads. */
+  serverKnex(): Knex {
+    return this.serverConnection();
+  }
+
   private serverConnection(): Knex {
     const t = this.target;
     if (t.kind !== 'mysql') throw new Error('server connection asked of a SQLite target');
