@@ -1,6 +1,8 @@
 import yargs from 'yargs';
 import { LeapfrogError, type ErrorKind } from '../errors.js';
 import { LEAPFROG_VERSION } from '../version.js';
+import { checkMigrationsModule } from './check-migrations.js';
+import { ExitCode } from './exit.js';
 import { ledgerModule } from './ledger.js';
 import { planModule } from './plan.js';
 import { runModule } from './run.js';
@@ -18,6 +20,7 @@ export const EXIT_CODES: Record<ErrorKind, number> = {
 };
 
 function report(err: unknown): number {
+  if (err instanceof ExitCode) return err.code;
   if (err instanceof LeapfrogError) {
     process.stderr.write(`leapfrog: ${err.message}\n${err.details.map((d) => `  ${d}\n`).join('')}`);
     if (err.kind === 'unexpected' && err.cause instanceof Error && err.cause.stack) process.stderr.write(`${err.cause.stack}\n`);
@@ -35,7 +38,8 @@ export async function main(argv: string[]): Promise<number> {
       .command(planModule)
       .command(runModule)
       .command(ledgerModule)
-      .demandCommand(1, 'name a command: plan, run or ledger')
+      .command(checkMigrationsModule)
+      .demandCommand(1, 'name a command: plan, run, check-migrations or ledger')
       .strict()
       .version(LEAPFROG_VERSION)
       .help()
