@@ -258,6 +258,9 @@ export function transactionsCheck(f: Pick<CheckFacts, 'mysql' | 'sqlite' | 'maxT
   const name = 'Transactions and locks';
   if (f.sqlite) return row(name, 'Success', `${NOT_APPLICABLE_SQLITE} has no server to list transactions or locks; see Connected clients.`);
   const m = f.mysql!;
+  if (m.transactions === undefined) {
+    return row(name, 'Warning', 'Not visible: this account lacks the PROCESS privilege that information_schema.INNODB_TRX requires; check as an account that has it.');
+  }
   const old = m.transactions.filter((t) => t.ageSeconds >= f.maxTransactionAge);
   const young = m.transactions.filter((t) => t.ageSeconds < f.maxTransactionAge);
   const locks = m.metadataLocks ?? [];

@@ -58,7 +58,8 @@ export interface MysqlFacts {
   /** The account may see other users' connections (PROCESS privilege). */
   canSeeAllClients: boolean;
   clients: ClientRow[];
-  transactions: TransactionRow[];
+  /** undefined without the PROCESS privilege, which INNODB_TRX requires. */
+  transactions: TransactionRow[] | undefined;
   /** undefined when the server exposes no metadata lock table (no METADATA_LOCK_INFO plugin, performance_schema off). */
   metadataLocks: MetadataLockRow[] | undefined;
   tables: TableRow[];
@@ -117,9 +118,10 @@ export async function mysqlFacts(session: TargetSession, databases: readonly str
     )
   ).map((r) => ({ id: Number(r.ID), user: String(r.USER), host: String(r.HOST), db: String(r.DB), command: String(r.COMMAND), time: Number(r.TIME), state: String(r.STATE ?? '') }));
 
+  const canSeeAllClients = Number(priv[0]?.n ?? 0) > 0;
   // INNODB_TRX has no database column: a transaction belongs to the chain when
-  // its connection's default database is one of the chain's.
-  const transactions = (
+  // its connection's default database is one of the chain's. Reading it needs PROCESS.
+  const transactions = !canSeeAllClients ? undefined : (
     await rows(
       k,
       `SELECT t.trx_mysql_thread_id AS tid, p.DB AS db, p.USER AS user, p.HOST AS host, t.trx_state AS state,
@@ -142,7 +144,7 @@ export async function mysqlFacts(session: TargetSession, databases: readonly str
     )
   ).map((r) => ({ schema: String(r.s), table: String(r.t), engine: r.e === null ? null : String(r.e), collation: r.c === null ? null : String(r.c), bytes: Number(r.b) }));
 
-  return { canSeeAllClients: Number(priv[0]?.n ?? 0) > 0, clients, transactions, metadataLocks, tables };
+  return { canSeeAllClients, clients, transactions, metadataLocks, tables };
 }
 
 /**
