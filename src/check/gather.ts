@@ -2,13 +2,13 @@ import { existsSync, statfsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadChain, loadEnv } from '../chain/load.js';
-import type { Chain } from '../chain/types.js';
+import type { Chain, Version } from '../chain/types.js';
 import { envRoot } from '../envs/store.js';
 import { LeapfrogError } from '../errors.js';
 import { Ledger } from '../ledger/ledger.js';
 import { layout } from '../runner/layout.js';
 import { mysqlFacts, processesHolding, serverInfo, sqliteFiles } from '../target/inspect.js';
-import { neededCount, probeAll, probeNeeded } from '../target/probe.js';
+import { neededCount, probeNeeded, probeProject } from '../target/probe.js';
 import { withTarget, type TargetSession } from '../target/session.js';
 import { describeTarget, parseTargetUrl } from '../target/url.js';
 import type { BlockerFact, CheckFacts, EnvFact, LedgerFact } from './facts.js';
@@ -29,6 +29,20 @@ export interface CheckOptions {
   offline: boolean;
   until: string | undefined;
   maxTransactionAge: number;
+}
+
+const PARALLEL = 8;
+
+/** `fn` over `items`, at most `limit` at once, results in input order. */
+async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
+  const out: R[] = new Array<R>(items.length);
+  let next = 0;
+  await Promise.all(
+    Array.from({ length: Math.min(limit, items.length) }, async () => {
+      for (let i = next++; i < items.length; i = next++) out[i] = await fn(items[i]!);
+    }),
+  );
+  return out;
 }
 
 export async function gatherFacts(o: CheckOptions): Promise<CheckFacts> {
@@ -84,14 +98,19 @@ export async function gatherFacts(o: CheckOptions): Promise<CheckFacts> {
     const names = Object.values(chain.projects).flatMap((p) => Object.values(p.databases));
     // Before any connection to the chain's databases: ours would count as clients.
     if (target.kind === 'mysql') facts.mysql = await mysqlFacts(session, names);
-    for (const p of Object.values(chain.projects)) {
-      for (const [logical, name] of Object.entries(p.databases)) facts.databases.push({ project: p.name, logical, name, exists: await session.exists(name) });
-    }
-    try {
-      facts.versions = await probeAll(session, chain);
-    } catch (err) {
-      facts.versionsError = (err as Error).message;
-    }
+    const dbs = Object.values(chain.projects).flatMap((p) => Object.entries(p.databases).map(([logical, name]) => ({ project: p.name, logical, name })));
+    facts.databases = await mapLimit(dbs, PARALLEL, async (d) => ({ ...d, exists: await session.exists(d.name) }));
+    // Projects are probed side by side: on a server, each database has its own
+    // connection to open, and one after another that dominates a large target.
+    const probed = await mapLimit(Object.values(chain.projects), PARALLEL, (p) =>
+      probeProject(session, p).then(
+        (v): { v: Record<string, Version>; e?: undefined } => ({ v }),
+        (e: unknown) => ({ v: undefined, e: e as Error }),
+      ),
+    );
+    const failed = probed.find((r) => r.e !== undefined);
+    if (failed) facts.versionsError = failed.e!.message;
+    else facts.versions = Object.fromEntries(Object.keys(chain.projects).map((p, i) => [p, probed[i]!.v!]));
     facts.neededCounts = await probeNeeded(session, chain);
     facts.blockers = await readBlockers(session, chain);
     if (target.kind === 'sqlite') {
@@ -195,24 +214,18 @@ function missingObject(err: unknown): boolean {
 }
 
 async function readBlockers(session: TargetSession, chain: Chain): Promise<BlockerFact[]> {
-  const out: BlockerFact[] = [];
-  for (const p of Object.values(chain.projects)) {
-    for (const b of p.blockers ?? []) {
-      const dbName = p.databases[b.database]!;
-      const base = { project: p.name, name: b.name, database: b.database, dbName, message: b.message, fixedBy: b.fixedBy };
-      if (!(await session.exists(dbName))) {
-        out.push({ ...base, outcome: { kind: 'not-yet', reason: `database ${dbName} does not exist yet` } });
-        continue;
-      }
-      try {
-        out.push({ ...base, outcome: { kind: 'count', count: await neededCount(session, dbName, b.query) } });
-      } catch (err) {
-        // knex prefixes the driver's message with the query and " - ".
-        const raw = (err as Error).message;
-        const msg = raw.includes(' - ') ? raw.slice(raw.lastIndexOf(' - ') + 3) : raw;
-        out.push({ ...base, outcome: missingObject(err) ? { kind: 'not-yet', reason: msg } : { kind: 'error', reason: msg } });
-      }
+  const all = Object.values(chain.projects).flatMap((p) => (p.blockers ?? []).map((b) => ({ p, b })));
+  return mapLimit(all, PARALLEL, async ({ p, b }): Promise<BlockerFact> => {
+    const dbName = p.databases[b.database]!;
+    const base = { project: p.name, name: b.name, database: b.database, dbName, message: b.message, fixedBy: b.fixedBy };
+    if (!(await session.exists(dbName))) return { ...base, outcome: { kind: 'not-yet', reason: `database ${dbName} does not exist yet` } };
+    try {
+      return { ...base, outcome: { kind: 'count', count: await neededCount(session, dbName, b.query) } };
+    } catch (err) {
+      // knex prefixes the driver's message with the query and " - ".
+      const raw = (err as Error).message;
+      const msg = raw.includes(' - ') ? raw.slice(raw.lastIndexOf(' - ') + 3) : raw;
+      return { ...base, outcome: missingObject(err) ? { kind: 'not-yet', reason: msg } : { kind: 'error', reason: msg } };
     }
-  }
-  return out;
+  });
 }
