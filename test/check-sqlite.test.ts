@@ -195,6 +195,7 @@ describe('check-migrations on SQLite', () => {
     assert.equal(v.result, 'Failure');
     assert.match(v.details, /project compute, database main \(compute\): is at version 340, ahead of the chain's end \(334\)/);
     assert.equal(ahead.report.plan, null);
+    assert.equal(ahead.report.versions.compute.main, 340, 'the versions are reported even when the planner refuses');
 
     const missing = await checkJson(['--chain', cloud.args()[1]!, '--db', `sqlite:${path.join(cloud.dir, 'nope')}`, '--state-dir', cloud.state, '--cache-dir', CACHE]);
     assert.equal(missing.exitCode, 2);

@@ -1,5 +1,5 @@
 import { plan as makePlan, type Plan } from '../chain/plan.js';
-import type { Chain, StepDef } from '../chain/types.js';
+import type { Chain, StepDef, Version } from '../chain/types.js';
 import { formatVersion } from '../chain/version.js';
 import { LeapfrogError } from '../errors.js';
 import { prepare, type PreparedStep } from '../runner/runner.js';
@@ -33,6 +33,8 @@ export interface CheckReport {
   target: string;
   checks: CheckRow[];
   result: Result;
+  /** As probed; undefined when the target could not be read. */
+  versions: Record<string, Record<string, Version>> | undefined;
   plan: Plan | undefined;
   steps: PreparedStep[] | undefined;
   estimate: Estimate | undefined;
@@ -393,7 +395,7 @@ export function estimate(plan: Plan, history: readonly RunTiming[]): Estimate {
 export function evaluate(f: CheckFacts): CheckReport {
   const checks: CheckRow[] = [chainCheck(f)];
   const chain = f.chain;
-  const base = { chain: chain?.name, target: f.targetDescription, plan: undefined, steps: undefined, estimate: undefined };
+  const base = { chain: chain?.name, target: f.targetDescription, versions: f.versions, plan: undefined, steps: undefined, estimate: undefined };
   if (!chain) {
     checks.push(targetCheck(f));
     return { ...base, checks, result: worst(checks) };

@@ -83,7 +83,7 @@ export function reportJson(r: CheckReport) {
     result: r.result,
     exitCode: exitCodeFor(r.result),
     checks: r.checks.map((c) => ({ check: c.check, result: c.result, details: c.details, ...(c.data === undefined ? {} : { data: c.data }) })),
-    versions: r.plan ? versionsJson(Object.fromEntries(r.plan.projects.map((p) => [p.project, p.versions]))) : null,
+    versions: r.versions ? versionsJson(r.versions) : null,
     plan: r.plan && r.steps ? planJson(r.plan, r.target, r.steps) : null,
     estimate: r.estimate
       ? {

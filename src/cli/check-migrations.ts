@@ -3,7 +3,7 @@ import { evaluate, exitCodeFor, type CheckReport } from '../check/checks.js';
 import { gatherFacts } from '../check/gather.js';
 import { reportJson, reportMarkdown, reportText } from '../check/render.js';
 import { LeapfrogError } from '../errors.js';
-import { commonOptions, type CommonArgs } from './context.js';
+import type { CommonArgs } from './context.js';
 import { ExitCode } from './exit.js';
 import { processIo, type Io } from './io.js';
 
@@ -41,8 +41,15 @@ export async function checkMigrationsCommand(args: CheckArgs, io: Io = processIo
 export const checkMigrationsModule: CommandModule<object, CheckArgs> = {
   command: 'check-migrations',
   describe: 'pre-flight report: where each database stands, what will run, what will stop it (changes nothing; exit 0 ok, 1 warnings, 2 failures)',
+  // The common flags, declared here rather than through commonOptions():
+  // yargs appends choices, so --format could not gain `markdown` there.
   builder: (y) =>
-    commonOptions(y)
+    y
+      .option('chain', { type: 'string', demandOption: true, describe: 'chain file (YAML or JSON)' })
+      .option('db', { type: 'string', demandOption: true, describe: 'target: sqlite:DIR or mysql://user@host:port' })
+      .option('state-dir', { type: 'string', default: './.leapfrog', describe: 'where the ledger is read from (never created) and free space is measured' })
+      .option('cache-dir', { type: 'string', describe: 'env cache (default: STATE_DIR/envs)' })
+      .option('envs', { type: 'string', describe: 'directory of env files (default: the chain\'s envs:, else ../envs next to the chain)' })
       .option('format', { choices: ['text', 'json', 'markdown'] as const, default: 'text' as const, describe: 'output format' })
       .option('offline', { type: 'boolean', default: false, describe: 'the window has no network: an env not in the cache is a Failure' })
       .option('until', { type: 'string', describe: 'check the plan up to this release' })
