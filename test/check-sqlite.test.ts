@@ -201,6 +201,21 @@ describe('check-migrations on SQLite', () => {
     assert.equal(missing.exitCode, 2);
     assert.match(check(missing.report, 'Target').details, /nope does not exist/);
 
+    rmSync(cloud.file('image'));
+    const gone = await checkJson(cloud.args());
+    const d = check(gone.report, 'Databases');
+    assert.equal(d.result, 'Failure');
+    assert.match(d.details, /image main \(image\): does not exist, but the chain starts it at juno: check --db, or restore it/);
+
+    const template = chainVariant('template', (c) => {
+      c.projects.identity.config['identity.conf'] = '[database]\nconnection = {{ db.nope.url }}\n';
+    });
+    const fresh = await fakeCloud();
+    const t = await checkJson(fresh.args(template));
+    const p = check(t.report, 'Plan');
+    assert.equal(p.result, 'Failure');
+    assert.match(p.details, /projects\.identity\.config\["identity\.conf"\]: template .* cannot be rendered/);
+
     const bad = chainVariant('typo', (c) => {
       c.projects.compute.blockers[0].fixed_by = 'x';
     });

@@ -2,6 +2,8 @@ import { plan as makePlan, type Plan } from '../chain/plan.js';
 import type { Chain, StepDef, Version } from '../chain/types.js';
 import { formatVersion } from '../chain/version.js';
 import { LeapfrogError } from '../errors.js';
+import { renderConfig } from '../chain/template.js';
+import { projectAddresses } from '../runner/layout.js';
 import { prepare, type PreparedStep } from '../runner/runner.js';
 import type { BlockerFact, CheckFacts, CheckRow, Result, RunTiming } from './facts.js';
 
@@ -154,7 +156,14 @@ export function planOutcome(f: CheckFacts): PlanOutcome {
     throw err;
   }
   try {
-    return { plan: p, steps: prepare(f.chain, p, f.target, f.layout), refused: [], error: undefined };
+    const steps = prepare(f.chain, p, f.target, f.layout);
+    // The config files too, in memory only: `run` renders them before its first
+    // step, and a template mistake there would stop the window at minute one.
+    for (const project of new Set(p.steps.map((s) => s.step.project))) {
+      const def = f.chain.projects[project]!;
+      for (const file of Object.keys(def.config)) renderConfig(f.chain, def, file, projectAddresses(f.chain, f.target, project));
+    }
+    return { plan: p, steps, refused: [], error: undefined };
   } catch (err) {
     if (!(err instanceof LeapfrogError)) throw err;
     return { plan: p, steps: undefined, refused: [], error: [err.message, ...err.details].join('\n') };
