@@ -64,6 +64,18 @@ describe('check-migrations on MariaDB', () => {
     }
     assert.ok(check(r, 'Free space').data.snapshotBytes > 0, 'snapshot size from information_schema.TABLES');
     assert.match(check(r, 'Databases').details, new RegExp(`compute api \\(${prefix}compute_api\\): not yet; created by mitaka/compute/2`));
+
+    // The same target with kilo's flavor step deleted from the chain: nothing fixes the blocker.
+    const noFlavor = chainVariant('mariadb-no-flavor', (c) => {
+      c.projects.compute.databases = { main: names.compute, api: `${prefix}compute_api` };
+      c.projects.identity.databases = { main: names.identity };
+      c.projects.image.databases = { main: names.image };
+      const kilo = c.releases.find((x: Json) => x.release === 'kilo');
+      kilo.steps = kilo.steps.filter((s: Json) => !(s.data ?? []).includes('migrate_flavor_data'));
+    });
+    const f = await leapfrog(['check-migrations', '--chain', noFlavor, '--db', URL_, '--state-dir', state, '--cache-dir', CACHE, '--format', 'json']);
+    assert.equal(f.exitCode, 2, f.stderr);
+    assert.equal(check(JSON.parse(f.stdout) as Json, 'Blocker: compute flavor data in system metadata').result, 'Failure');
   });
 
   test('a client connected to a chain database is a Failure; its open transaction a Warning, then a Failure once older than --max-transaction-age', async () => {

@@ -353,7 +353,7 @@ export function freeSpaceCheck(f: Pick<CheckFacts, 'mysql' | 'sqlite' | 'storage
   const need = snapshotBytes(f);
   const { freeBytes, stateDir, measuredAt } = f.storage;
   const data = { stateDir, measuredAt, freeBytes: freeBytes ?? null, snapshotBytes: need };
-  const basis = f.sqlite ? 'the database files' : 'information_schema.TABLES data + index length';
+  const basis = f.sqlite ? 'the database files' : 'the tables\' data and indexes';
   if (freeBytes === undefined) return row(name, 'Warning', `Cannot measure the free space for ${stateDir}: ${f.storage.error ?? 'unknown error'}. Estimated snapshot: ${formatBytes(need)} (${basis}).`, data);
   const head = `${formatBytes(freeBytes)} free at ${measuredAt} (state dir ${stateDir}); estimated snapshot ${formatBytes(need)} (${basis}).`;
   if (freeBytes < need) return row(name, 'Failure', `${head} Not enough for a snapshot: free space, or use another --state-dir.`, data);
