@@ -72,6 +72,8 @@ describe('pre-flight checks over plain facts', () => {
     assert.equal(passed.result, 'Failure');
     assert.match(passed.details, /kilo\/compute\/3 \(migrate flavor data\) in env compute-kilo fixes it but is not in the plan/);
     assert.equal(blockerCheck(chain, blocker({ outcome: { kind: 'count', count: 0 } }), undefined).result, 'Success');
+    assert.match(blockerCheck(chain, blocker(), undefined).details, /fixes it, if it runs: there is no plan to tell/, 'without a plan, not a false "not planned"');
+    assert.equal(blockerCheck(chain, blocker({ fixedBy: 'nope' }), undefined).result, 'Failure');
     assert.equal(blockerCheck(chain, blocker({ outcome: { kind: 'not-yet', reason: 'no such table: x' } }), planWith([flavorStep])).result, 'Success');
     assert.equal(blockerCheck(chain, blocker({ fixedBy: undefined, outcome: { kind: 'not-yet', reason: 'no such table: x' } }), planWith([flavorStep])).result, 'Warning');
   });

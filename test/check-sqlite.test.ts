@@ -3,7 +3,7 @@
  * at juno, real ledgers, real processes holding the files.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { existsSync, mkdirSync, readdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { describe, test } from 'node:test';
@@ -142,6 +142,19 @@ describe('check-migrations on SQLite', () => {
     } finally {
       live.close();
     }
+  });
+
+  test('a ledger file that is not a ledger is a Failure naming it, and is left as it was', async () => {
+    const cloud = await fakeCloud();
+    mkdirSync(cloud.state, { recursive: true });
+    const file = path.join(cloud.state, 'ledger.sqlite3');
+    writeFileSync(file, 'not a database, but long enough to have a header'.repeat(4));
+    const { exitCode, report } = await checkJson(cloud.args());
+    assert.equal(exitCode, 2);
+    const l = check(report, 'Ledger');
+    assert.equal(l.result, 'Failure');
+    assert.match(l.details, new RegExp(`${file}: (cannot read the ledger|not a ledger)`));
+    assert.equal(readFileSync(file, 'utf8'), 'not a database, but long enough to have a header'.repeat(4));
   });
 
   test('the estimate comes from the last succeeded run of the same chain (a rehearsal on another copy)', async () => {

@@ -205,6 +205,7 @@ export function blockerCheck(chain: Chain, b: BlockerFact, plan: Plan | undefine
   const fixer = b.fixedBy === undefined ? undefined : findStep(chain, b.project, b.fixedBy);
   const planned = fixer !== undefined && plan !== undefined && plan.steps.some((p) => p.step.id === fixer.id);
   const data = { project: b.project, database: b.database, outcome: b.outcome, fixedBy: fixer?.id ?? b.fixedBy ?? null, planned };
+  const noPlan = plan === undefined && fixer !== undefined;
   const unfixed = (): string => {
     if (b.fixedBy === undefined) return `Nothing in chain ${chain.name} fixes it: fix the data by hand, or add the step that does and name it in fixed-by.`;
     if (!fixer) {
@@ -225,6 +226,8 @@ export function blockerCheck(chain: Chain, b: BlockerFact, plan: Plan | undefine
       if (n === 0) return row(name, 'Success', `0 rows on ${b.dbName}: nothing to fix.`, data);
       const head = `${plural(n, 'row')} on ${b.dbName}: ${b.message}.`;
       if (planned) return row(name, 'Warning', `${head} The plan fixes it: ${stepLabel(fixer!)} runs before the migration that refuses.`, data);
+      // No plan (the planner refused, or versions could not be read): whether the fixing step runs is not known, and the reason is a Failure elsewhere.
+      if (noPlan) return row(name, 'Warning', `${head} ${stepLabel(fixer!)} fixes it, if it runs: there is no plan to tell (see Versions and Plan).`, data);
       return row(name, 'Failure', `${head} ${unfixed()}`, data);
     }
   }
