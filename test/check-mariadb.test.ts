@@ -125,6 +125,15 @@ describe('check-migrations on MariaDB', () => {
     }
   });
 
+  test('a server that does not answer is a Target Failure, and the checks that need it are not run', async () => {
+    const { exitCode, report: r } = await report([], 'mysql://root@127.0.0.1:1');
+    assert.equal(exitCode, 2);
+    assert.equal(check(r, 'Target').result, 'Failure');
+    assert.match(check(r, 'Target').details, /cannot connect \(ECONNREFUSED/);
+    assert.equal(r.checks.some((c: Json) => c.check.startsWith('Blocker')), false);
+    assert.equal(check(r, 'Ledger').result, 'Success', 'the ledger is still read');
+  });
+
   test('an account without the PROCESS privilege cannot see other clients: a Warning, not a false Success', async () => {
     const pw = randomBytes(8).toString('hex');
     await root.query(`CREATE USER '${user}'@'%' IDENTIFIED BY '${pw}'`);

@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import knexFactory, { type Knex } from 'knex';
 import { sqliteFile } from './url.js';
-import type { TargetSession } from './session.js';
+import { QUIET_KNEX_LOG, type TargetSession } from './session.js';
 
 /**
  * Facts about the target server that check-migrations judges: who else is
@@ -75,7 +75,7 @@ async function rows(k: Knex, sql: string, bindings: readonly string[] = []): Pro
 export async function serverInfo(session: TargetSession): Promise<ServerInfo> {
   if (session.target.kind === 'sqlite') {
     // The library leapfrog itself links (better-sqlite3); the toolchains' sqlite3 CLI may differ.
-    const k = knexFactory({ client: 'better-sqlite3', connection: { filename: ':memory:' }, useNullAsDefault: true });
+    const k = knexFactory({ client: 'better-sqlite3', connection: { filename: ':memory:' }, useNullAsDefault: true, log: QUIET_KNEX_LOG });
     try {
       const r = (await k.raw('SELECT sqlite_version() AS v')) as Row[];
       return { flavour: 'SQLite', version: String(r[0]!.v) };
