@@ -1,4 +1,6 @@
-import { formatMs, planJson, planText, versionsJson } from '../report/render.js';
+import type { Plan } from '../chain/plan.js';
+import { formatMs, planJson, versionsJson, versionsLine } from '../report/render.js';
+import type { PreparedStep } from '../runner/runner.js';
 import { exitCodeFor, type CheckReport, type Estimate } from './checks.js';
 
 /**
@@ -63,13 +65,38 @@ export function estimateLines(e: Estimate | undefined): string[] {
   return out;
 }
 
+/**
+ * The plan as `leapfrog plan` prints it, wrapped to 80 columns: the step, why
+ * it runs, then its argv ($CONFIG for the rendered-config directory).
+ */
+export function planText80(plan: Plan, target: string, steps: readonly PreparedStep[], configDir?: string): string {
+  // wrap() splits on spaces, so indentation is added around it.
+  const at = (lead: string, text: string, cont = '') => wrap(text, WIDTH - lead.length, cont).map((l) => lead + l);
+  const out: string[] = [...at('', `Plan: chain ${plan.chain} on ${target}${plan.until ? `, until ${plan.until}` : ''}`)];
+  for (const p of plan.projects) {
+    out.push(...at('  ', `${p.project}: ${p.at ? `at ${p.at}` : 'at the chain start'} (${versionsLine(p.versions)}); ${p.steps.length === 0 ? 'nothing to run' : `${p.steps.length} step${p.steps.length === 1 ? '' : 's'} to run`}`, '  '));
+  }
+  if (steps.length === 0) return [...out, '', 'Nothing to run.'].join('\n');
+  out.push('', `Steps (${steps.length}, in order; projects run side by side with --parallel):`);
+  const width = String(steps.length).length;
+  const pad = ' '.repeat(width + 4);
+  steps.forEach((s, i) => {
+    const argv = s.argv.map((a) => (configDir && a.startsWith(configDir + '/') ? '$CONFIG' + a.slice(configDir.length) : a)).join(' ');
+    out.push(...at(' '.repeat(2 + width - String(i + 1).length), `${i + 1}. ${s.step.id} ${s.step.kind} [${s.step.env}]${s.step.name ? ` ${s.step.name}` : ''}`, ' '.repeat(width + 2)));
+    out.push(...at(pad, `${s.reason}${s.conditional ? ' (if its probe still says so)' : ''}`));
+    out.push(...at(pad, `$ ${argv}`, '  '));
+  });
+  if (configDir && steps.some((s) => s.argv.some((a) => a.startsWith(configDir + '/')))) out.push('', ...at('', `$CONFIG = ${configDir}`, '  '));
+  return out.join('\n');
+}
+
 export function reportText(r: CheckReport, configDir?: string): string {
   const lines = ['-', ...wrap(`Upgrade Check Results: chain ${r.chain ?? '(invalid)'} on ${r.target}`, WIDTH - 4), '-'];
   for (const c of r.checks) {
     lines.push(...wrap(`Check: ${c.check}`, WIDTH - 4, '  '), `Result: ${c.result}`, ...wrap(`Details: ${c.details}`, WIDTH - 4, '  '), '-');
   }
   const out = [box(lines), '', `Overall: ${r.result} (exit ${exitCodeFor(r.result)})`];
-  if (r.plan && r.steps) out.push('', planText(r.plan, r.target, r.steps, configDir));
+  if (r.plan && r.steps) out.push('', planText80(r.plan, r.target, r.steps, configDir));
   const est = estimateLines(r.estimate);
   if (est.length > 0) out.push('', ...est);
   return out.join('\n');
@@ -107,7 +134,7 @@ export function reportMarkdown(r: CheckReport, configDir?: string): string {
     '|---|---|---|',
     ...r.checks.map((c) => `| ${cell(c.check)} | ${c.result === 'Success' ? c.result : `**${c.result}**`} | ${cell(c.details)} |`),
   ];
-  if (r.plan && r.steps) out.push('', '### Plan', '', '```', planText(r.plan, r.target, r.steps, configDir), '```');
+  if (r.plan && r.steps) out.push('', '### Plan', '', '```', planText80(r.plan, r.target, r.steps, configDir), '```');
   const est = estimateLines(r.estimate);
   if (est.length > 0) out.push('', '### Estimate', '', '```', ...est, '```');
   return out.join('\n');
