@@ -195,7 +195,7 @@ describe('check-migrations on SQLite', () => {
     const envs = check(online.report, 'Envs');
     assert.equal(envs.result, 'Failure');
     assert.match(envs.details, /image-kilo: not in the cache, and its source file \/nonexistent\/image-kilo\.tar\.gz does not exist/);
-    assert.match(envs.details, /compute-kilo: not in the cache; it will be fetched from https:\/\/artifacts\.example\/compute-kilo\.tar\.gz/);
+    assert.match(envs.details, /compute-kilo: not in the cache; the run would have to fetch it from https:\/\/artifacts\.example\/compute-kilo\.tar\.gz/);
     const offline = await checkJson([...base, '--envs', envDir, '--offline']);
     assert.match(check(offline.report, 'Envs').details, /compute-kilo: not in the cache and --offline: provision it before the window/);
     rmSync(envDir, { recursive: true, force: true });

@@ -107,7 +107,7 @@ export function envsCheck(f: Pick<CheckFacts, 'envs' | 'offline'>, needed: Reado
     problems.push(
       f.offline
         ? { result: 'Failure', text: `${e.name}: not in the cache and --offline: provision it before the window (run leapfrog with the same --cache-dir where ${e.def.source.location} is reachable, or copy the cache)` }
-        : { result: 'Warning', text: `${e.name}: not in the cache; it will be fetched from ${e.def.source.location} when the run starts: provision it now if the window has no network` },
+        : { result: 'Warning', text: `${e.name}: not in the cache; the run would have to fetch it from ${e.def.source.location}: provision it before the window, which may have no network` },
     );
   }
   const summary = `${plural(envs.length, 'env')} needed: ${cached} in the cache (verified by sha256 when unpacked)${local > 0 ? `, ${local} to unpack from local tarballs` : ''}${problems.length > 0 ? `, ${plural(problems.length, 'problem')}:` : '.'}`;
@@ -124,13 +124,15 @@ function creatingStep(chain: Chain, project: string, logical: string): StepDef |
   return chain.releases.flatMap((r) => r.steps).find((s) => s.project === project && s.expect[logical] !== undefined);
 }
 
-export function databasesCheck(chain: Chain, f: Pick<CheckFacts, 'databases'>): CheckRow {
+export function databasesCheck(chain: Chain, f: Pick<CheckFacts, 'databases' | 'target'>): CheckRow {
+  // information_schema.SCHEMATA lists only the databases the account may use.
+  const hidden = f.target.kind === 'mysql';
   const lines: string[] = [];
   const failures: string[] = [];
   for (const d of f.databases) {
     const started = chain.projects[d.project]!.start[d.logical] !== undefined;
     if (d.exists) lines.push(`${d.project} ${d.logical} (${d.name}): exists`);
-    else if (started) failures.push(`${d.project} ${d.logical} (${d.name}): does not exist, but the chain starts it at ${formatVersion(chain.projects[d.project]!.start[d.logical]!)}: check --db, or restore it`);
+    else if (started) failures.push(`${d.project} ${d.logical} (${d.name}): does not exist${hidden ? ' (or this account has no privilege on it)' : ''}, but the chain starts it at ${formatVersion(chain.projects[d.project]!.start[d.logical]!)}: check --db, or restore it`);
     else lines.push(`${d.project} ${d.logical} (${d.name}): not yet; created by ${creatingStep(chain, d.project, d.logical)?.id ?? 'the chain'}`);
   }
   return row('Databases', failures.length > 0 ? 'Failure' : 'Success', [...failures, ...lines].join('\n'), f.databases);
