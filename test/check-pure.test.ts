@@ -46,7 +46,7 @@ describe('pre-flight checks over plain facts', () => {
     assert.equal(full.result, 'Failure');
     assert.match(full.details, /3\.0 GiB free .* estimated snapshot 4\.0 GiB/);
     assert.equal(freeSpaceCheck(facts(undefined)).result, 'Warning');
-    const sqlite = { mysql: undefined, sqlite: { files: [{ name: 'a', file: '/a', exists: true, bytes: 10 * GiB }], holders: [] }, storage: storage(15 * GiB) };
+    const sqlite = { mysql: undefined, sqlite: { files: [{ name: 'a', file: '/a', exists: true, bytes: 10 * GiB, journal: false }], holders: [] }, storage: storage(15 * GiB) };
     assert.equal(freeSpaceCheck(sqlite).result, 'Warning');
   });
 

@@ -114,6 +114,19 @@ describe('check-migrations on SQLite', () => {
     }
   });
 
+  test('a rollback journal left by a writer that died mid-transaction is a Warning on Databases', async () => {
+    const cloud = await fakeCloud();
+    const crash = await execa(process.execPath, ['-e', `const D = require(${JSON.stringify(require_('better-sqlite3'))}); const d = new D(${JSON.stringify(cloud.file('image'))}); d.exec("BEGIN; UPDATE alembic_version SET version_num = 'x'; CREATE TABLE big (x)"); for (let i = 0; i < 100; i++) d.exec('INSERT INTO big VALUES (randomblob(1000))'); process.kill(process.pid, 'SIGKILL');`], { reject: false });
+    assert.equal(crash.signal, 'SIGKILL');
+    assert.ok(existsSync(cloud.file('image') + '-journal'));
+    const { exitCode, report } = await checkJson(cloud.args());
+    assert.equal(exitCode, 1);
+    const d = check(report, 'Databases');
+    assert.equal(d.result, 'Warning');
+    assert.match(d.details, /image\.sqlite3-journal is left beside image: a writer died mid-transaction/);
+    assert.ok(existsSync(cloud.file('image') + '-journal'), 'check-migrations does not roll it back itself: it writes nothing');
+  });
+
   test('a dangling started step is a Failure that says what to do; a run in progress is a Failure too; neither touches the ledger', async () => {
     const cloud = await fakeCloud();
     const target = `sqlite:${path.join(cloud.dir, 'db')}`;

@@ -124,7 +124,7 @@ function creatingStep(chain: Chain, project: string, logical: string): StepDef |
   return chain.releases.flatMap((r) => r.steps).find((s) => s.project === project && s.expect[logical] !== undefined);
 }
 
-export function databasesCheck(chain: Chain, f: Pick<CheckFacts, 'databases' | 'target'>): CheckRow {
+export function databasesCheck(chain: Chain, f: Pick<CheckFacts, 'databases' | 'target' | 'sqlite'>): CheckRow {
   // information_schema.SCHEMATA lists only the databases the account may use.
   const hidden = f.target.kind === 'mysql';
   const lines: string[] = [];
@@ -135,7 +135,14 @@ export function databasesCheck(chain: Chain, f: Pick<CheckFacts, 'databases' | '
     else if (started) failures.push(`${d.project} ${d.logical} (${d.name}): does not exist${hidden ? ' (or this account has no privilege on it)' : ''}, but the chain starts it at ${formatVersion(chain.projects[d.project]!.start[d.logical]!)}: check --db, or restore it`);
     else lines.push(`${d.project} ${d.logical} (${d.name}): not yet; created by ${creatingStep(chain, d.project, d.logical)?.id ?? 'the chain'}`);
   }
-  return row('Databases', failures.length > 0 ? 'Failure' : 'Success', [...failures, ...lines].join('\n'), f.databases);
+  // A rollback journal nobody holds open is what a writer that died mid-transaction
+  // leaves (https://www.sqlite.org/lockingv3.html#hotjournals): the next
+  // read-write open rolls it back. Harmless, but the DBA should know a crash happened.
+  const holders = new Set((f.sqlite?.holders ?? []).map((h) => h.file));
+  const journals = (f.sqlite?.files ?? []).filter((x) => x.journal && !holders.has(x.file));
+  const warnings = journals.map((x) => `${x.file}-journal is left beside ${x.name}: a writer died mid-transaction; its changes are undone at the next read-write open (e.g. sqlite3 ${x.file} 'PRAGMA quick_check')`);
+  const result: Result = failures.length > 0 ? 'Failure' : warnings.length > 0 ? 'Warning' : 'Success';
+  return row('Databases', result, [...failures, ...warnings, ...lines].join('\n'), f.databases);
 }
 
 export interface PlanOutcome {

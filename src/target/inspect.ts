@@ -238,6 +238,8 @@ export interface SqliteFileFact {
   exists: boolean;
   /** The file and its -wal, in bytes. */
   bytes: number;
+  /** A non-empty rollback journal beside it: a writer is in a transaction, or died in one. */
+  journal: boolean;
 }
 
 export function sqliteFiles(dir: string, databases: readonly string[]): SqliteFileFact[] {
@@ -251,7 +253,13 @@ export function sqliteFiles(dir: string, databases: readonly string[]): SqliteFi
         // absent
       }
     }
-    return { name, file, exists: existsSync(file), bytes };
+    let journal = false;
+    try {
+      journal = statSync(file + '-journal').size > 0;
+    } catch {
+      // none
+    }
+    return { name, file, exists: existsSync(file), bytes, journal };
   });
 }
 
