@@ -243,6 +243,9 @@ describe('check-migrations on SQLite', () => {
     const p = check(t.report, 'Plan');
     assert.equal(p.result, 'Failure');
     assert.match(p.details, /projects\.identity\.config\["identity\.conf"\]: template .* cannot be rendered/);
+    const until = await checkJson([...fresh.args(), '--until', 'ocata']);
+    assert.equal(check(until.report, 'Plan').result, 'Failure');
+    assert.match(check(until.report, 'Plan').details, /--until ocata: chain fakecloud-juno-newton has no such release; its releases are kilo, liberty, mitaka, newton/);
 
     const bad = chainVariant('typo', (c) => {
       c.projects.compute.blockers[0].fixed_by = 'x';
