@@ -253,6 +253,7 @@ describe('check-migrations on SQLite', () => {
     const invalid = await checkJson(['--chain', bad, '--db', cloud.db, '--state-dir', cloud.state]);
     assert.equal(invalid.exitCode, 2);
     assert.match(check(invalid.report, 'Chain').details, /projects\.compute\.blockers\[0\]\.fixed_by: unknown key "fixed_by"/);
+    assert.deepEqual(invalid.report.checks.map((c: Json) => c.check), ['Chain', 'Target', 'Ledger']);
   });
 });
 

@@ -418,7 +418,8 @@ export function evaluate(f: CheckFacts): CheckReport {
   const chain = f.chain;
   const base = { chain: chain?.name, target: f.targetDescription, versions: f.versions, plan: undefined, steps: undefined, estimate: undefined };
   if (!chain) {
-    checks.push(targetCheck(f));
+    // Without a chain there is no plan, but the target and a crash in the ledger are still worth knowing.
+    checks.push(targetCheck(f), ledgerCheck(f, f.storage.stateDir));
     return { ...base, checks, result: worst(checks) };
   }
   const po = f.reach.ok ? planOutcome(f) : undefined;
