@@ -5,7 +5,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { LineCounter, parseDocument, isMap, isPair, isScalar, type Document, type Node } from 'yaml';
 import { inputError, LeapfrogError } from '../errors.js';
 import { chainSchema, envSchema } from './schema.js';
-import type { Chain, EnvDef, Expectation, ProjectDef, ReleaseDef, StepDef, StepKind, VersionProbe } from './types.js';
+import type { BlockerDef, Chain, EnvDef, Expectation, ProjectDef, ReleaseDef, StepDef, StepKind, VersionProbe } from './types.js';
 import { parseExpectation } from './version.js';
 
 /**
@@ -176,7 +176,13 @@ interface RawChain {
   envs?: string;
   projects: Record<
     string,
-    { databases: Record<string, string>; version: Record<string, unknown>; start?: Record<string, unknown>; config?: Record<string, string> }
+    {
+      databases: Record<string, string>;
+      version: Record<string, unknown>;
+      start?: Record<string, unknown>;
+      config?: Record<string, string>;
+      blockers?: { name: string; database?: string; query: string; message: string; 'fixed-by'?: string }[];
+    }
   >;
   releases: { release: string; env?: string; description?: string; steps: RawStep[] }[];
 }
@@ -240,7 +246,17 @@ export function loadChain(file: string, options: { envDir?: string } = {}): Chai
       if (typeof e === 'string') p.add(['projects', pname, 'start', db], e);
       else start[db] = e;
     }
-    projects[pname] = { name: pname, databases: rp.databases, version, start, config: rp.config ?? {} };
+    const blockers: BlockerDef[] = [];
+    const seenBlockers = new Set<string>();
+    (rp.blockers ?? []).forEach((rb, bi) => {
+      const at = ['projects', pname, 'blockers', bi];
+      if (seenBlockers.has(rb.name)) p.add([...at, 'name'], `blocker "${rb.name}" appears twice in project ${pname}`);
+      seenBlockers.add(rb.name);
+      const database = rb.database ?? Object.keys(rp.databases)[0]!;
+      if (!(database in rp.databases)) p.add([...at, 'database'], `"${database}" is not a database of project ${pname} (${Object.keys(rp.databases).join(', ')})`);
+      blockers.push({ name: rb.name, database, query: rb.query, message: rb.message, fixedBy: rb['fixed-by'] });
+    });
+    projects[pname] = { name: pname, databases: rp.databases, version, start, config: rp.config ?? {}, blockers };
   }
 
   const releases: ReleaseDef[] = [];
@@ -333,6 +349,19 @@ export function loadChain(file: string, options: { envDir?: string } = {}): Chai
       }),
     ),
   );
+  // fixed-by names a step by id or by name. A name shared by several steps of
+  // the project cannot say which one is meant; a name that matches nothing is
+  // left to check-migrations, which reports that blocker as unfixed.
+  for (const [pname, rp] of Object.entries(raw.projects)) {
+    (rp.blockers ?? []).forEach((rb, bi) => {
+      const ref = rb['fixed-by'];
+      if (ref === undefined) return;
+      const named = releases.flatMap((r) => r.steps).filter((s) => s.project === pname && s.name === ref && s.id !== ref);
+      if (named.length > 1) {
+        p.add(['projects', pname, 'blockers', bi, 'fixed-by'], `"${ref}" names ${named.length} steps (${named.map((s) => s.id).join(', ')}); use the step id`);
+      }
+    });
+  }
   p.throwIfAny('chain');
 
   const envDir = options.envDir ? path.resolve(options.envDir) : path.resolve(path.dirname(abs), raw.envs ?? '../envs');

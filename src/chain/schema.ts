@@ -47,6 +47,21 @@ export const chainSchema = {
           version: { type: 'object', minProperties: 1, additionalProperties: probe },
           start: { type: 'object', additionalProperties: versionValue },
           config: { type: 'object', propertyNames: name, additionalProperties: { type: 'string' } },
+          blockers: {
+            type: 'array',
+            items: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['name', 'query', 'message'],
+              properties: {
+                name: { type: 'string', minLength: 1 },
+                database: name,
+                query: { type: 'string', minLength: 1 },
+                message: { type: 'string', minLength: 1 },
+                'fixed-by': { type: 'string', minLength: 1 },
+              },
+            },
+          },
         },
       },
     },

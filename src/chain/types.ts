@@ -41,6 +41,26 @@ export interface ProjectDef {
   start: Readonly<Record<string, Expectation>>;
   /** Config file name → template text, rendered into the run directory (mode 0600). */
   config: Readonly<Record<string, string>>;
+  /** Probes for data a later migration refuses; read by check-migrations (loadChain always sets it). */
+  blockers?: readonly BlockerDef[];
+}
+
+/**
+ * A count of rows that will make some migration refuse to run (nova's
+ * liberty 291 enforce_flavors_migrated, kilo 267, newton 330: docs/OPENSTACK.md).
+ * `fixedBy` names the step (id, or name unique within the project) expected
+ * to clear it; it is resolved against the plan by check-migrations, so a chain
+ * that lost that step reports the blocker as a Failure instead of failing to load.
+ */
+export interface BlockerDef {
+  name: string;
+  /** Logical database the query runs in. */
+  database: string;
+  /** A COUNT: 0 means nothing blocks. */
+  query: string;
+  /** What the refusing migration says, or what to do. */
+  message: string;
+  fixedBy: string | undefined;
 }
 
 export type StepKind = 'sync' | 'data' | 'check';

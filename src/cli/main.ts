@@ -3,6 +3,8 @@ import { LeapfrogError, type ErrorKind } from '../errors.js';
 import { LEAPFROG_VERSION } from '../version.js';
 import { bundleModule } from './bundle.js';
 import { envsModule } from './envs.js';
+import { checkMigrationsModule } from './check-migrations.js';
+import { ExitCode } from './exit.js';
 import { ledgerModule } from './ledger.js';
 import { planModule } from './plan.js';
 import { rollbackModule } from './rollback.js';
@@ -22,6 +24,7 @@ export const EXIT_CODES: Record<ErrorKind, number> = {
 };
 
 function report(err: unknown): number {
+  if (err instanceof ExitCode) return err.code;
   if (err instanceof LeapfrogError) {
     process.stderr.write(`leapfrog: ${err.message}\n${err.details.map((d) => `  ${d}\n`).join('')}`);
     if (err.kind === 'unexpected' && err.cause instanceof Error && err.cause.stack) process.stderr.write(`${err.cause.stack}\n`);
@@ -42,7 +45,8 @@ export async function main(argv: string[]): Promise<number> {
       .command(rollbackModule)
       .command(envsModule)
       .command(bundleModule)
-      .demandCommand(1, 'name a command: plan, run, ledger, rollback, envs or bundle')
+      .command(checkMigrationsModule)
+      .demandCommand(1, 'name a command: plan, run, check-migrations, ledger, rollback, envs or bundle')
       .strict()
       // A flag given twice: the last one wins, as with most Unix tools (not an array no command expects).
       .parserConfiguration({ 'duplicate-arguments-array': false })

@@ -1,4 +1,4 @@
-import { mkdirSync } from 'node:fs';
+import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { LeapfrogError } from '../errors.js';
@@ -258,6 +258,54 @@ export class Ledger {
     return ledger;
   }
 
+  /**
+   * The ledger for reading only, or undefined when there is none: a pre-flight
+   * check must not create one, nor write to it (no migration, no WAL switch).
+   * A cleanly closed ledger has everything in its main file, which is read into
+   * memory: a read-only connection to a WAL file would leave -wal and -shm
+   * files behind. Its header's read/write versions (bytes 18-19, 2 = WAL;
+   * https://www.sqlite.org/fileformat2.html#file_format_version_numbers) are set
+   * to 1 in the copy, since an in-memory database cannot use WAL. When a -wal
+   * file has content (a run in progress, or one that crashed before its
+   * checkpoint), its frames are part of the truth: the file is opened read-only
+   * in place.
+   */
+  static openForReading(stateDir: string): Ledger | undefined {
+    const file = path.join(path.resolve(stateDir), 'ledger.sqlite3');
+    if (!existsSync(file)) return undefined;
+    let db: Database.Database;
+    try {
+      const walBytes = existsSync(file + '-wal') ? statSync(file + '-wal').size : 0;
+      if (walBytes > 0) {
+        db = new Database(file, { readonly: true, fileMustExist: true });
+        db.pragma('busy_timeout = 5000');
+      } else {
+        const bytes = readFileSync(file);
+        if (bytes.length >= 20) {
+          bytes[18] = 1;
+          bytes[19] = 1;
+        }
+        db = new Database(bytes, { readonly: true });
+      }
+    } catch (err) {
+      throw new LeapfrogError('input', `${file}: cannot read the ledger (${(err as Error).message})`, { cause: err });
+    }
+    try {
+      const version = db.pragma('user_version', { simple: true }) as number;
+      if (version !== MIGRATIONS.length) {
+        throw new LeapfrogError(
+          'input',
+          `${file}: ledger schema ${version}, this leapfrog reads ${MIGRATIONS.length}; ${version > MIGRATIONS.length ? 'it was written by a newer leapfrog' : 'it is not a ledger this leapfrog wrote'}`,
+        );
+      }
+    } catch (err) {
+      db.close();
+      if (err instanceof LeapfrogError) throw err;
+      throw new LeapfrogError('input', `${file}: not a ledger (${(err as Error).message})`, { cause: err });
+    }
+    return new Ledger(file, db);
+  }
+
   private migrate(): void {
     const known = MIGRATIONS.length;
     const refuse = (version: number) =>
@@ -470,6 +518,21 @@ export class Ledger {
        WHERE r.chain = ? AND r.target = ? AND c.id IN (
          SELECT MAX(c2.id) FROM checkpoints c2 JOIN runs r2 ON r2.id = c2.run_id WHERE r2.chain = ? AND r2.target = ? GROUP BY c2.project)`,
     ).all(chain, target, chain, target) as CheckpointRow[];
+  }
+
+  /** Step rows still `started` (no end written) against this target, with their run. */
+  unfinishedSteps(target: string): (StepRow & { run_status: RunStatus; run_host: string; run_pid: number; chain: string })[] {
+    return this.sql(
+      `SELECT s.*, r.status AS run_status, r.host AS run_host, r.pid AS run_pid, r.chain AS chain
+       FROM steps s JOIN runs r ON r.id = s.run_id
+       WHERE r.target = ? AND s.status = 'started' ORDER BY s.id`,
+    ).all(target) as (StepRow & { run_status: RunStatus; run_host: string; run_pid: number; chain: string })[];
+  }
+
+  /** Runs (and rehearsals) of this chain that succeeded, newest first, with their steps. */
+  succeededRuns(chain: string, limit = 20): { run: RunRow; steps: StepRow[] }[] {
+    const runs = this.sql(`SELECT * FROM runs WHERE chain = ? AND status = 'succeeded' ORDER BY id DESC LIMIT ?`).all(chain, limit) as RunRow[];
+    return runs.map((run) => ({ run, steps: this.steps(run.id) }));
   }
 
   /** Ids of steps that succeeded against this target with this chain. */

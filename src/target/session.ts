@@ -8,6 +8,13 @@ import { describeTarget, sqliteFile, type Target } from './url.js';
  * chain's SQL (version probes, needed-when queries) runs in that database's
  * context on both SQLite and MySQL. The only module that creates knex.
  */
+/**
+ * knex's default logger prints pool errors ("Acquire connection error") to
+ * stdout, which would corrupt --format json; the same error reaches the caller
+ * as a rejected query, which reports it.
+ */
+export const QUIET_KNEX_LOG = { warn: () => {}, error: () => {}, deprecate: () => {}, debug: () => {} };
+
 export class TargetSession {
   private readonly pools = new Map<string, Knex>();
   private server: Knex | undefined;
@@ -36,9 +43,10 @@ export class TargetSession {
         connection: { filename: sqliteFile(t.dir, name), options: { readonly: true } },
         useNullAsDefault: true,
         pool: { min: 0, max: 1 },
+        log: QUIET_KNEX_LOG,
       });
     } else {
-      k = knexFactory({ client: 'mysql2', connection: { ...mysqlConnection(t), database: name }, pool: { min: 0, max: 2 } });
+      k = knexFactory({ client: 'mysql2', connection: { ...mysqlConnection(t), database: name }, pool: { min: 0, max: 2 }, log: QUIET_KNEX_LOG });
     }
     this.pools.set(name, k);
     return k;
@@ -73,10 +81,15 @@ export class TargetSession {
     return { visible: Number(priv[0]?.n ?? 0) > 0, sessions: rows.map((r) => ({ ...r, time: Number(r.time) })) };
   }
 
+  /** A connection with no default database (MySQL only): server-wide facts such as check-migrations reads. */
+  serverKnex(): Knex {
+    return this.serverConnection();
+  }
+
   private serverConnection(): Knex {
     const t = this.target;
     if (t.kind !== 'mysql') throw new Error('server connection asked of a SQLite target');
-    this.server ??= knexFactory({ client: 'mysql2', connection: mysqlConnection(t), pool: { min: 0, max: 2 } });
+    this.server ??= knexFactory({ client: 'mysql2', connection: mysqlConnection(t), pool: { min: 0, max: 2 }, log: QUIET_KNEX_LOG });
     return this.server;
   }
 

@@ -1,0 +1,103 @@
+import type { Chain, EnvDef, Version } from '../chain/types.js';
+import type { LeapfrogError } from '../errors.js';
+import type { Layout } from '../runner/layout.js';
+import type { FileHolder, MysqlFacts, ServerInfo, SqliteFileFact } from '../target/inspect.js';
+import type { Target } from '../target/url.js';
+
+/**
+ * Everything check-migrations judges, read once by gather.ts (all the I/O)
+ * and then handed to the pure checks in checks.ts. Plain data: tests build
+ * these objects by hand to drive each check into each of its results.
+ */
+
+export type Result = 'Success' | 'Warning' | 'Failure';
+
+export interface CheckRow {
+  check: string;
+  result: Result;
+  details: string;
+  /** Structured data behind the details, for --format json. */
+  data?: unknown;
+}
+
+export interface EnvFact {
+  name: string;
+  /** The env file, loaded; undefined when it has a problem (then `error`). */
+  def: EnvDef | undefined;
+  error: string | undefined;
+  /** `<cache>/<sha256>` exists: unpacked after its checksum matched, so verified. */
+  cached: boolean;
+  /** source.file exists (undefined for URL sources). */
+  sourceExists: boolean | undefined;
+}
+
+export interface BlockerFact {
+  project: string;
+  name: string;
+  database: string;
+  dbName: string;
+  message: string;
+  fixedBy: string | undefined;
+  outcome:
+    | { kind: 'count'; count: number }
+    /** The query names a table or column the database does not have yet, or the database does not exist yet. */
+    | { kind: 'not-yet'; reason: string }
+    | { kind: 'error'; reason: string };
+}
+
+export interface LedgerStepFact {
+  runId: number;
+  chain: string;
+  stepId: string;
+  startedAt: string;
+  logPath: string | null;
+  runStatus: string;
+  host: string;
+  pid: number;
+  /** The run's process is alive on this host: a run in progress, not a crash. */
+  alive: boolean;
+}
+
+export interface RunTiming {
+  runId: number;
+  kind: string;
+  target: string;
+  finishedAt: string | null;
+  steps: { stepId: string; project: string; release: string; status: string; durationMs: number | null }[];
+}
+
+export interface LedgerFact {
+  file: string;
+  exists: boolean;
+  error: string | undefined;
+  unfinished: LedgerStepFact[];
+  /** Succeeded runs of this chain, newest first. */
+  history: RunTiming[];
+  /** Data steps recorded succeeded against this target (planner input). */
+  done: ReadonlySet<string>;
+}
+
+export interface CheckFacts {
+  chainFile: string;
+  chain: Chain | undefined;
+  chainError: LeapfrogError | undefined;
+  target: Target;
+  targetDescription: string;
+  layout: Layout | undefined;
+  offline: boolean;
+  until: string | undefined;
+  /** Seconds after which an open transaction on a chain database fails the check. */
+  maxTransactionAge: number;
+  envs: EnvFact[];
+  reach: { ok: true; server: ServerInfo } | { ok: false; error: string };
+  /** Per project and logical database: exists on the target. */
+  databases: { project: string; logical: string; name: string; exists: boolean }[];
+  versions: Record<string, Record<string, Version>> | undefined;
+  versionsError: string | undefined;
+  neededCounts: Record<string, number>;
+  blockers: BlockerFact[];
+  mysql: MysqlFacts | undefined;
+  sqlite: { files: SqliteFileFact[]; holders: FileHolder[] | undefined } | undefined;
+  storage: { stateDir: string; measuredAt: string; freeBytes: number | undefined; error: string | undefined };
+  ledger: LedgerFact;
+}

@@ -1,0 +1,141 @@
+import type { Plan } from '../chain/plan.js';
+import { formatMs, planJson, versionsJson, versionsLine } from '../report/render.js';
+import type { PreparedStep } from '../runner/runner.js';
+import { exitCodeFor, type CheckReport, type Estimate } from './checks.js';
+
+/**
+ * The report three ways: text in the style of `nova-status upgrade check`
+ * (a boxed table of Check / Result / Details, 80 columns), JSON with a
+ * versioned format for scripts, and Markdown to paste into a change ticket.
+ * All three carry the same checks, plan and estimate.
+ */
+
+export const CHECK_FORMAT = 'leapfrog.check/v1';
+const WIDTH = 80;
+
+/** Word-wrap one paragraph to `width`; words longer than a line (paths) are cut. */
+export function wrap(text: string, width: number, indent = ''): string[] {
+  const out: string[] = [];
+  let first = true; // only the very first line goes unindented
+  for (const para of text.split('\n')) {
+    let line = '';
+    let started = false;
+    const room = () => width - (first ? 0 : indent.length);
+    const flush = () => {
+      out.push((first ? '' : indent) + line);
+      first = false;
+      started = true;
+      line = '';
+    };
+    for (let word of para.split(/ +/)) {
+      while (word.length > room()) {
+        if (line !== '') flush();
+        line = word.slice(0, room());
+        word = word.slice(room());
+        flush();
+      }
+      if (word === '') continue;
+      if (line === '') line = word;
+      else if (line.length + 1 + word.length <= room()) line += ' ' + word;
+      else {
+        flush();
+        line = word;
+      }
+    }
+    if (line !== '' || !started) flush();
+  }
+  return out;
+}
+
+function box(lines: string[]): string {
+  const inner = WIDTH - 4;
+  return lines.map((l) => (l === '-' ? `+${'-'.repeat(WIDTH - 2)}+` : `| ${l.padEnd(inner)} |`)).join('\n');
+}
+
+export function estimateLines(e: Estimate | undefined): string[] {
+  if (!e || e.hops.length === 0) return [];
+  const runs = [...new Set(e.hops.map((h) => h.fromRun).filter((r) => r !== undefined))];
+  const out = [`Estimate (${runs.length > 0 ? `step times of run${runs.length > 1 ? 's' : ''} ${runs.join(', ')} in the ledger` : 'no succeeded run of this chain in the ledger'}):`];
+  for (const h of e.hops) out.push(`  ${`${h.project}@${h.release}`.padEnd(24)} ${h.ms === undefined ? 'unknown' : formatMs(h.ms)}`);
+  out.push(
+    e.totalMs !== undefined
+      ? `  ${'total'.padEnd(24)} ${formatMs(e.totalMs)} (one project after another; less with --parallel)`
+      : `  ${'total'.padEnd(24)} unknown${e.knownMs > 0 ? ` (at least ${formatMs(e.knownMs)} for the hops with a record)` : ''}: rehearse on a copy to measure it`,
+  );
+  return out;
+}
+
+/**
+ * The plan as `leapfrog plan` prints it, wrapped to 80 columns: the step, why
+ * it runs, then its argv ($CONFIG for the rendered-config directory).
+ */
+export function planText80(plan: Plan, target: string, steps: readonly PreparedStep[], configDir?: string): string {
+  // wrap() splits on spaces, so indentation is added around it.
+  const at = (lead: string, text: string, cont = '') => wrap(text, WIDTH - lead.length, cont).map((l) => lead + l);
+  const out: string[] = [...at('', `Plan: chain ${plan.chain} on ${target}${plan.until ? `, until ${plan.until}` : ''}`)];
+  for (const p of plan.projects) {
+    out.push(...at('  ', `${p.project}: ${p.at ? `at ${p.at}` : 'at the chain start'} (${versionsLine(p.versions)}); ${p.steps.length === 0 ? 'nothing to run' : `${p.steps.length} step${p.steps.length === 1 ? '' : 's'} to run`}`, '  '));
+  }
+  if (steps.length === 0) return [...out, '', 'Nothing to run.'].join('\n');
+  out.push('', `Steps (${steps.length}, in order; projects run side by side with --parallel):`);
+  const width = String(steps.length).length;
+  const pad = ' '.repeat(width + 4);
+  steps.forEach((s, i) => {
+    const argv = s.argv.map((a) => (configDir && a.startsWith(configDir + '/') ? '$CONFIG' + a.slice(configDir.length) : a)).join(' ');
+    out.push(...at(' '.repeat(2 + width - String(i + 1).length), `${i + 1}. ${s.step.id} ${s.step.kind} [${s.step.env}]${s.step.name ? ` ${s.step.name}` : ''}`, ' '.repeat(width + 2)));
+    out.push(...at(pad, `${s.reason}${s.conditional ? ' (if its probe still says so)' : ''}`));
+    out.push(...at(pad, `$ ${argv}`, '  '));
+  });
+  if (configDir && steps.some((s) => s.argv.some((a) => a.startsWith(configDir + '/')))) out.push('', ...at('', `$CONFIG = ${configDir}`, '  '));
+  return out.join('\n');
+}
+
+export function reportText(r: CheckReport, configDir?: string): string {
+  const lines = ['-', ...wrap(`Upgrade Check Results: chain ${r.chain ?? '(invalid)'} on ${r.target}`, WIDTH - 4), '-'];
+  for (const c of r.checks) {
+    lines.push(...wrap(`Check: ${c.check}`, WIDTH - 4, '  '), `Result: ${c.result}`, ...wrap(`Details: ${c.details}`, WIDTH - 4, '  '), '-');
+  }
+  const out = [box(lines), '', `Overall: ${r.result} (exit ${exitCodeFor(r.result)})`];
+  if (r.plan && r.steps) out.push('', planText80(r.plan, r.target, r.steps, configDir));
+  const est = estimateLines(r.estimate);
+  if (est.length > 0) out.push('', ...est);
+  return out.join('\n');
+}
+
+export function reportJson(r: CheckReport) {
+  return {
+    format: CHECK_FORMAT,
+    chain: r.chain ?? null,
+    target: r.target,
+    result: r.result,
+    exitCode: exitCodeFor(r.result),
+    checks: r.checks.map((c) => ({ check: c.check, result: c.result, details: c.details, ...(c.data === undefined ? {} : { data: c.data }) })),
+    versions: r.versions ? versionsJson(r.versions) : null,
+    plan: r.plan && r.steps ? planJson(r.plan, r.target, r.steps) : null,
+    estimate: r.estimate
+      ? {
+          hops: r.estimate.hops.map((h) => ({ project: h.project, release: h.release, ms: h.ms ?? null, fromRun: h.fromRun ?? null })),
+          totalMs: r.estimate.totalMs ?? null,
+          knownMs: r.estimate.knownMs,
+        }
+      : null,
+  };
+}
+
+const cell = (s: string) => s.replace(/\|/g, '\\|').replace(/\n/g, '<br>');
+
+export function reportMarkdown(r: CheckReport, configDir?: string): string {
+  const out = [
+    `## Pre-flight: chain \`${r.chain ?? '(invalid)'}\` on \`${r.target}\``,
+    '',
+    `Overall: **${r.result}** (exit ${exitCodeFor(r.result)}), ${new Date().toISOString()}`,
+    '',
+    '| Check | Result | Details |',
+    '|---|---|---|',
+    ...r.checks.map((c) => `| ${cell(c.check)} | ${c.result === 'Success' ? c.result : `**${c.result}**`} | ${cell(c.details)} |`),
+  ];
+  if (r.plan && r.steps) out.push('', '### Plan', '', '```', planText80(r.plan, r.target, r.steps, configDir), '```');
+  const est = estimateLines(r.estimate);
+  if (est.length > 0) out.push('', '### Estimate', '', '```', ...est, '```');
+  return out.join('\n');
+}
