@@ -1,0 +1,177 @@
+/**
+ * Splitting a SQL dump into statements, and saying what each one touches:
+ * pure functions over bytes and text, no I/O. The splitter follows the
+ * mariadb client's rules: `;` ends a statement outside quotes ('…', "…",
+ * `…`, with backslash escapes) and comments (`-- `, `#`, C-style), and a
+ * `DELIMITER xx` line changes the terminator (dumps of triggers and
+ * routines use `;;`). Conditional comments (`/*!40101 SET … *\/`) are kept:
+ * the server runs them.
+ */
+
+const enum S {
+  Normal,
+  Single,
+  Double,
+  Back,
+  Line,
+  Block,
+}
+
+const SEMI = 0x3b;
+const NL = 0x0a;
+
+export interface Statement {
+  /** The statement's bytes decoded as latin1 (one character per byte), without its terminator. */
+  sql: string;
+  bytes: number;
+}
+
+/** Incremental splitter: feed chunks, get whole statements. */
+export class StatementSplitter {
+  private state = S.Normal;
+  private escaped = false;
+  private parts: Buffer[] = [];
+  private partBytes = 0;
+  private delimiter = Buffer.from(';');
+
+  push(chunk: Buffer, out: Statement[]): void {
+    let start = 0;
+    const n = chunk.length;
+    const d0 = this.delimiter[0]!;
+    const single = this.delimiter.length === 1 && d0 === SEMI;
+    for (let i = 0; i < n; i++) {
+      const c = chunk[i]!;
+      switch (this.state) {
+        case S.Normal:
+          if (c === 0x27) this.state = S.Single;
+          else if (c === 0x22) this.state = S.Double;
+          else if (c === 0x60) this.state = S.Back;
+          else if (c === 0x23) this.state = S.Line;
+          else if (c === 0x2d && chunk[i + 1] === 0x2d && (i + 2 >= n || chunk[i + 2]! <= 0x20)) this.state = S.Line;
+          else if (c === 0x2f && chunk[i + 1] === 0x2a && chunk[i + 2] !== 0x21) this.state = S.Block;
+          else if (c === NL) {
+            // A DELIMITER command is a client command on its own line.
+            const m = /^delimiter\s+(\S+)\s*$/i.exec(stripLeading(this.peek(chunk, start, i)));
+            if (m) {
+              this.delimiter = Buffer.from(m[1]!, 'latin1');
+              this.reset();
+              return this.push(chunk.subarray(i + 1), out);
+            }
+          } else if (single ? c === SEMI : c === d0 && this.matchesDelimiter(chunk, i)) {
+            this.emit(chunk, start, i, out);
+            start = i + this.delimiter.length;
+            i = start - 1;
+          }
+          break;
+        case S.Single:
+        case S.Double:
+        case S.Back:
+          if (this.escaped) this.escaped = false;
+          else if (c === 0x5c && this.state !== S.Back) this.escaped = true;
+          else if ((c === 0x27 && this.state === S.Single) || (c === 0x22 && this.state === S.Double) || (c === 0x60 && this.state === S.Back)) this.state = S.Normal;
+          break;
+        case S.Line:
+          if (c === NL) this.state = S.Normal;
+          break;
+        case S.Block:
+          if (c === 0x2f && i > 0 && chunk[i - 1] === 0x2a) this.state = S.Normal;
+          break;
+      }
+    }
+    if (start < n) {
+      this.parts.push(chunk.subarray(start));
+      this.partBytes += n - start;
+    }
+  }
+
+  /** The input ended: whatever is left is the last statement (a dump may omit the final `;`). */
+  end(out: Statement[]): void {
+    if (this.partBytes > 0) this.emit(Buffer.alloc(0), 0, 0, out);
+  }
+
+  private matchesDelimiter(chunk: Buffer, i: number): boolean {
+    // A delimiter split across chunks is not matched; dumps write it at the end of a line, well inside a chunk.
+    for (let k = 1; k < this.delimiter.length; k++) if (chunk[i + k] !== this.delimiter[k]) return false;
+    return true;
+  }
+
+  private peek(chunk: Buffer, start: number, end: number): string {
+    if (this.partBytes + (end - start) > 200) return '';
+    return Buffer.concat([...this.parts, chunk.subarray(start, end)]).toString('latin1');
+  }
+
+  private emit(chunk: Buffer, start: number, end: number, out: Statement[]): void {
+    const body = this.parts.length === 0 ? chunk.subarray(start, end) : Buffer.concat([...this.parts, chunk.subarray(start, end)]);
+    const sql = body.toString('latin1');
+    this.reset();
+    if (stripLeading(sql) !== '') out.push({ sql, bytes: body.length + this.delimiter.length });
+  }
+
+  private reset(): void {
+    this.parts = [];
+    this.partBytes = 0;
+  }
+}
+
+/** The statement without leading whitespace and plain comments (conditional comments are unwrapped). */
+export function stripLeading(sql: string): string {
+  let s = sql;
+  for (;;) {
+    s = s.replace(/^\s+/, '');
+    if (s.startsWith('--') || s.startsWith('#')) {
+      const nl = s.indexOf('\n');
+      s = nl < 0 ? '' : s.slice(nl + 1);
+    } else if (s.startsWith('/*!')) {
+      return s.replace(/^\/\*!\d*\s*/, '').replace(/\s*\*\/\s*$/, '');
+    } else if (s.startsWith('/*')) {
+      const e = s.indexOf('*/');
+      s = e < 0 ? '' : s.slice(e + 2);
+    } else return s;
+  }
+}
+
+export type Classified =
+  | { kind: 'use'; database: string }
+  /** Affects only the connection (SET …, transactions): every connection runs it. */
+  | { kind: 'session' }
+  | { kind: 'insert'; table: string }
+  /** DDL and anything else about one table: runs after that table's earlier statements. */
+  | { kind: 'table'; table: string }
+  | { kind: 'create-database'; database: string }
+  /** LOCK TABLES / UNLOCK TABLES: a MyISAM speed hint that would serialise parallel loading; dropped. */
+  | { kind: 'skip' }
+  /** Anything else (views, triggers, routines, DROP DATABASE): runs alone, after everything before it. */
+  | { kind: 'other' };
+
+const ident = '(?:`((?:[^`]|``)+)`|([A-Za-z0-9_$]+))';
+const qualified = `(?:${ident}\\.)?${ident}`;
+const unq = (m: RegExpExecArray, a: number, b: number) => (m[a] !== undefined ? m[a]!.replace(/``/g, '`') : m[b]!);
+
+const RE = {
+  use: new RegExp(`^use\\s+${ident}\\s*$`, 'i'),
+  insert: new RegExp(`^(?:insert|replace)(?:\\s+(?:low_priority|delayed|high_priority|ignore))*\\s+(?:into\\s+)?${qualified}`, 'i'),
+  table: new RegExp(`^(?:create(?:\\s+or\\s+replace)?(?:\\s+temporary)?\\s+table(?:\\s+if\\s+not\\s+exists)?|drop\\s+table(?:\\s+if\\s+exists)?|alter(?:\\s+ignore)?\\s+table|truncate(?:\\s+table)?)\\s+${qualified}\\s*(?:[(\\s,;]|$)`, 'i'),
+  index: new RegExp(`^create\\s+(?:unique\\s+|fulltext\\s+|spatial\\s+)?index\\s+${ident}\\s+on\\s+${qualified}`, 'i'),
+  createDb: new RegExp(`^create\\s+(?:database|schema)(?:\\s+/\\*!\\d+\\s+if\\s+not\\s+exists\\s*\\*/|\\s+if\\s+not\\s+exists)?\\s+${ident}`, 'i'),
+  session: /^(?:set\b|begin\b|start\s+transaction\b|commit\b|rollback\b)/i,
+  lock: /^(?:lock\s+tables?|unlock\s+tables?)\b/i,
+};
+
+export function classify(sql: string): Classified {
+  const s = stripLeading(sql);
+  let m: RegExpExecArray | null;
+  if ((m = RE.insert.exec(s))) return { kind: 'insert', table: unq(m, 3, 4) };
+  if (RE.session.test(s)) return { kind: 'session' };
+  if ((m = RE.table.exec(s))) return { kind: 'table', table: unq(m, 3, 4) };
+  if ((m = RE.index.exec(s))) return { kind: 'table', table: unq(m, 5, 6) };
+  if ((m = RE.use.exec(s))) return { kind: 'use', database: unq(m, 1, 2) };
+  if ((m = RE.createDb.exec(s))) return { kind: 'create-database', database: unq(m, 1, 2) };
+  if (RE.lock.test(s)) return { kind: 'skip' };
+  return { kind: 'other' };
+}
+
+/** The database a dump file restores into when it has no USE of its own: its name without .sql/.gz. */
+export function databaseFromFileName(file: string): string {
+  const base = file.split('/').pop() ?? file;
+  return base.replace(/(\.gz)$/i, '').replace(/\.(sql|dump)$/i, '');
+}
