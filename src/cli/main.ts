@@ -3,6 +3,7 @@ import { LeapfrogError, type ErrorKind } from '../errors.js';
 import { LEAPFROG_VERSION } from '../version.js';
 import { ledgerModule } from './ledger.js';
 import { planModule } from './plan.js';
+import { rehearseModule } from './rehearse.js';
 import { runModule } from './run.js';
 
 /**
@@ -35,6 +36,7 @@ export async function main(argv: string[]): Promise<number> {
       .command(planModule)
       .command(runModule)
       .command(ledgerModule)
+      .command(rehearseModule)
       .demandCommand(1, 'name a command: plan, run or ledger')
       .strict()
       .version(LEAPFROG_VERSION)

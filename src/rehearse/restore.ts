@@ -28,6 +28,8 @@ export interface RestoreOptions {
   onProgress?: ((p: RestoreProgress) => void) | undefined;
   /** Cap on statement bytes queued for the connections. */
   queueBytes?: number | undefined;
+  /** Stop between statements (SIGINT). */
+  signal?: AbortSignal | undefined;
 }
 
 export interface RestoreProgress {
@@ -166,6 +168,7 @@ export async function restoreDumps(o: RestoreOptions): Promise<RestoreResult> {
     });
   const room = () => new Promise<void>((resolve) => (queuedTotal < cap || failure ? resolve() : (wakeReader = resolve)));
   const check = () => {
+    if (!failure && o.signal?.aborted) failure = new LeapfrogError('interrupted', 'interrupted while restoring the dump');
     if (failure) throw failure;
   };
 

@@ -251,7 +251,7 @@ export async function stopScratchServer(s: ScratchServer, o: { keep: boolean }):
       // already gone
     }
     const done = entry.child.then(() => true);
-    const inTime = await Promise.race([done, sleep(30_000).then(() => false)]);
+    const inTime = await Promise.race([done, sleep(30_000, undefined, { ref: false }).then(() => false)]);
     if (!inTime) {
       try {
         process.kill(s.pid, 'SIGKILL');
@@ -269,9 +269,13 @@ export async function stopScratchServer(s: ScratchServer, o: { keep: boolean }):
 /** Run `cb` with a scratch server; stop it and remove its files however `cb` ends (unless `keep`). */
 export async function withScratchServer<T>(o: ScratchServerOptions, cb: (s: ScratchServer) => Promise<T>): Promise<T> {
   const s = await startScratchServer(o);
+  const log = o.log ?? (() => {});
   try {
     return await cb(s);
   } finally {
+    if (o.keep) log(`scratch server: kept running at ${describeTarget(s.target)} (pid ${s.pid}, datadir ${s.datadir}); stop it with kill ${s.pid}`);
+    else log('scratch server: stopping and removing its files');
     await stopScratchServer(s, { keep: o.keep ?? false });
+    if (!o.keep) log('scratch server: gone');
   }
 }

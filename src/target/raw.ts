@@ -59,3 +59,14 @@ export async function tableRowCounts(session: TargetSession, dbName: string): Pr
   }
   return out;
 }
+
+/** Drop databases by name (a --server rehearsal's prefixed copies); missing ones are fine. */
+export async function dropDatabases(t: Extract<Target, { kind: 'mysql' }>, names: readonly string[]): Promise<void> {
+  if (names.length === 0) return;
+  const c = await openSqlConnection(t);
+  try {
+    for (const n of names) await c.query(`DROP DATABASE IF EXISTS \`${n.replace(/`/g, '``')}\``);
+  } finally {
+    await c.close();
+  }
+}
