@@ -5,7 +5,7 @@ import { createGunzip } from 'node:zlib';
 import { LeapfrogError } from '../errors.js';
 import { openSqlConnection, type SqlConnection } from '../target/raw.js';
 import type { Target } from '../target/url.js';
-import { classify, databaseFromFileName, StatementSplitter, type Statement } from './sql-split.js';
+import { classify, databaseFromFileName, deferCreateIndex, deferKeys, StatementSplitter, type Statement } from './sql-split.js';
 
 /**
  * Parallel restore of SQL dumps (plain or gzip, one per database or one with
@@ -172,6 +172,16 @@ export async function restoreDumps(o: RestoreOptions): Promise<RestoreResult> {
     if (failure) throw failure;
   };
 
+  /** Per table: secondary-key clauses to add once its rows are in. */
+  const deferred = new Map<string, { db: string; table: string; clauses: string[] }>();
+  const buildKeys = async (key: string) => {
+    const d = deferred.get(key);
+    if (!d) return;
+    deferred.delete(key);
+    await tableDone(key);
+    check();
+    enqueue(leastLoaded(), { sql: `ALTER TABLE ${q(d.table)} ${d.clauses.join(', ')}`, db: d.db, table: d.table, bytes: 0 });
+  };
   const created = new Set<string>();
   /** Tables whose DDL has run: their INSERTs may go to any connection. */
   const ready = new Set<string>();
@@ -201,6 +211,7 @@ export async function restoreDumps(o: RestoreOptions): Promise<RestoreResult> {
         return;
       }
       case 'other':
+        for (const key of [...deferred.keys()]) await buildKeys(key);
         await idle();
         check();
         enqueue(lanes[0]!, { sql: st.sql, db: current.db, table: undefined, bytes: st.bytes });
@@ -220,6 +231,19 @@ export async function restoreDumps(o: RestoreOptions): Promise<RestoreResult> {
         }
         (databases[db] ??= new Set()).add(c.table);
         const key = `${db}.${c.table}`;
+        if (c.kind === 'table') {
+          const later = deferCreateIndex(st.sql);
+          if (later !== undefined) {
+            (deferred.get(key) ?? deferred.set(key, { db, table: c.table, clauses: [] }).get(key)!).clauses.push(later);
+            return;
+          }
+          await buildKeys(key);
+          const split = deferKeys(st.sql);
+          if (split) {
+            st = { ...st, sql: split.sql };
+            deferred.set(key, { db, table: c.table, clauses: split.clauses });
+          }
+        }
         if (c.kind === 'insert' && ready.has(key)) {
           enqueue(leastLoaded(), { sql: st.sql, db, table: c.table, bytes: st.bytes });
         } else {
@@ -278,6 +302,8 @@ export async function restoreDumps(o: RestoreOptions): Promise<RestoreResult> {
       }
       splitter.end(out);
       for (const st of out.splice(0)) await dispatch(st, current);
+      // The deferred secondary keys, one ALTER per table, tables side by side.
+      for (const key of [...deferred.keys()]) await buildKeys(key);
       await idle();
       check();
       report(file, true);

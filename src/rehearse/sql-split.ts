@@ -138,7 +138,7 @@ export type Classified =
   /** DDL and anything else about one table: runs after that table's earlier statements. */
   | { kind: 'table'; table: string }
   | { kind: 'create-database'; database: string }
-  /** LOCK TABLES / UNLOCK TABLES: a MyISAM speed hint that would serialise parallel loading; dropped. */
+  /** LOCK/UNLOCK TABLES, ALTER TABLE … DISABLE/ENABLE KEYS: MyISAM speed hints that would serialise parallel loading; dropped. */
   | { kind: 'skip' }
   /** Anything else (views, triggers, routines, DROP DATABASE): runs alone, after everything before it. */
   | { kind: 'other' };
@@ -155,6 +155,7 @@ const RE = {
   createDb: new RegExp(`^create\\s+(?:database|schema)(?:\\s+/\\*!\\d+\\s+if\\s+not\\s+exists\\s*\\*/|\\s+if\\s+not\\s+exists)?\\s+${ident}`, 'i'),
   session: /^(?:set\b|begin\b|start\s+transaction\b|commit\b|rollback\b)/i,
   lock: /^(?:lock\s+tables?|unlock\s+tables?)\b/i,
+  keys: /^alter\s+table\s+\S+\s+(?:disable|enable)\s+keys\s*$/i,
 };
 
 export function classify(sql: string): Classified {
@@ -162,6 +163,8 @@ export function classify(sql: string): Classified {
   let m: RegExpExecArray | null;
   if ((m = RE.insert.exec(s))) return { kind: 'insert', table: unq(m, 3, 4) };
   if (RE.session.test(s)) return { kind: 'session' };
+  // mariadb-dump's DISABLE/ENABLE KEYS around a table's rows: a no-op on InnoDB, and secondary keys are deferred anyway.
+  if (RE.keys.test(s)) return { kind: 'skip' };
   if ((m = RE.table.exec(s))) return { kind: 'table', table: unq(m, 3, 4) };
   if ((m = RE.index.exec(s))) return { kind: 'table', table: unq(m, 5, 6) };
   if ((m = RE.use.exec(s))) return { kind: 'use', database: unq(m, 1, 2) };
@@ -174,4 +177,32 @@ export function classify(sql: string): Classified {
 export function databaseFromFileName(file: string): string {
   const base = file.split('/').pop() ?? file;
   return base.replace(/(\.gz)$/i, '').replace(/\.(sql|dump)$/i, '');
+}
+
+/**
+ * Secondary indexes are cheaper built once after the rows are in (InnoDB
+ * sorts and bulk-loads them) than maintained row by row. For a CREATE TABLE
+ * in mariadb-dump's layout (one column or key per line), the plain `KEY`
+ * lines are taken out and returned as ALTER TABLE clauses to run after the
+ * table's data; UNIQUE, FULLTEXT, SPATIAL and keys of tables with foreign
+ * keys stay where they are. Undefined when there is nothing to defer.
+ */
+export function deferKeys(sql: string): { sql: string; clauses: string[] } | undefined {
+  if (!/^\s*create\s+table/i.test(stripLeading(sql)) || /\bforeign\s+key\b/i.test(sql)) return undefined;
+  const lines = sql.split('\n');
+  const first = lines.findIndex((l) => /^\s*create\s+table/i.test(stripLeading(l)) || /\(\s*$/.test(l));
+  const close = lines.findIndex((l, i) => i > first && /^\)/.test(l));
+  if (first < 0 || close < 0) return undefined;
+  const body = lines.slice(first + 1, close).map((l) => l.replace(/,\s*$/, ''));
+  const isKey = (l: string) => /^\s+KEY\s+`(?:[^`]|``)+`\s*\(.*\)(?:\s+USING\s+\w+)?\s*$/i.test(l);
+  const clauses = body.filter(isKey).map((l) => `ADD ${l.trim()}`);
+  if (clauses.length === 0) return undefined;
+  const kept = body.filter((l) => !isKey(l));
+  return { sql: [...lines.slice(0, first + 1), kept.join(',\n'), ...lines.slice(close)].join('\n'), clauses };
+}
+
+/** `CREATE INDEX name ON table (cols)` (not UNIQUE) as an ALTER TABLE clause, to run after the table's data. */
+export function deferCreateIndex(sql: string): string | undefined {
+  const m = /^create\s+index\s+(`(?:[^`]|``)+`|[A-Za-z0-9_$]+)\s+on\s+(?:`(?:[^`]|``)+`|[A-Za-z0-9_$]+)\s*(\(.*\))\s*$/is.exec(stripLeading(sql));
+  return m ? `ADD INDEX ${m[1]} ${m[2]}` : undefined;
 }
