@@ -5,7 +5,7 @@ import { createGunzip } from 'node:zlib';
 import { LeapfrogError } from '../errors.js';
 import { openSqlConnection, type SqlConnection } from '../target/raw.js';
 import type { Target } from '../target/url.js';
-import { classify, databaseFromFileName, deferCreateIndex, deferKeys, StatementSplitter, type Statement } from './sql-split.js';
+import { classify, databaseFromFileName, deferCreateIndex, deferKeys, insertAsRows, StatementSplitter, type Statement } from './sql-split.js';
 
 /**
  * Parallel restore of SQL dumps (plain or gzip, one per database or one with
@@ -53,6 +53,8 @@ export interface RestoreResult {
 
 interface Item {
   sql: string;
+  /** An INSERT that may be loaded as LOAD DATA, in this character set (the dump's SET NAMES). */
+  load?: string | undefined;
   db: string | undefined;
   table: string | undefined;
   bytes: number;
@@ -128,7 +130,16 @@ export async function restoreDumps(o: RestoreOptions): Promise<RestoreResult> {
           await lane.conn.query(`USE ${q(item.db)}`);
           lane.db = item.db;
         }
-        await lane.conn.query(item.sql);
+        const rows = item.load !== undefined ? insertAsRows(item.sql) : undefined;
+        if (rows) {
+          const loaded = await lane.conn.loadLocal(`LOAD DATA LOCAL INFILE 'dump' INTO TABLE ${rows.table} CHARACTER SET ${item.load} ${rows.columns ?? ''}`, Buffer.from(rows.rows, 'latin1'));
+          // LOCAL turns duplicate keys and refused values into warnings: any is a failure, as the INSERT's error would be.
+          if (loaded.rows !== rows.count || loaded.warnings > 0) {
+            throw new Error(`LOAD DATA of an INSERT's ${rows.count} rows loaded ${loaded.rows} with ${loaded.warnings} warning(s) (duplicate keys, or values the columns refuse); load this dump with the mariadb client to see the server's own error`);
+          }
+        } else {
+          await lane.conn.query(item.sql);
+        }
       } catch (err) {
         const where = item.table ? ` (table ${item.db}.${item.table})` : item.db ? ` (database ${item.db})` : '';
         failure ??= new LeapfrogError('input', `restore failed${where}: ${(err as Error).message}`, {
@@ -183,6 +194,8 @@ export async function restoreDumps(o: RestoreOptions): Promise<RestoreResult> {
     enqueue(leastLoaded(), { sql: `ALTER TABLE ${q(d.table)} ${d.clauses.join(', ')}`, db: d.db, table: d.table, bytes: 0 });
   };
   const created = new Set<string>();
+  /** The dump's SET NAMES: the character set of its bytes. */
+  let charset = 'utf8mb4';
   /** Tables whose DDL has run: their INSERTs may go to any connection. */
   const ready = new Set<string>();
 
@@ -196,9 +209,12 @@ export async function restoreDumps(o: RestoreOptions): Promise<RestoreResult> {
         current.db = rename(c.database);
         current.fromName = undefined;
         return;
-      case 'session':
+      case 'session': {
+        const names = /^\s*(?:\/\*!\d*\s*)?set\s+names\s+'?([A-Za-z0-9_]+)/i.exec(st.sql);
+        if (names) charset = names[1]!;
         for (const l of lanes) enqueue(l, { sql: st.sql, db: undefined, table: undefined, bytes: 0 });
         return;
+      }
       case 'create-database': {
         await idle();
         check();
@@ -245,7 +261,7 @@ export async function restoreDumps(o: RestoreOptions): Promise<RestoreResult> {
           }
         }
         if (c.kind === 'insert' && ready.has(key)) {
-          enqueue(leastLoaded(), { sql: st.sql, db, table: c.table, bytes: st.bytes });
+          enqueue(leastLoaded(), { sql: st.sql, db, table: c.table, bytes: st.bytes, load: charset });
         } else {
           // DDL (and the first rows before the table is known to exist) waits for the table's earlier statements.
           await tableDone(key);

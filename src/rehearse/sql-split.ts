@@ -58,6 +58,8 @@ export class StatementSplitter {
               return this.push(chunk.subarray(i + 1), out);
             }
           } else if (single ? c === SEMI : c === d0 && this.matchesDelimiter(chunk, i)) {
+            // "DELIMITER ;;" holds the old terminator: the line ends the command, not its semicolon.
+            if (/^delimiter\s/i.test(stripLeading(this.peek(chunk, start, i)))) break;
             this.emit(chunk, start, i, out);
             start = i + this.delimiter.length;
             i = start - 1;
@@ -104,7 +106,7 @@ export class StatementSplitter {
     const body = this.parts.length === 0 ? chunk.subarray(start, end) : Buffer.concat([...this.parts, chunk.subarray(start, end)]);
     const sql = body.toString('latin1');
     this.reset();
-    if (stripLeading(sql) !== '') out.push({ sql, bytes: body.length + this.delimiter.length });
+    if (stripLeading(sql.length > 4096 ? sql.slice(0, 4096) : sql) !== '') out.push({ sql, bytes: body.length + this.delimiter.length });
   }
 
   private reset(): void {
@@ -159,7 +161,8 @@ const RE = {
 };
 
 export function classify(sql: string): Classified {
-  const s = stripLeading(sql);
+  // Only the head decides; an INSERT may be megabytes long.
+  const s = stripLeading(sql.length > 4096 ? sql.slice(0, 4096) : sql);
   let m: RegExpExecArray | null;
   if ((m = RE.insert.exec(s))) return { kind: 'insert', table: unq(m, 3, 4) };
   if (RE.session.test(s)) return { kind: 'session' };
@@ -205,4 +208,93 @@ export function deferKeys(sql: string): { sql: string; clauses: string[] } | und
 export function deferCreateIndex(sql: string): string | undefined {
   const m = /^create\s+index\s+(`(?:[^`]|``)+`|[A-Za-z0-9_$]+)\s+on\s+(?:`(?:[^`]|``)+`|[A-Za-z0-9_$]+)\s*(\(.*\))\s*$/is.exec(stripLeading(sql));
   return m ? `ADD INDEX ${m[1]} ${m[2]}` : undefined;
+}
+
+/**
+ * A plain multi-row `INSERT INTO t [(cols)] VALUES (…),(…)` as rows for
+ * LOAD DATA (tab-separated, backslash escapes, \N for NULL), which the
+ * server loads without running its SQL parser over every value: about
+ * twice as fast as the INSERT. Values may be NULL, numbers and quoted
+ * strings; anything else (hex literals, _binary, expressions, ON
+ * DUPLICATE KEY …) returns undefined and the INSERT runs as written.
+ */
+export function insertAsRows(sql: string): { table: string; columns: string | undefined; rows: string; count: number } | undefined {
+  const head = /^\s*INSERT\s+INTO\s+(`(?:[^`]|``)+`|[A-Za-z0-9_$]+)\s*(\((?:[^()'"]|`[^`]*`)*\))?\s*VALUES\s*/iy.exec(sql);
+  if (!head) return undefined;
+  const n = sql.length;
+  let i = head[0].length;
+  const out: string[] = [];
+  let count = 0;
+  const ws = (c: number) => c === 32 || c === 10 || c === 13 || c === 9;
+  for (;;) {
+    if (sql.charCodeAt(i) !== 40 /* ( */) return undefined;
+    i++;
+    for (;;) {
+      while (ws(sql.charCodeAt(i))) i++;
+      const c = sql.charCodeAt(i);
+      if (c === 39 /* ' */) {
+        i++;
+        let seg = i;
+        for (;;) {
+          if (i >= n) return undefined;
+          const d = sql.charCodeAt(i);
+          if (d === 39) {
+            if (sql.charCodeAt(i + 1) === 39) {
+              out.push(sql.slice(seg, i), "'");
+              i += 2;
+              seg = i;
+              continue;
+            }
+            out.push(sql.slice(seg, i));
+            i++;
+            break;
+          }
+          if (d === 92 /* \ */) {
+            out.push(sql.slice(seg, i));
+            const e = sql[i + 1];
+            // Escapes LOAD DATA reads the same way pass through; \' and \" become the bare quote.
+            if (e === '0' || e === 'b' || e === 'n' || e === 'r' || e === 't' || e === 'Z' || e === '\\') out.push('\\' + e);
+            else if (e === '%' || e === '_') out.push('\\\\' + e);
+            else if (e !== undefined) out.push(e);
+            i += 2;
+            seg = i;
+            continue;
+          }
+          if (d === 9 || d === 10 || d === 13) {
+            out.push(sql.slice(seg, i), d === 9 ? '\\t' : d === 10 ? '\\n' : '\\r');
+            i++;
+            seg = i;
+            continue;
+          }
+          i++;
+        }
+      } else {
+        let j = i;
+        while (j < n) {
+          const d = sql.charCodeAt(j);
+          if (d === 44 || d === 41 || ws(d)) break;
+          j++;
+        }
+        const tok = sql.slice(i, j);
+        if (/^null$/i.test(tok)) out.push('\\N');
+        else if (/^[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?$/.test(tok)) out.push(tok);
+        else return undefined;
+        i = j;
+      }
+      while (ws(sql.charCodeAt(i))) i++;
+      const sep = sql.charCodeAt(i);
+      i++;
+      if (sep === 44 /* , */) out.push('\t');
+      else if (sep === 41 /* ) */) break;
+      else return undefined;
+    }
+    out.push('\n');
+    count++;
+    while (ws(sql.charCodeAt(i))) i++;
+    if (i >= n) break;
+    if (sql.charCodeAt(i) !== 44) return undefined;
+    i++;
+    while (ws(sql.charCodeAt(i))) i++;
+  }
+  return { table: head[1]!, columns: head[2], rows: out.join(''), count };
 }

@@ -1,3 +1,4 @@
+import { Readable } from 'node:stream';
 import mysql from 'mysql2/promise';
 import { LeapfrogError } from '../errors.js';
 import type { TargetSession } from './session.js';
@@ -12,6 +13,8 @@ import type { Target } from './url.js';
  */
 export interface SqlConnection {
   query(sql: string): Promise<void>;
+  /** Run a LOAD DATA LOCAL INFILE statement with `data` as the file's bytes: the rows it loaded and the warnings it raised. */
+  loadLocal(sql: string, data: Buffer): Promise<{ rows: number; warnings: number }>;
   close(): Promise<void>;
 }
 
@@ -22,7 +25,9 @@ export async function openSqlConnection(t: Extract<Target, { kind: 'mysql' }>): 
       ...(t.socket ? { socketPath: t.socket } : { host: t.host, port: t.port }),
       user: t.user,
       password: t.password,
-      charset: 'LATIN1_SWEDISH_CI',
+      charset: 'BINARY',
+      // Without session tracking: mysql2 would follow the dump's SET NAMES and start encoding as UTF-8.
+      flags: ['-SESSION_TRACK'],
       connectTimeout: 10_000,
       multipleStatements: false,
     });
@@ -34,6 +39,11 @@ export async function openSqlConnection(t: Extract<Target, { kind: 'mysql' }>): 
   return {
     query: async (sql) => {
       await c.query(sql);
+    },
+    loadLocal: async (sql, data) => {
+      const [res] = await c.query({ sql, infileStreamFactory: () => Readable.from([data]) } as mysql.QueryOptions);
+      const h = res as mysql.ResultSetHeader;
+      return { rows: h.affectedRows, warnings: h.warningStatus };
     },
     close: () => c.end(),
   };
