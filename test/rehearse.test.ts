@@ -16,7 +16,7 @@ import { fingerprint } from '../src/target/fingerprint.js';
 import { tableRowCounts } from '../src/target/raw.js';
 import { withTarget } from '../src/target/session.js';
 import { parseTargetUrl } from '../src/target/url.js';
-import { CACHE, CHAIN, chainVariant, fakeCloud, leapfrog, scalar, tempDir } from './helpers.js';
+import { CACHE, CHAIN, chainVariant, fakeCloud, leapfrog, ROOT, scalar, tempDir } from './helpers.js';
 
 type Json = Record<string, any>;
 const HOPS = ['compute', 'identity', 'image'].flatMap((p) => ['kilo', 'liberty', 'mitaka', 'newton'].map((r) => `${p}@${r}`)).sort();
@@ -139,6 +139,29 @@ describe('rehearse on a scratch server', () => {
     assert.match(r.stderr, /scratch server: gone/);
     const ledger = /Ledger: (\S+)/.exec(r.stdout)![1]!;
     assertScratchGone(state, { stateDir: path.dirname(ledger) });
+  });
+
+  test('SIGINT during the chain stops at a safe point and still removes the scratch server', async () => {
+    const dir = tempDir('rehearse');
+    const dump = path.join(dir, 'cloud.sql');
+    await writeDump(dump, { instances: 30, nullUuids: 0, seed: 9, prefix: '' });
+    const state = path.join(dir, 'state');
+    const child = execa(process.execPath, [path.join(ROOT, 'bin', 'leapfrog.js'), 'rehearse', '--chain', CHAIN, '--dump', dump, '--state-dir', state, '--cache-dir', CACHE], { reject: false, stdin: 'ignore' });
+    let stderr = '';
+    await new Promise<void>((resolve) => {
+      child.stderr!.on('data', (b: Buffer) => {
+        stderr += b.toString();
+        if (/kilo\/compute\/2 sync/.test(stderr)) resolve();
+      });
+      void child.then(() => resolve());
+    });
+    child.kill('SIGINT');
+    const r = await child;
+    assert.equal(r.exitCode, 130, String(r.stderr));
+    assert.match(String(r.stderr), /scratch server: gone/);
+    const rehearsals = path.join(state, 'rehearsals');
+    const [only] = readdirSync(rehearsals);
+    assertScratchGone(state, { stateDir: path.join(rehearsals, only!) });
   });
 });
 
