@@ -132,6 +132,18 @@ describe('restoring into a scratch server', () => {
     const n = await execa('mariadb', [...client(), '-N', '-e', 'SELECT COUNT(*) FROM pre_shop.items']);
     assert.equal(n.stdout.trim(), '3');
 
+    // The dump's own DROP DATABASE is renamed too: the real database of that name survives.
+    await execa('mariadb', [...client(), '-e', 'CREATE DATABASE real_one; CREATE TABLE real_one.keep (id INT); INSERT INTO real_one.keep VALUES (42)']);
+    const dropping = path.join(dir, 'dropping.sql');
+    writeFileSync(dropping, '/*!40000 DROP DATABASE IF EXISTS `real_one`*/;\nCREATE DATABASE `real_one`;\nUSE `real_one`;\nCREATE TABLE t (id INT);\nINSERT INTO t VALUES (1);\n');
+    const d = await restoreDumps({ files: [dropping], target: server.target, jobs: 2, rename: (x) => `pre_${x}` });
+    assert.deepEqual(d.databases, { pre_real_one: ['t'] });
+    assert.equal((await execa('mariadb', [...client(), '-N', '-e', 'SELECT id FROM real_one.keep'])).stdout.trim(), '42');
+    const qualified = path.join(dir, 'qualified.sql');
+    writeFileSync(qualified, 'USE real_one;\nINSERT INTO `real_one`.`keep` VALUES (7);\n');
+    await assert.rejects(restoreDumps({ files: [qualified], target: server.target, jobs: 1, rename: (x) => `pre_${x}` }), /names table real_one\.keep with its database/);
+    assert.equal((await execa('mariadb', [...client(), '-N', '-e', 'SELECT COUNT(*) FROM real_one.keep'])).stdout.trim(), '1');
+
     const bad = path.join(dir, 'broken.sql');
     writeFileSync(bad, 'CREATE TABLE items (id INT PRIMARY KEY);\nINSERT INTO items VALUES (1),(1);\n');
     await assert.rejects(restoreDumps({ files: [bad], target: server.target, jobs: 2 }), /restore failed \(table broken\.items\): (.*Duplicate entry '1'|LOAD DATA of an INSERT's 2 rows loaded 1 with 1 warning)/);

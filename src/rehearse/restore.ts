@@ -226,6 +226,15 @@ export async function restoreDumps(o: RestoreOptions): Promise<RestoreResult> {
         databases[db] ??= new Set();
         return;
       }
+      case 'drop-database': {
+        // Renamed like CREATE DATABASE: with --server, the dump's DROP DATABASE must never reach the real one.
+        for (const key of [...deferred.keys()]) if (key.startsWith(`${rename(c.database)}.`)) deferred.delete(key);
+        await idle();
+        check();
+        enqueue(lanes[0]!, { sql: `DROP DATABASE IF EXISTS ${q(rename(c.database))}`, db: undefined, table: undefined, bytes: st.bytes });
+        await idle();
+        return;
+      }
       case 'other':
         for (const key of [...deferred.keys()]) await buildKeys(key);
         await idle();
@@ -235,6 +244,10 @@ export async function restoreDumps(o: RestoreOptions): Promise<RestoreResult> {
         return;
       case 'insert':
       case 'table': {
+        if (c.database !== undefined && rename(c.database) !== c.database) {
+          throw new LeapfrogError('input', `the dump names table ${c.database}.${c.table} with its database; a --server rehearsal renames databases and cannot rewrite such statements safely: rehearse on a scratch server instead`);
+        }
+        if (c.database !== undefined) current = { ...current, db: c.database };
         if (current.db === undefined) throw new LeapfrogError('input', `the dump has a statement about table ${c.table} before any USE, and its file name names no database`);
         const db = current.db;
         if (current.fromName !== undefined && !created.has(db)) {
@@ -325,7 +338,6 @@ export async function restoreDumps(o: RestoreOptions): Promise<RestoreResult> {
       report(file, true);
     }
   } finally {
-    failure ??= undefined;
     await idle().catch(() => {});
     await Promise.all(lanes.map((l) => l.conn.close().catch(() => {})));
   }

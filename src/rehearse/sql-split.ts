@@ -136,10 +136,12 @@ export type Classified =
   | { kind: 'use'; database: string }
   /** Affects only the connection (SET …, transactions): every connection runs it. */
   | { kind: 'session' }
-  | { kind: 'insert'; table: string }
+  /** `database` when the dump names it (`db`.`table`); mariadb-dump never does. */
+  | { kind: 'insert'; table: string; database?: string }
   /** DDL and anything else about one table: runs after that table's earlier statements. */
-  | { kind: 'table'; table: string }
+  | { kind: 'table'; table: string; database?: string }
   | { kind: 'create-database'; database: string }
+  | { kind: 'drop-database'; database: string }
   /** LOCK/UNLOCK TABLES, ALTER TABLE … DISABLE/ENABLE KEYS: MyISAM speed hints that would serialise parallel loading; dropped. */
   | { kind: 'skip' }
   /** Anything else (views, triggers, routines, DROP DATABASE): runs alone, after everything before it. */
@@ -154,6 +156,7 @@ const RE = {
   insert: new RegExp(`^(?:insert|replace)(?:\\s+(?:low_priority|delayed|high_priority|ignore))*\\s+(?:into\\s+)?${qualified}`, 'i'),
   table: new RegExp(`^(?:create(?:\\s+or\\s+replace)?(?:\\s+temporary)?\\s+table(?:\\s+if\\s+not\\s+exists)?|drop\\s+table(?:\\s+if\\s+exists)?|alter(?:\\s+ignore)?\\s+table|truncate(?:\\s+table)?)\\s+${qualified}\\s*(?:[(\\s,;]|$)`, 'i'),
   index: new RegExp(`^create\\s+(?:unique\\s+|fulltext\\s+|spatial\\s+)?index\\s+${ident}\\s+on\\s+${qualified}`, 'i'),
+  dropDb: new RegExp(`^drop\\s+(?:database|schema)(?:\\s+if\\s+exists)?\\s+${ident}`, 'i'),
   createDb: new RegExp(`^create\\s+(?:database|schema)(?:\\s+/\\*!\\d+\\s+if\\s+not\\s+exists\\s*\\*/|\\s+if\\s+not\\s+exists)?\\s+${ident}`, 'i'),
   session: /^(?:set\b|begin\b|start\s+transaction\b|commit\b|rollback\b)/i,
   lock: /^(?:lock\s+tables?|unlock\s+tables?)\b/i,
@@ -164,14 +167,16 @@ export function classify(sql: string): Classified {
   // Only the head decides; an INSERT may be megabytes long.
   const s = stripLeading(sql.length > 4096 ? sql.slice(0, 4096) : sql);
   let m: RegExpExecArray | null;
-  if ((m = RE.insert.exec(s))) return { kind: 'insert', table: unq(m, 3, 4) };
+  const qual = (m: RegExpExecArray, a: number, b: number) => (m[a] !== undefined || m[b] !== undefined ? { database: unq(m, a, b) } : {});
+  if ((m = RE.insert.exec(s))) return { kind: 'insert', table: unq(m, 3, 4), ...qual(m, 1, 2) };
   if (RE.session.test(s)) return { kind: 'session' };
   // mariadb-dump's DISABLE/ENABLE KEYS around a table's rows: a no-op on InnoDB, and secondary keys are deferred anyway.
   if (RE.keys.test(s)) return { kind: 'skip' };
-  if ((m = RE.table.exec(s))) return { kind: 'table', table: unq(m, 3, 4) };
-  if ((m = RE.index.exec(s))) return { kind: 'table', table: unq(m, 5, 6) };
+  if ((m = RE.table.exec(s))) return { kind: 'table', table: unq(m, 3, 4), ...qual(m, 1, 2) };
+  if ((m = RE.index.exec(s))) return { kind: 'table', table: unq(m, 5, 6), ...qual(m, 3, 4) };
   if ((m = RE.use.exec(s))) return { kind: 'use', database: unq(m, 1, 2) };
   if ((m = RE.createDb.exec(s))) return { kind: 'create-database', database: unq(m, 1, 2) };
+  if ((m = RE.dropDb.exec(s))) return { kind: 'drop-database', database: unq(m, 1, 2) };
   if (RE.lock.test(s)) return { kind: 'skip' };
   return { kind: 'other' };
 }
