@@ -86,7 +86,7 @@ h1 { font-size: 1.4em; } h2 { font-size: 1.1em; margin-top: 1.6em; }
 .status { padding: 2px 8px; border-radius: 4px; color: #fff; }
 .status.succeeded, .status.passed { background: #2e7d32; } .status.failed { background: #c62828; }
 table { border-collapse: collapse; } td, th { border-bottom: 1px solid #dde; padding: 3px 10px; text-align: left; }
-td.n { text-align: right; font-variant-numeric: tabular-nums; }
+td:nth-child(-n+4) { white-space: nowrap; }
 tr.lost td { background: #fdecea; font-weight: bold; }
 pre { background: #f5f5f7; padding: 8px; overflow-x: auto; }
 svg text { font: 12px system-ui, sans-serif; fill: #1d2733; } svg .axis { fill: #667; font-size: 11px; }
