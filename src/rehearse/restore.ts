@@ -69,6 +69,8 @@ class Lane {
 }
 
 const GZIP = Buffer.from([0x1f, 0x8b]);
+/** Rows sent in one LOAD DATA. */
+const LOAD_BYTES = 8 * 1024 * 1024;
 
 function isGzip(file: string): boolean {
   const fd = openSync(file, 'r');
@@ -125,6 +127,7 @@ export async function restoreDumps(o: RestoreOptions): Promise<RestoreResult> {
     lane.busy = true;
     while (lane.queue.length > 0 && !failure) {
       const item = lane.queue.shift()!;
+      const batch = [item];
       try {
         if (item.db !== undefined && item.db !== lane.db) {
           await lane.conn.query(`USE ${q(item.db)}`);
@@ -132,10 +135,24 @@ export async function restoreDumps(o: RestoreOptions): Promise<RestoreResult> {
         }
         const rows = item.load !== undefined ? insertAsRows(item.sql) : undefined;
         if (rows) {
-          const loaded = await lane.conn.loadLocal(`LOAD DATA LOCAL INFILE 'dump' INTO TABLE ${rows.table} CHARACTER SET ${item.load} ${rows.columns ?? ''}`, Buffer.from(rows.rows, 'latin1'));
+          // Consecutive INSERTs into the same table go out as one LOAD DATA of up to LOAD_BYTES:
+          // per statement, LOCAL INFILE costs two round trips more than an INSERT.
+          const parts = [rows.rows];
+          let size = rows.rows.length;
+          let count = rows.count;
+          for (let next = lane.queue[0]; next && size < LOAD_BYTES; next = lane.queue[0]) {
+            if (next.load !== item.load || next.db !== item.db || next.table !== item.table) break;
+            const more = insertAsRows(next.sql);
+            if (!more || more.table !== rows.table || more.columns !== rows.columns) break;
+            batch.push(lane.queue.shift()!);
+            parts.push(more.rows);
+            size += more.rows.length;
+            count += more.count;
+          }
+          const loaded = await lane.conn.loadLocal(`LOAD DATA LOCAL INFILE 'dump' INTO TABLE ${rows.table} CHARACTER SET ${item.load} ${rows.columns ?? ''}`, Buffer.from(parts.join(''), 'latin1'));
           // LOCAL turns duplicate keys and refused values into warnings: any is a failure, as the INSERT's error would be.
-          if (loaded.rows !== rows.count || loaded.warnings > 0) {
-            throw new Error(`LOAD DATA of an INSERT's ${rows.count} rows loaded ${loaded.rows} with ${loaded.warnings} warning(s) (duplicate keys, or values the columns refuse); load this dump with the mariadb client to see the server's own error`);
+          if (loaded.rows !== count || loaded.warnings > 0) {
+            throw new Error(`LOAD DATA of ${batch.length} INSERT(s) with ${count} rows loaded ${loaded.rows} with ${loaded.warnings} warning(s) (duplicate keys, or values the columns refuse); load this dump with the mariadb client to see the server's own error`);
           }
         } else {
           await lane.conn.query(item.sql);
@@ -147,11 +164,13 @@ export async function restoreDumps(o: RestoreOptions): Promise<RestoreResult> {
           details: [`statement: ${item.sql.slice(0, 200).replace(/\s+/g, ' ')}${item.sql.length > 200 ? '…' : ''}`],
         });
       }
-      lane.queued -= item.bytes;
-      queuedTotal -= item.bytes;
-      if (item.table !== undefined) {
-        const p = pending.get(`${item.db}.${item.table}`)!;
-        if (--p.n === 0) p.waiters.splice(0).forEach((w) => w());
+      for (const done of batch) {
+        lane.queued -= done.bytes;
+        queuedTotal -= done.bytes;
+        if (done.table !== undefined) {
+          const p = pending.get(`${done.db}.${done.table}`)!;
+          if (--p.n === 0) p.waiters.splice(0).forEach((w) => w());
+        }
       }
       settle();
     }
