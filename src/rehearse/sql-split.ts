@@ -223,6 +223,8 @@ export function deferCreateIndex(sql: string): string | undefined {
  * strings; anything else (hex literals, _binary, expressions, ON
  * DUPLICATE KEY …) returns undefined and the INSERT runs as written.
  */
+const SPECIAL = /['\\\t\n\r]/g;
+
 export function insertAsRows(sql: string): { table: string; columns: string | undefined; rows: string; count: number } | undefined {
   const head = /^\s*INSERT\s+INTO\s+(`(?:[^`]|``)+`|[A-Za-z0-9_$]+)\s*(\((?:[^()'"]|`[^`]*`)*\))?\s*VALUES\s*/iy.exec(sql);
   if (!head) return undefined;
@@ -241,7 +243,11 @@ export function insertAsRows(sql: string): { table: string; columns: string | un
         i++;
         let seg = i;
         for (;;) {
-          if (i >= n) return undefined;
+          // Jump to the next character that needs care (native regex scan), copy the run before it.
+          SPECIAL.lastIndex = i;
+          const m = SPECIAL.exec(sql);
+          if (!m) return undefined;
+          i = m.index;
           const d = sql.charCodeAt(i);
           if (d === 39) {
             if (sql.charCodeAt(i + 1) === 39) {
@@ -265,24 +271,23 @@ export function insertAsRows(sql: string): { table: string; columns: string | un
             seg = i;
             continue;
           }
-          if (d === 9 || d === 10 || d === 13) {
-            out.push(sql.slice(seg, i), d === 9 ? '\\t' : d === 10 ? '\\n' : '\\r');
-            i++;
-            seg = i;
-            continue;
-          }
+          out.push(sql.slice(seg, i), d === 9 ? '\\t' : d === 10 ? '\\n' : '\\r');
           i++;
+          seg = i;
         }
       } else {
         let j = i;
+        let numeric = true;
         while (j < n) {
           const d = sql.charCodeAt(j);
           if (d === 44 || d === 41 || ws(d)) break;
+          // digits, sign, point, exponent
+          if (!((d >= 48 && d <= 57) || d === 45 || d === 43 || d === 46 || d === 101 || d === 69)) numeric = false;
           j++;
         }
-        const tok = sql.slice(i, j);
-        if (/^null$/i.test(tok)) out.push('\\N');
-        else if (/^[-+]?\d+(?:\.\d+)?(?:[eE][-+]?\d+)?$/.test(tok)) out.push(tok);
+        if (j === i) return undefined;
+        if (numeric) out.push(sql.slice(i, j));
+        else if (j - i === 4 && sql.slice(i, j).toUpperCase() === 'NULL') out.push('\\N');
         else return undefined;
         i = j;
       }
