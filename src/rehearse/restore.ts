@@ -70,7 +70,7 @@ class Lane {
 
 const GZIP = Buffer.from([0x1f, 0x8b]);
 /** Rows sent in one LOAD DATA. */
-const LOAD_BYTES = 8 * 1024 * 1024;
+const LOAD_BYTES = 4 * 1024 * 1024;
 
 function isGzip(file: string): boolean {
   const fd = openSync(file, 'r');
@@ -94,7 +94,7 @@ export async function restoreDumps(o: RestoreOptions): Promise<RestoreResult> {
       throw new LeapfrogError('input', `--dump ${f}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`, { cause: err });
     }
   }, 0);
-  const cap = o.queueBytes ?? 64 * 1024 * 1024;
+  const cap = o.queueBytes ?? 32 * 1024 * 1024;
   const lanes: Lane[] = [];
   try {
     for (let i = 0; i < Math.max(1, o.jobs); i++) lanes.push(new Lane(await openSqlConnection(o.target)));
