@@ -169,6 +169,7 @@ interface RawStep {
   'max-runs'?: number;
   timeout?: number;
   after?: string[];
+  deletes?: string[];
 }
 interface RawChain {
   chain: string;
@@ -329,6 +330,7 @@ export function loadChain(file: string, options: { envDir?: string } = {}): Chai
         maxRuns: rs['max-runs'] ?? (kind === 'data' ? DEFAULT_MAX_RUNS : 1),
         timeoutMs: Math.round((rs.timeout ?? DEFAULT_TIMEOUT_S) * 1000),
         after,
+        ...(rs.deletes ? { deletes: rs.deletes } : {}),
       });
     });
     releases.push({ release: rr.release, steps });

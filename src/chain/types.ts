@@ -88,6 +88,11 @@ export interface StepDef {
   timeoutMs: number;
   /** Hops (`project@release`) that must be complete before this step starts. */
   after: readonly { project: string; release: string }[];
+  /**
+   * Tables of the project's databases this step may delete rows from (a
+   * rehearsal's audit accepts lost rows there and nowhere else). Absent: none.
+   */
+  deletes?: readonly string[];
 }
 
 export interface ReleaseDef {

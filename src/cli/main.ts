@@ -8,6 +8,7 @@ import { ExitCode } from './exit.js';
 import { ledgerModule } from './ledger.js';
 import { planModule } from './plan.js';
 import { rollbackModule } from './rollback.js';
+import { rehearseModule } from './rehearse.js';
 import { runModule } from './run.js';
 
 /**
@@ -46,7 +47,8 @@ export async function main(argv: string[]): Promise<number> {
       .command(envsModule)
       .command(bundleModule)
       .command(checkMigrationsModule)
-      .demandCommand(1, 'name a command: plan, run, check-migrations, ledger, rollback, envs or bundle')
+      .command(rehearseModule)
+      .demandCommand(1, 'name a command: plan, check-migrations, run, rehearse, ledger, rollback, envs or bundle')
       .strict()
       // A flag given twice: the last one wins, as with most Unix tools (not an array no command expects).
       .parserConfiguration({ 'duplicate-arguments-array': false })

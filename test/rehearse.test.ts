@@ -1,0 +1,248 @@
+/**
+ * leapfrog rehearse end to end: real dumps (the fixture generator's and
+ * mariadb-dump's), a real throwaway mariadbd, the real toolchains, the real
+ * CLI, and the HTML report opened in a real headless Chromium.
+ */
+import assert from 'node:assert/strict';
+import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import path from 'node:path';
+import { pathToFileURL } from 'node:url';
+import { describe, test } from 'node:test';
+import { execa } from 'execa';
+import { chromium } from 'playwright-core';
+import { createCloud } from '../fixtures/cloud.js';
+import { writeDump } from '../fixtures/dump.js';
+import { fingerprint } from '../src/target/fingerprint.js';
+import { tableRowCounts } from '../src/target/raw.js';
+import { withTarget } from '../src/target/session.js';
+import { parseTargetUrl } from '../src/target/url.js';
+import { CACHE, CHAIN, chainVariant, fakeCloud, leapfrog, ROOT, scalar, tempDir } from './helpers.js';
+
+type Json = Record<string, any>;
+const HOPS = ['compute', 'identity', 'image'].flatMap((p) => ['kilo', 'liberty', 'mitaka', 'newton'].map((r) => `${p}@${r}`)).sort();
+
+/** Processes whose command line mentions `needle` (a scratch server started under a test's state dir). */
+function processesMentioning(needle: string): string[] {
+  const out: string[] = [];
+  for (const pid of readdirSync('/proc').filter((d) => /^\d+$/.test(d))) {
+    try {
+      const cmd = readFileSync(`/proc/${pid}/cmdline`, 'utf8').replace(/\0/g, ' ');
+      if (cmd.includes(needle)) out.push(`${pid}: ${cmd}`);
+    } catch {
+      // gone meanwhile
+    }
+  }
+  return out;
+}
+
+/** The scratch server left nothing behind: no process under the state dir, no datadir. */
+function assertScratchGone(state: string, report: Json): void {
+  assert.deepEqual(processesMentioning(state), [], 'no scratch mariadbd still running');
+  const dir = report.stateDir as string;
+  assert.ok(existsSync(dir), 'the rehearsal directory (ledger, logs) stays');
+  assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith('scratch-')), [], 'the scratch datadir is removed');
+}
+
+describe('rehearse on a scratch server', () => {
+  test('a gzip dump of the fake cloud restores, the chain runs, one report entry per hop, the audit passes; the HTML timeline has one bar per hop', async () => {
+    const dir = tempDir('rehearse');
+    const dump = path.join(dir, 'cloud.sql.gz');
+    await writeDump(dump, { instances: 80, nullUuids: 3, seed: 7, prefix: '' });
+    const state = path.join(dir, 'state');
+    const html = path.join(dir, 'report.html');
+    const r = await leapfrog(['rehearse', '--chain', CHAIN, '--dump', dump, '--state-dir', state, '--cache-dir', CACHE, '--parallel', '3', '--jobs', '3', '--report', html, '--format', 'json']);
+    assert.equal(r.exitCode, 0, r.stderr);
+    const report = JSON.parse(r.stdout) as Json;
+    assert.equal(report.format, 'leapfrog.rehearsal/v1');
+    assert.equal(report.status, 'succeeded');
+    assert.equal(report.target.mode, 'scratch');
+    assert.deepEqual(report.hops.map((h: Json) => `${h.project}@${h.release}`).sort(), HOPS);
+    for (const h of report.hops) {
+      assert.equal(h.status, 'succeeded');
+      assert.ok(h.durationMs > 0, `${h.project}@${h.release} has a duration`);
+    }
+    assert.deepEqual(report.versions.compute, { main: 334, api: 20 });
+    assert.equal(report.audit.status, 'passed');
+    const instances = report.audit.rows.find((x: Json) => x.table === 'instances');
+    assert.deepEqual([instances.before, instances.after, instances.verdict], [83, 80, 'declared']);
+    assert.ok(report.audit.rows.length >= 20, 'every table on both sides is compared');
+    assert.ok(report.restore.bytes > 0 && report.restore.jobs === 3);
+    const p = report.prediction;
+    assert.equal(p.parallel, 3);
+    assert.ok(p.serialMs > p.wallMs, 'three projects side by side take less than their hops back to back');
+    assert.match(r.stderr, /restore \d+\/\d+ MB \(100%\)/);
+
+    // Its own ledger, under the main state dir, with the run marked as a rehearsal.
+    assert.ok(report.ledger.startsWith(path.join(state, 'rehearsals')));
+    const runs = JSON.parse((await leapfrog(['ledger', 'runs', '--state-dir', path.dirname(report.ledger), '--format', 'json'])).stdout) as Json;
+    assert.deepEqual(runs.runs.map((x: Json) => x.kind), ['rehearsal']);
+    assert.equal(existsSync(path.join(state, 'ledger.sqlite3')), false, 'the main ledger is not written');
+    assertScratchGone(state, report);
+
+    const browser = await chromium.launch({
+      executablePath: '/usr/bin/chromium',
+      args: ['--headless', '--no-sandbox', '--disable-gpu', '--disable-background-networking', '--disable-component-update', '--disable-sync', '--no-first-run'],
+    });
+    try {
+      const page = await browser.newPage();
+      const requests: string[] = [];
+      page.on('request', (req) => requests.push(req.url()));
+      await page.goto(pathToFileURL(html).href);
+      const bars = await page.$$eval('svg#timeline rect.hop', (els) =>
+        els.map((e) => ({ hop: `${e.getAttribute('data-project')}@${e.getAttribute('data-release')}`, width: e.getBoundingClientRect().width, x: e.getBoundingClientRect().x })),
+      );
+      assert.deepEqual(bars.map((b) => b.hop).sort(), HOPS, 'one bar per hop');
+      assert.ok(bars.every((b) => b.width >= 2), 'every bar is drawn');
+      const compute = bars.filter((b) => b.hop.startsWith('compute@'));
+      assert.ok(compute.every((b, i) => i === 0 || b.x > compute[i - 1]!.x), "a project's hops follow each other on the time axis");
+      assert.deepEqual(requests.filter((u) => !u.startsWith('file:')), [], 'the report loads nothing from outside');
+      assert.equal(await page.getAttribute('body', 'data-status'), 'succeeded');
+    } finally {
+      await browser.close();
+    }
+  });
+
+  test('rows a step deletes without declaring it fail the audit', async () => {
+    const dir = tempDir('rehearse');
+    const dump = path.join(dir, 'cloud.sql');
+    await writeDump(dump, { instances: 40, nullUuids: 4, seed: 3, prefix: '' });
+    const chain = chainVariant('undeclared-delete', (c) => {
+      delete c.releases.find((r: Json) => r.release === 'kilo').steps[0].deletes;
+    });
+    const state = path.join(dir, 'state');
+    const r = await leapfrog(['rehearse', '--chain', chain, '--dump', dump, '--state-dir', state, '--cache-dir', CACHE, '--format', 'json']);
+    assert.equal(r.exitCode, 1, r.stderr);
+    assert.match(r.stderr, /rehearsal audit: the chain lost rows in 1 table\(s\) that no step declares deleting from: compute\.main\.instances 44 → 40/);
+    const report = JSON.parse(r.stdout) as Json;
+    assert.equal(report.status, 'failed');
+    assert.equal(report.audit.status, 'failed');
+    assert.deepEqual(report.audit.rows.filter((x: Json) => x.verdict === 'lost').map((x: Json) => x.table), ['instances']);
+    assert.equal(report.failures.length, 0, 'every step succeeded: only the audit failed');
+    assertScratchGone(state, report);
+  });
+
+  test('a failing chain is reported with its log tail, and the scratch server is gone afterwards', async () => {
+    const dir = tempDir('rehearse');
+    const dump = path.join(dir, 'cloud.sql');
+    await writeDump(dump, { instances: 30, nullUuids: 0, seed: 5, prefix: '' });
+    const chain = chainVariant('no-flavor-step', (c) => {
+      const kilo = c.releases.find((r: Json) => r.release === 'kilo');
+      kilo.steps = kilo.steps.filter((s: Json) => !(s.data ?? []).includes('migrate_flavor_data'));
+    });
+    const state = path.join(dir, 'state');
+    const r = await leapfrog(['rehearse', '--chain', chain, '--dump', dump, '--state-dir', state, '--cache-dir', CACHE]);
+    assert.equal(r.exitCode, 1, r.stderr);
+    assert.match(r.stdout, /Rehearsal of chain fakecloud-juno-newton: FAILED/);
+    assert.match(r.stdout, /FAILED liberty\/compute\/1: exited 1/);
+    assert.match(r.stdout, /\| .*Please run `compute-manage db migrate_flavor_data' first/);
+    assert.match(r.stdout, /compute@liberty +│ failed/);
+    assert.match(r.stderr, /scratch server: gone/);
+    const ledger = /Ledger: (\S+)/.exec(r.stdout)![1]!;
+    assertScratchGone(state, { stateDir: path.dirname(ledger) });
+  });
+
+  test('SIGINT during the chain stops at a safe point and still removes the scratch server', async () => {
+    const dir = tempDir('rehearse');
+    const dump = path.join(dir, 'cloud.sql');
+    await writeDump(dump, { instances: 30, nullUuids: 0, seed: 9, prefix: '' });
+    const state = path.join(dir, 'state');
+    const child = execa(process.execPath, [path.join(ROOT, 'bin', 'leapfrog.js'), 'rehearse', '--chain', CHAIN, '--dump', dump, '--state-dir', state, '--cache-dir', CACHE], { reject: false, stdin: 'ignore' });
+    let stderr = '';
+    await new Promise<void>((resolve) => {
+      child.stderr!.on('data', (b: Buffer) => {
+        stderr += b.toString();
+        if (/kilo\/compute\/2 sync/.test(stderr)) resolve();
+      });
+      void child.then(() => resolve());
+    });
+    child.kill('SIGINT');
+    const r = await child;
+    assert.equal(r.exitCode, 130, String(r.stderr));
+    assert.match(String(r.stderr), /scratch server: gone/);
+    const rehearsals = path.join(state, 'rehearsals');
+    const [only] = readdirSync(rehearsals);
+    assertScratchGone(state, { stateDir: path.join(rehearsals, only!) });
+  });
+});
+
+describe('rehearse on SQLite copies', () => {
+  test('the .sqlite3 files are copied, the chain runs on the copies, the originals stay at juno', async () => {
+    const cloud = await fakeCloud({ instances: 30, nullUuids: 2 });
+    const files = (['compute', 'identity', 'image'] as const).map((n) => cloud.file(n));
+    const r = await leapfrog(['rehearse', '--chain', CHAIN, '--dump', ...files, '--state-dir', cloud.state, '--cache-dir', CACHE, '--format', 'json']);
+    assert.equal(r.exitCode, 0, r.stderr);
+    const report = JSON.parse(r.stdout) as Json;
+    assert.equal(report.target.mode, 'sqlite');
+    assert.equal(report.audit.status, 'passed');
+    assert.equal(report.hops.length, 12);
+    assert.equal(scalar(cloud.file('compute'), 'SELECT version FROM migrate_version'), 254);
+    assert.equal(scalar(cloud.file('compute'), 'SELECT COUNT(*) FROM instances WHERE uuid IS NULL'), 2);
+    assert.equal(existsSync(path.join(report.stateDir, 'db')), false, 'the copies are removed');
+  });
+});
+
+const SERVER = process.env.LEAPFROG_TEST_MYSQL ?? 'mysql://root@127.0.0.1:3306';
+
+async function serverUp(): Promise<boolean> {
+  try {
+    await withTarget(parseTargetUrl(SERVER), (s) => s.exists('mysql'));
+    return true;
+  } catch {
+    return false;
+  }
+}
+
+describe('rehearse --server', async () => {
+  const up = await serverUp();
+  if (!up && process.env.LEAPFROG_REQUIRE_MARIADB) throw new Error(`no MariaDB at ${SERVER} and LEAPFROG_REQUIRE_MARIADB is set`);
+
+  test('restores mariadb-dump files (one per database) under a prefix, runs there, drops them, and leaves the real databases untouched', { skip: up ? false : `no MariaDB at ${SERVER}` }, async () => {
+    const dir = tempDir('rehearse');
+    const tag = `t7${process.pid}${Date.now() % 100000}_`;
+    const names = { compute: `${tag}compute`, identity: `${tag}identity`, image: `${tag}image` };
+    const target = parseTargetUrl(SERVER);
+    const t = target as Extract<typeof target, { kind: 'mysql' }>;
+    const client = ['--no-defaults', `-u${t.user}`, `-h${t.host}`, `-P${t.port}`, '--protocol=TCP'];
+    const prefix = `lfr${process.pid % 10000}x_`;
+    try {
+      await createCloud(SERVER, { instances: 40, nullUuids: 2, names });
+      const chain = chainVariant('prefixed', (c) => {
+        c.projects.compute.databases = { main: names.compute, api: `${tag}compute_api` };
+        c.projects.identity.databases = { main: names.identity };
+        c.projects.image.databases = { main: names.image };
+      });
+      const dumps: string[] = [];
+      for (const db of Object.values(names)) {
+        const file = path.join(dir, `${db}.sql`);
+        await execa('mariadb-dump', [...client, '--single-transaction', db, `--result-file=${file}`]);
+        dumps.push(file);
+      }
+      const snapshot = () =>
+        withTarget(target, async (s) => {
+          const out: Record<string, unknown> = {};
+          for (const db of Object.values(names)) out[db] = { fp: (await fingerprint(s, db))?.sha256, rows: await tableRowCounts(s, db) };
+          out.api = await s.exists(`${tag}compute_api`);
+          return out;
+        });
+      const before = await snapshot();
+
+      const r = await leapfrog(['rehearse', '--chain', chain, '--dump', ...dumps, '--server', SERVER, '--prefix', prefix, '--state-dir', path.join(dir, 'state'), '--cache-dir', CACHE, '--format', 'json']);
+      assert.equal(r.exitCode, 0, r.stderr);
+      const report = JSON.parse(r.stdout) as Json;
+      assert.equal(report.target.mode, 'server');
+      assert.equal(report.target.prefix, prefix);
+      assert.equal(report.audit.status, 'passed');
+      assert.equal(report.hops.length, 12);
+      assert.deepEqual(report.versions.compute, { main: 334, api: 20 });
+      const instances = report.audit.rows.find((x: Json) => x.table === 'instances');
+      assert.deepEqual([instances.before, instances.after], [42, 40]);
+
+      assert.deepEqual(await snapshot(), before, 'the real databases are exactly as they were');
+      const left = await execa('mariadb', [...client, '-N', '-e', `SELECT schema_name FROM information_schema.schemata WHERE schema_name LIKE '${prefix}%'`]);
+      assert.equal(left.stdout.trim(), '', 'the prefixed copies are dropped');
+
+    } finally {
+      await execa('mariadb', [...client, '-e', [...Object.values(names), `${tag}compute_api`].map((n) => `DROP DATABASE IF EXISTS \`${n}\`;`).join(' ')]);
+    }
+  });
+});

@@ -1,0 +1,151 @@
+/**
+ * The dump splitter (pure) and the parallel restore against a real scratch
+ * mariadbd: what leapfrog loads must be byte for byte what the mariadb
+ * client loads from the same dump (CHECKSUM TABLE), including values that
+ * LOAD DATA and SQL escape differently.
+ */
+import assert from 'node:assert/strict';
+import { writeFileSync } from 'node:fs';
+import path from 'node:path';
+import { gzipSync } from 'node:zlib';
+import { after, before, describe, test } from 'node:test';
+import { execa } from 'execa';
+import { restoreDumps } from '../src/rehearse/restore.js';
+import { classify, insertAsRows, StatementSplitter, type Statement } from '../src/rehearse/sql-split.js';
+import { startScratchServer, stopScratchServer, type ScratchServer } from '../src/rehearse/scratch-server.js';
+import { tempDir } from './helpers.js';
+
+function split(text: string, chunk = 7): string[] {
+  const s = new StatementSplitter();
+  const out: Statement[] = [];
+  const buf = Buffer.from(text, 'utf8');
+  for (let i = 0; i < buf.length; i += chunk) s.push(buf.subarray(i, i + chunk), out);
+  s.end(out);
+  return out.map((x) => Buffer.from(x.sql, 'latin1').toString('utf8').trim());
+}
+
+describe('splitting a dump into statements', () => {
+  test('semicolons inside strings, identifiers and comments do not end a statement; DELIMITER changes the terminator', () => {
+    const sql = [
+      "INSERT INTO t VALUES (1,'a;b\\';c'),(2,\"x;y\");",
+      '-- a comment; with a semicolon',
+      'CREATE TABLE `we;ird` (id INT) /* not; here */;',
+      '/*!40101 SET NAMES utf8mb4 */;',
+      'DELIMITER ;;',
+      'CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW BEGIN SET NEW.id = 1; END ;;',
+      'DELIMITER ;',
+      "INSERT INTO t VALUES (3,'ünïcödé');",
+      '-- Dump completed',
+    ].join('\n');
+    assert.deepEqual(split(sql), [
+      "INSERT INTO t VALUES (1,'a;b\\';c'),(2,\"x;y\")",
+      '-- a comment; with a semicolon\nCREATE TABLE `we;ird` (id INT) /* not; here */',
+      '/*!40101 SET NAMES utf8mb4 */',
+      'CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW BEGIN SET NEW.id = 1; END',
+      "INSERT INTO t VALUES (3,'ünïcödé')",
+    ]);
+  });
+
+  test('each statement is classified by what it touches', () => {
+    assert.deepEqual(classify('\nINSERT INTO `instances` VALUES (1)'), { kind: 'insert', table: 'instances' });
+    assert.deepEqual(classify('/*!40101 SET character_set_client = utf8 */'), { kind: 'session' });
+    assert.deepEqual(classify('DROP TABLE IF EXISTS `a``b`'), { kind: 'table', table: 'a`b' });
+    assert.deepEqual(classify('CREATE INDEX ix ON images (name)'), { kind: 'table', table: 'images' });
+    assert.deepEqual(classify('USE `compute`'), { kind: 'use', database: 'compute' });
+    assert.deepEqual(classify('CREATE DATABASE /*!32312 IF NOT EXISTS*/ `nova` /*!40100 DEFAULT CHARACTER SET utf8mb4 */'), { kind: 'create-database', database: 'nova' });
+    assert.deepEqual(classify('LOCK TABLES `instances` WRITE'), { kind: 'skip' });
+    assert.deepEqual(classify('/*!40000 ALTER TABLE `instances` DISABLE KEYS */'), { kind: 'skip' });
+    assert.deepEqual(classify('CREATE VIEW v AS SELECT 1'), { kind: 'other' });
+  });
+
+  test('INSERT values become LOAD DATA rows; anything unusual stays an INSERT', () => {
+    assert.deepEqual(insertAsRows("INSERT INTO `t` VALUES (1,'it''s',NULL,-2.5e3),\n(2,'a\\\\b\\'c\td','100\\%')"), {
+      table: '`t`',
+      columns: undefined,
+      rows: "1\tit's\t\\N\t-2.5e3\n2\ta\\\\b'c\\td\t100\\\\%\n",
+      count: 2,
+    });
+    assert.equal(insertAsRows('INSERT INTO t VALUES (1, 0x41)'), undefined);
+    assert.equal(insertAsRows("INSERT INTO t VALUES (1, _binary 'x')"), undefined);
+    assert.equal(insertAsRows('INSERT INTO t VALUES (1) ON DUPLICATE KEY UPDATE a = 1'), undefined);
+  });
+});
+
+describe('restoring into a scratch server', () => {
+  let server: ScratchServer;
+  const dir = tempDir('restore');
+  before(async () => {
+    server = await startScratchServer({ parentDir: dir });
+  });
+  after(async () => {
+    await stopScratchServer(server, { keep: false });
+  });
+  const client = () => ['--no-defaults', '-uroot', '-h127.0.0.1', `-P${server.port}`, '--protocol=TCP'];
+  const checksums = async (db: string) => {
+    const tables = (await execa('mariadb', [...client(), '-N', '-e', `SELECT table_name FROM information_schema.tables WHERE table_schema = '${db}' ORDER BY table_name`])).stdout.split('\n').filter(Boolean);
+    const out: Record<string, string> = {};
+    for (const t of tables) out[t] = (await execa('mariadb', [...client(), '-N', '-e', `CHECKSUM TABLE \`${db}\`.\`${t}\``])).stdout.split('\t')[1]!;
+    return out;
+  };
+
+  const dump = (db: string) =>
+    [
+      '/*!40101 SET NAMES utf8mb4 */;',
+      '/*!40014 SET @OLD_UNIQUE_CHECKS=@@UNIQUE_CHECKS, UNIQUE_CHECKS=0 */;',
+      `CREATE DATABASE /*!32312 IF NOT EXISTS*/ \`${db}\` /*!40100 DEFAULT CHARACTER SET utf8mb4 */;`,
+      `USE \`${db}\`;`,
+      'DROP TABLE IF EXISTS `odd`;',
+      'CREATE TABLE `odd` (\n  `id` int(11) NOT NULL,\n  `s` text DEFAULT NULL,\n  `b` varbinary(16) DEFAULT NULL,\n  `d` decimal(10,3) DEFAULT NULL,\n  PRIMARY KEY (`id`),\n  KEY `s_idx` (`s`(10))\n) ENGINE=InnoDB DEFAULT CHARSET=utf8mb4;',
+      'LOCK TABLES `odd` WRITE;',
+      '/*!40000 ALTER TABLE `odd` DISABLE KEYS */;',
+      "INSERT INTO `odd` VALUES (1,'tab\there',NULL,1.500),(2,'new\\nline \\\\ back\\\\slash \\'q\\' \"dq\"','',-0.001),(3,'ünïcödé ✓ 😀',0x00FF0A09,NULL),(4,'',NULL,0),(5,'\\\\N not null','\\0\\Z',2.000),(6,'percent 100\\% under\\_score',NULL,NULL);",
+      "INSERT INTO `odd` VALUES (7,'it''s',NULL,7),(8,'a;b',NULL,8);",
+      '/*!40000 ALTER TABLE `odd` ENABLE KEYS */;',
+      'UNLOCK TABLES;',
+      'CREATE TABLE big (id INTEGER NOT NULL PRIMARY KEY, v VARCHAR(64)) ENGINE=InnoDB;',
+      'CREATE INDEX big_v ON big (v);',
+      ...Array.from({ length: 40 }, (_, k) => `INSERT INTO big (id, v) VALUES ${Array.from({ length: 50 }, (_, j) => `(${k * 50 + j + 1}, 'value-${(k * 50 + j) % 97}')`).join(',\n')};`),
+      'CREATE VIEW big_count AS SELECT COUNT(*) AS n FROM big;',
+      '/*!40014 SET UNIQUE_CHECKS=@OLD_UNIQUE_CHECKS */;',
+    ].join('\n') + '\n';
+
+  test('a gzip dump restored over 4 connections is identical to what the mariadb client restores', async () => {
+    const file = path.join(dir, 'odd.sql.gz');
+    writeFileSync(file, gzipSync(dump('lf_restored')));
+    const progress: number[] = [];
+    const r = await restoreDumps({ files: [file], target: server.target, jobs: 4, onProgress: (p) => progress.push(p.bytes) });
+    assert.deepEqual(r.databases, { lf_restored: ['big', 'odd'] });
+    assert.ok(progress.length > 0 && progress.at(-1) === r.bytes, 'progress ends at the dump size');
+    await execa('mariadb', client(), { input: dump('client_restored') });
+    const ours = await checksums('lf_restored');
+    assert.deepEqual(ours, await checksums('client_restored'));
+    assert.ok(Object.keys(ours).includes('big_count'), 'the view came along');
+    const keys = await execa('mariadb', [...client(), '-N', '-e', "SELECT index_name FROM information_schema.statistics WHERE table_schema = 'lf_restored' AND index_name <> 'PRIMARY' ORDER BY 1"]);
+    assert.deepEqual(keys.stdout.split('\n'), ['big_v', 's_idx'], 'deferred secondary keys are built');
+  });
+
+  test('a dump named after its database, with a --server prefix, lands in the prefixed database; a bad statement is an error naming the table', async () => {
+    const file = path.join(dir, 'shop.sql');
+    writeFileSync(file, 'CREATE TABLE items (id INT PRIMARY KEY);\nINSERT INTO items VALUES (1),(2),(3);\n');
+    const r = await restoreDumps({ files: [file], target: server.target, jobs: 2, rename: (d) => `pre_${d}` });
+    assert.deepEqual(r.databases, { pre_shop: ['items'] });
+    const n = await execa('mariadb', [...client(), '-N', '-e', 'SELECT COUNT(*) FROM pre_shop.items']);
+    assert.equal(n.stdout.trim(), '3');
+
+    // The dump's own DROP DATABASE is renamed too: the real database of that name survives.
+    await execa('mariadb', [...client(), '-e', 'CREATE DATABASE real_one; CREATE TABLE real_one.keep (id INT); INSERT INTO real_one.keep VALUES (42)']);
+    const dropping = path.join(dir, 'dropping.sql');
+    writeFileSync(dropping, '/*!40000 DROP DATABASE IF EXISTS `real_one`*/;\nCREATE DATABASE `real_one`;\nUSE `real_one`;\nCREATE TABLE t (id INT);\nINSERT INTO t VALUES (1);\n');
+    const d = await restoreDumps({ files: [dropping], target: server.target, jobs: 2, rename: (x) => `pre_${x}` });
+    assert.deepEqual(d.databases, { pre_real_one: ['t'] });
+    assert.equal((await execa('mariadb', [...client(), '-N', '-e', 'SELECT id FROM real_one.keep'])).stdout.trim(), '42');
+    const qualified = path.join(dir, 'qualified.sql');
+    writeFileSync(qualified, 'USE real_one;\nINSERT INTO `real_one`.`keep` VALUES (7);\n');
+    await assert.rejects(restoreDumps({ files: [qualified], target: server.target, jobs: 1, rename: (x) => `pre_${x}` }), /names table real_one\.keep with its database/);
+    assert.equal((await execa('mariadb', [...client(), '-N', '-e', 'SELECT COUNT(*) FROM real_one.keep'])).stdout.trim(), '1');
+
+    const bad = path.join(dir, 'broken.sql');
+    writeFileSync(bad, 'CREATE TABLE items (id INT PRIMARY KEY);\nINSERT INTO items VALUES (1),(1);\n');
+    await assert.rejects(restoreDumps({ files: [bad], target: server.target, jobs: 2 }), /restore failed \(table broken\.items\): (.*Duplicate entry '1'|LOAD DATA of 1 INSERT\(s\) with 2 rows loaded 1 with 1 warning)/);
+  });
+});
