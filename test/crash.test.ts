@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { mkdirSync, readdirSync, rmSync } from 'node:fs';
+import { mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { before, describe, test } from 'node:test';
 import Database from 'better-sqlite3';
@@ -63,8 +63,23 @@ async function runUntilPaused(cloud: Cloud, pauseAt: string, extra: string[] = [
     });
     void child.then((r) => reject(new Error(`leapfrog ended (${r.exitCode}) before pausing at ${pauseAt}:\n${seen}`)));
   });
+  await stopped(child.pid!);
   // Wrapped: returning the subprocess itself from an async function would wait for it to end.
   return { child };
+}
+
+/**
+ * The "paused at" line comes just before leapfrog stops itself; a SIGCONT
+ * sent in between would be lost and leave it stopped for good, so wait
+ * until the kernel says it is stopped (state T in /proc/PID/stat).
+ */
+async function stopped(pid: number): Promise<void> {
+  for (let i = 0; i < 400; i++) {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('T')) return;
+    await new Promise((r) => setTimeout(r, 25));
+  }
+  throw new Error(`leapfrog (pid ${pid}) said it paused but never stopped`);
 }
 
 function ledgerRows(cloud: Cloud, sql: string): Json[] {
@@ -235,6 +250,7 @@ describe('faults around the run', { timeout: 120_000 }, () => {
         stdin: 'ignore',
       });
       await new Promise<void>((resolve) => child.stderr!.on('data', (d: Buffer) => d.toString().includes('paused at') && resolve()));
+      await stopped(child.pid!);
       // Fill the disk under the paused run.
       await execa('dd', ['if=/dev/zero', `of=${path.join(mnt, 'filler')}`, 'bs=64k'], { reject: false });
       child.kill('SIGCONT');

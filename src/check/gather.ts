@@ -117,7 +117,7 @@ export async function gatherFacts(o: CheckOptions): Promise<CheckFacts> {
       const files = sqliteFiles(target.dir, names);
       facts.sqlite = { files, holders: processesHolding(files.filter((f) => f.exists).map((f) => f.file)) };
     }
-  });
+  }, { check: false });
   return facts;
 }
 

@@ -128,11 +128,15 @@ export interface ClientSession {
   state: string | null;
 }
 
-/** Run `cb` with a session, closing it however `cb` ends. */
-export async function withTarget<T>(target: Target, cb: (s: TargetSession) => Promise<T>): Promise<T> {
+/**
+ * Run `cb` with a session, closing it however `cb` ends. By default a server
+ * that does not answer is an input error before `cb` runs; `check: false` is
+ * for callers that report reachability themselves (check-migrations).
+ */
+export async function withTarget<T>(target: Target, cb: (s: TargetSession) => Promise<T>, options: { check?: boolean } = {}): Promise<T> {
   const s = new TargetSession(target);
   try {
-    await s.connect();
+    if (options.check !== false) await s.connect();
     return await cb(s);
   } finally {
     await s.close();
