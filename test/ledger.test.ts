@@ -275,8 +275,10 @@ test('a ledger written before snapshots (schema 1) is migrated forward with its 
   old.close();
   const ledger = Ledger.open(dir);
   try {
-    assert.equal(ledger.schemaVersion(), 2);
+    assert.equal(ledger.schemaVersion(), LEDGER_SCHEMA_VERSION);
     assert.equal(ledger.runs()[0]!.snapshot, null);
+    assert.equal(ledger.runs()[0]!.notes, null, 'columns added later start empty on old rows');
+    assert.equal(ledger.steps(1)[0]!.pid, null);
     assert.deepEqual([...ledger.succeededSteps('c', 't')], ['kilo/p/1']);
     // A rollback undoes the steps recorded between its snapshot and itself, and only those.
     ledger.rollbackStarted({ chain: 'c', target: 't', toCheckpoint: 0, snapshots: [], stepFloor: 0, stepCeiling: 1, host: 'h', pid: 1 });

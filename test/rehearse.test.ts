@@ -178,6 +178,13 @@ describe('rehearse on SQLite copies', () => {
     assert.equal(scalar(cloud.file('compute'), 'SELECT version FROM migrate_version'), 254);
     assert.equal(scalar(cloud.file('compute'), 'SELECT COUNT(*) FROM instances WHERE uuid IS NULL'), 2);
     assert.equal(existsSync(path.join(report.stateDir, 'db')), false, 'the copies are removed');
+
+    // check-migrations on the real databases quotes the rehearsal's timings as the window's estimate.
+    const check = await leapfrog(['check-migrations', ...cloud.args(), '--format', 'json']);
+    const est = (JSON.parse(check.stdout) as Json).estimate;
+    assert.equal(est.hops.length, 12);
+    assert.ok(est.hops.every((h: Json) => h.ms > 0 && /^rehearsal .* \(run 1\)$/.test(h.from)), JSON.stringify(est.hops[0]));
+    assert.ok(est.totalMs > 0);
   });
 });
 

@@ -21,6 +21,8 @@ export interface HopEstimate {
   /** Sum of the hop's step durations in the newest succeeded run that completed it; undefined: unknown. */
   ms: number | undefined;
   fromRun: number | undefined;
+  /** The run's label (main ledger or a rehearsal's). */
+  from?: string | undefined;
 }
 
 export interface Estimate {
@@ -403,7 +405,7 @@ export function estimate(plan: Plan, history: readonly RunTiming[]): Estimate {
     for (const run of history) {
       const steps = run.steps.filter((s) => s.project === h.project && s.release === h.release);
       if (steps.length === 0 || !steps.every((s) => FINISHED.has(s.status))) continue;
-      return { ...h, ms: steps.reduce((n, s) => n + (s.durationMs ?? 0), 0), fromRun: run.runId };
+      return { ...h, ms: steps.reduce((n, s) => n + (s.durationMs ?? 0), 0), fromRun: run.runId, from: run.label ?? `run ${run.runId}` };
     }
     return { ...h, ms: undefined, fromRun: undefined };
   });

@@ -60,6 +60,8 @@ export interface LedgerStepFact {
 
 export interface RunTiming {
   runId: number;
+  /** Where it was recorded, for people: "run 3", or "rehearsal run 1 in STATE/rehearsals/…". */
+  label?: string | undefined;
   kind: string;
   target: string;
   finishedAt: string | null;

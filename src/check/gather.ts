@@ -1,4 +1,4 @@
-import { existsSync, statfsSync } from 'node:fs';
+import { existsSync, readdirSync, statfsSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { loadChain, loadEnv } from '../chain/load.js';
@@ -11,7 +11,7 @@ import { mysqlFacts, processesHolding, serverInfo, sqliteFiles } from '../target
 import { neededCount, probeNeeded, probeProject } from '../target/probe.js';
 import { withTarget, type TargetSession } from '../target/session.js';
 import { describeTarget, parseTargetUrl } from '../target/url.js';
-import type { BlockerFact, CheckFacts, EnvFact, LedgerFact } from './facts.js';
+import type { BlockerFact, CheckFacts, EnvFact, LedgerFact, RunTiming } from './facts.js';
 
 /**
  * All of check-migrations' I/O, read once, in an order that keeps the
@@ -163,6 +163,40 @@ function alive(host: string, pid: number): boolean {
   }
 }
 
+/**
+ * Rehearsals keep a ledger of their own under STATE_DIR/rehearsals/<id>/; the
+ * report on production quotes their timings (they are the point of rehearsing).
+ */
+function rehearsalHistory(stateDir: string, chain: string): RunTiming[] {
+  const root = path.join(stateDir, 'rehearsals');
+  if (!existsSync(root)) return [];
+  const out: RunTiming[] = [];
+  for (const dir of readdirSync(root).sort().reverse()) {
+    let ledger: Ledger | undefined;
+    try {
+      ledger = Ledger.openForReading(path.join(root, dir));
+    } catch {
+      continue; // a damaged rehearsal ledger is no reason to fail the report
+    }
+    if (!ledger) continue;
+    try {
+      for (const { run, steps } of ledger.succeededRuns(chain)) {
+        out.push({
+          runId: run.id,
+          label: `rehearsal ${dir} (run ${run.id})`,
+          kind: 'rehearsal',
+          target: run.target,
+          finishedAt: run.finished_at,
+          steps: steps.map((s) => ({ stepId: s.step_id, project: s.project, release: s.release, status: s.status, durationMs: s.duration_ms })),
+        });
+      }
+    } finally {
+      ledger.close();
+    }
+  }
+  return out;
+}
+
 function readLedger(stateDir: string, chain: string | undefined, target: string): LedgerFact {
   const file = path.join(stateDir, 'ledger.sqlite3');
   const empty: LedgerFact = { file, exists: existsSync(file), error: undefined, unfinished: [], history: [], done: new Set() };
@@ -191,13 +225,14 @@ function readLedger(stateDir: string, chain: string | undefined, target: string)
         alive: s.run_status === 'running' && alive(s.run_host, s.run_pid),
       })),
       history: chain
-        ? ledger.succeededRuns(chain).map(({ run, steps }) => ({
+        ? [...ledger.succeededRuns(chain).map(({ run, steps }) => ({
             runId: run.id,
+            label: `${run.kind === 'rehearsal' ? 'rehearsal ' : ''}run ${run.id}`,
             kind: run.kind,
             target: run.target,
             finishedAt: run.finished_at,
             steps: steps.map((s) => ({ stepId: s.step_id, project: s.project, release: s.release, status: s.status, durationMs: s.duration_ms })),
-          }))
+          })), ...rehearsalHistory(stateDir, chain)].sort((a, b) => (b.finishedAt ?? '').localeCompare(a.finishedAt ?? ''))
         : [],
       done: chain ? ledger.succeededSteps(chain, target) : new Set(),
     };

@@ -54,8 +54,8 @@ function box(lines: string[]): string {
 
 export function estimateLines(e: Estimate | undefined): string[] {
   if (!e || e.hops.length === 0) return [];
-  const runs = [...new Set(e.hops.map((h) => h.fromRun).filter((r) => r !== undefined))];
-  const out = [`Estimate (${runs.length > 0 ? `step times of run${runs.length > 1 ? 's' : ''} ${runs.join(', ')} in the ledger` : 'no succeeded run of this chain in the ledger'}):`];
+  const runs = [...new Set(e.hops.map((h) => h.from ?? (h.fromRun === undefined ? undefined : `run ${h.fromRun}`)).filter((r) => r !== undefined))];
+  const out = [`Estimate (${runs.length > 0 ? `step times of ${runs.join(', ')}` : 'no succeeded run or rehearsal of this chain in the ledger'}):`];
   for (const h of e.hops) out.push(`  ${`${h.project}@${h.release}`.padEnd(24)} ${h.ms === undefined ? 'unknown' : formatMs(h.ms)}`);
   out.push(
     e.totalMs !== undefined
@@ -114,7 +114,7 @@ export function reportJson(r: CheckReport) {
     plan: r.plan && r.steps ? planJson(r.plan, r.target, r.steps) : null,
     estimate: r.estimate
       ? {
-          hops: r.estimate.hops.map((h) => ({ project: h.project, release: h.release, ms: h.ms ?? null, fromRun: h.fromRun ?? null })),
+          hops: r.estimate.hops.map((h) => ({ project: h.project, release: h.release, ms: h.ms ?? null, fromRun: h.fromRun ?? null, from: h.from ?? null })),
           totalMs: r.estimate.totalMs ?? null,
           knownMs: r.estimate.knownMs,
         }

@@ -67,7 +67,7 @@ export async function runCommand(args: RunArgs, io: Io = processIo): Promise<voi
       await withTargetLock(ctx.target, ctx.chain, ctx.layout.stateDir, { waitSeconds: args['wait-lock'], command: 'run' }, async () => {
         await offlineGuard(session, ctx.chain, args.force, io.err);
         // Earlier runs that died: refuse while any part of one may still be alive.
-        const crashed = findUnfinished(ledger, ctx.chain, session, args.resume);
+        const crashed = await findUnfinished(ledger, ctx.chain, session, args.resume, args['wait-lock'] * 1000);
         const last = ledger.lastRun(ctx.chain.name, target);
         if (args.resume && crashed.length === 0 && last?.status !== 'interrupted' && last?.status !== 'failed') {
           throw new LeapfrogError('input', `--resume: nothing to resume; ${last ? `the last run of chain ${ctx.chain.name} on this target (${last.id}) ${last.status}` : `no run of chain ${ctx.chain.name} on this target is recorded`}. Run without --resume.`);

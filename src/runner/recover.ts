@@ -31,9 +31,10 @@ function alive(pid: number, group = false): boolean {
 /**
  * Runs that never recorded their end. Refuses while one may still be alive:
  * its process on this host, a step's process group left behind by a killed
- * run, or a run on another host (unless the operator says --resume).
+ * run (waited for up to `waitMs`), or a run on another host (unless the
+ * operator says --resume).
  */
-export function findUnfinished(ledger: Ledger, chain: Chain, session: TargetSession, resume: boolean): Unfinished[] {
+export async function findUnfinished(ledger: Ledger, chain: Chain, session: TargetSession, resume: boolean, waitMs = 0): Promise<Unfinished[]> {
   const target = describeTarget(session.target);
   const found = ledger.unfinished(chain.name, target).filter((u) => u.run.pid !== process.pid || u.run.host !== os.hostname());
   for (const { run, steps } of found) {
@@ -47,6 +48,9 @@ export function findUnfinished(ledger: Ledger, chain: Chain, session: TargetSess
       );
     }
     for (const s of steps) {
+      // --wait-lock covers the dead run's last step too: it is still that run's work.
+      const deadline = Date.now() + waitMs;
+      while (s.pid !== null && run.host === os.hostname() && alive(s.pid, true) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
       if (s.pid !== null && run.host === os.hostname() && alive(s.pid, true)) {
         throw new LeapfrogError(
           'refused',
