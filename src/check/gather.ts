@@ -207,7 +207,8 @@ function readLedger(stateDir: string, chain: string | undefined, target: string)
     if (!(err instanceof LeapfrogError)) throw err;
     return { ...empty, error: err.message };
   }
-  if (!ledger) return empty;
+  // No ledger of real runs yet (the usual case before a window): rehearsals may still have timed the chain.
+  if (!ledger) return { ...empty, history: chain ? rehearsalHistory(stateDir, chain) : [] };
   try {
     return {
       file,
