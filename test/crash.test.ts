@@ -10,41 +10,63 @@ import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { before, describe, test } from 'node:test';
+import { describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { execa, type ResultPromise } from 'execa';
-import { CACHE, ROOT, fakeCloud, leapfrog, tempDir, type Cloud } from './helpers.js';
+import { CACHE, CLOUD_DATABASES, ROOT, describeTargets, fakeCloud, leapfrog, tempDir, type Cloud, type TargetKind } from './helpers.js';
 
 type Json = Record<string, any>;
 const parse = (s: string): Json => JSON.parse(s) as Json;
 
-/** Everything a clean run's end state is judged by, for every database file of a cloud. */
-function endState(cloud: Cloud): Record<string, unknown> {
+/** Everything a clean run's end state is judged by: per database, its schema, and per table its row count and checksum. */
+async function endState(cloud: Cloud): Promise<Record<string, unknown>> {
   const out: Record<string, unknown> = {};
-  const dir = path.join(cloud.dir, 'db');
-  for (const f of readdirSync(dir).filter((x) => x.endsWith('.sqlite3')).sort()) {
-    const db = new Database(path.join(dir, f), { readonly: true });
-    const tables = (db.prepare("SELECT name, sql FROM sqlite_master WHERE type IN ('table', 'index') AND name NOT LIKE 'sqlite_%' ORDER BY name").all() as { name: string; sql: string | null }[]);
-    const state: Record<string, unknown> = { schema: createHash('sha256').update(JSON.stringify(tables)).digest('hex') };
-    for (const { name } of tables.filter((t) => t.sql?.startsWith('CREATE TABLE'))) {
-      const rows = db.prepare(`SELECT * FROM "${name}" ORDER BY rowid`).raw().all();
-      state[name] = { rows: rows.length, sha256: createHash('sha256').update(JSON.stringify(rows)).digest('hex') };
+  if (cloud.kind === 'sqlite') {
+    const dir = path.join(cloud.dir, 'db');
+    for (const f of readdirSync(dir).filter((x) => x.endsWith('.sqlite3')).sort()) {
+      const db = new Database(path.join(dir, f), { readonly: true });
+      const tables = db.prepare("SELECT name, sql FROM sqlite_master WHERE type IN ('table', 'index') AND name NOT LIKE 'sqlite_%' ORDER BY name").all() as { name: string; sql: string | null }[];
+      const state: Record<string, unknown> = { schema: createHash('sha256').update(JSON.stringify(tables)).digest('hex') };
+      for (const { name } of tables.filter((t) => t.sql?.startsWith('CREATE TABLE'))) {
+        const rows = db.prepare(`SELECT * FROM "${name}" ORDER BY rowid`).raw().all();
+        state[name] = { rows: rows.length, sha256: createHash('sha256').update(JSON.stringify(rows)).digest('hex') };
+      }
+      db.close();
+      out[f] = state;
     }
-    db.close();
-    out[f] = state;
+    return out;
+  }
+  for (const name of CLOUD_DATABASES) {
+    const present = await cloud.query<{ n: number }>('compute', `SELECT COUNT(*) n FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '${cloud.names[name]}'`);
+    if (Number(present[0]!.n) === 0) continue;
+    const state: Record<string, unknown> = {};
+    const tables = await cloud.query<{ t: string }>(name, 'SELECT TABLE_NAME t FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() ORDER BY 1');
+    for (const { t } of tables) {
+      const [ddl] = await cloud.query<Record<string, string>>(name, `SHOW CREATE TABLE \`${t}\``);
+      const [count] = await cloud.query<{ n: number }>(name, `SELECT COUNT(*) n FROM \`${t}\``);
+      const [sum] = await cloud.query<{ Checksum: number }>(name, `CHECKSUM TABLE \`${t}\``);
+      state[t] = { ddl: ddl!['Create Table']!.replace(/ AUTO_INCREMENT=\d+/, ''), rows: Number(count!.n), checksum: String(sum!.Checksum) };
+    }
+    out[name] = state;
   }
   return out;
 }
 
 const CLOUD = { instances: 120, nullUuids: 2 };
-let reference: Record<string, unknown>;
+const references = new Map<TargetKind, Record<string, unknown>>();
 
-before(async () => {
-  const cloud = await fakeCloud(CLOUD);
-  const r = await leapfrog(['run', ...cloud.args()]);
-  assert.equal(r.exitCode, 0, r.stderr);
-  reference = endState(cloud);
-});
+/** A clean run's end state on this kind of target, computed once. */
+async function reference(kind: TargetKind): Promise<Record<string, unknown>> {
+  let ref = references.get(kind);
+  if (!ref) {
+    const cloud = await fakeCloud({ ...CLOUD, kind });
+    const r = await leapfrog(['run', ...cloud.args()]);
+    assert.equal(r.exitCode, 0, r.stderr);
+    ref = await endState(cloud);
+    references.set(kind, ref);
+  }
+  return ref;
+}
 
 /** Start a run that stops itself (SIGSTOP) at `pauseAt`; resolves once it is stopped there. */
 async function runUntilPaused(cloud: Cloud, pauseAt: string, extra: string[] = []): Promise<{ child: ResultPromise }> {
@@ -107,7 +129,7 @@ async function resumeAndCompare(cloud: Cloud, interruptedStep: string | undefine
   const r = await leapfrog(['run', ...cloud.args(), '--format', 'json']);
   assert.equal(r.exitCode, 0, r.stderr);
   assert.match(r.stderr, /leapfrog: run 1 died (during|between)/);
-  assert.deepEqual(endState(cloud), reference);
+  assert.deepEqual(await endState(cloud), await reference(cloud.kind));
   const first = ledgerRows(cloud, 'SELECT status, notes FROM runs WHERE id = 1')[0]!;
   assert.equal(first.status, 'interrupted');
   if (interruptedStep) {
@@ -120,9 +142,10 @@ async function resumeAndCompare(cloud: Cloud, interruptedStep: string | undefine
   assert.equal(ledgerRows(cloud, "SELECT COUNT(*) n FROM steps WHERE status = 'started'")[0]!.n, 0, 'no dangling step is left');
 }
 
-describe('SIGKILL at every point of a run, then run again', { timeout: 120_000 }, () => {
+describeTargets('SIGKILL at every point of a run, then run again', (kind) => {
   test('before a step starts', async () => {
-    const cloud = await fakeCloud(CLOUD);
+    await reference(kind);
+    const cloud = await fakeCloud({ ...CLOUD, kind });
     const { child } = await runUntilPaused(cloud, 'step-start@liberty/compute/1');
     child.kill('SIGKILL');
     await child;
@@ -130,8 +153,18 @@ describe('SIGKILL at every point of a run, then run again', { timeout: 120_000 }
     await resumeAndCompare(cloud, undefined);
   });
 
+  test('during a snapshot (files written, not yet recorded)', async () => {
+    const cloud = await fakeCloud({ ...CLOUD, kind });
+    const { child } = await runUntilPaused(cloud, 'snapshot@kilo/compute/1');
+    child.kill('SIGKILL');
+    await child;
+    assert.deepEqual(ledgerRows(cloud, 'SELECT COUNT(*) n FROM snapshots'), [{ n: 0 }], 'the snapshot was never recorded');
+    await resumeAndCompare(cloud, undefined);
+    assert.ok((ledgerRows(cloud, 'SELECT COUNT(*) n FROM snapshots WHERE run_id = 2')[0]!.n as number) > 0, 'the next run took its own snapshot');
+  });
+
   test('while a sync step\'s child runs (the child outlives leapfrog, and the next run waits for it)', async () => {
-    const cloud = await fakeCloud(CLOUD);
+    const cloud = await fakeCloud({ ...CLOUD, kind });
     const { child } = await runUntilPaused(cloud, 'step-child@liberty/compute/1');
     const [{ pid }] = ledgerRows(cloud, "SELECT pid FROM steps WHERE step_id = 'liberty/compute/1'") as [{ pid: number }];
     assert.ok(pid > 0, 'the child\'s pid is in the ledger before it is waited on');
@@ -142,7 +175,7 @@ describe('SIGKILL at every point of a run, then run again', { timeout: 120_000 }
   });
 
   test('after the child exited, before its end is written', async () => {
-    const cloud = await fakeCloud(CLOUD);
+    const cloud = await fakeCloud({ ...CLOUD, kind });
     const { child } = await runUntilPaused(cloud, 'step-end@liberty/compute/1');
     assert.deepEqual(ledgerRows(cloud, "SELECT status FROM steps WHERE step_id = 'liberty/compute/1'"), [{ status: 'started' }]);
     child.kill('SIGKILL');
@@ -151,7 +184,7 @@ describe('SIGKILL at every point of a run, then run again', { timeout: 120_000 }
   });
 
   test('inside a data step\'s batch loop', async () => {
-    const cloud = await fakeCloud(CLOUD);
+    const cloud = await fakeCloud({ ...CLOUD, kind });
     const { child } = await runUntilPaused(cloud, 'data-batch@kilo/compute/3');
     const [{ attempts }] = ledgerRows(cloud, "SELECT attempts FROM steps WHERE step_id = 'kilo/compute/3'") as [{ attempts: number }];
     assert.equal(attempts, 1, 'the batches already run are recorded');
@@ -161,7 +194,7 @@ describe('SIGKILL at every point of a run, then run again', { timeout: 120_000 }
   });
 
   test('between a hop and its checkpoint', async () => {
-    const cloud = await fakeCloud(CLOUD);
+    const cloud = await fakeCloud({ ...CLOUD, kind });
     const { child } = await runUntilPaused(cloud, 'checkpoint@kilo/compute');
     child.kill('SIGKILL');
     await child;
@@ -182,7 +215,7 @@ describe('faults around the run', { timeout: 120_000 }, () => {
     assert.match(String(first.stderr), /step mitaka\/compute\/1 \(sync in env compute-mitaka\) was killed by SIGKILL/);
     const again = await leapfrog(['run', ...cloud.args()]);
     assert.equal(again.exitCode, 0, again.stderr);
-    assert.deepEqual(endState(cloud), reference);
+    assert.deepEqual(await endState(cloud), await reference('sqlite'));
   });
 
   test('SIGTERM stops at a safe point: the step is interrupted, exit 130, and the next run finishes', async () => {
@@ -197,7 +230,7 @@ describe('faults around the run', { timeout: 120_000 }, () => {
     assert.deepEqual(ledgerRows(cloud, "SELECT status FROM steps WHERE step_id = 'liberty/compute/1'"), [{ status: 'interrupted' }]);
     const again = await leapfrog(['run', ...cloud.args(), '--resume']);
     assert.equal(again.exitCode, 0, again.stderr);
-    assert.deepEqual(endState(cloud), reference);
+    assert.deepEqual(await endState(cloud), await reference('sqlite'));
   });
 
   test('--resume with nothing to resume is an input error', async () => {
@@ -215,7 +248,7 @@ describe('faults around the run', { timeout: 120_000 }, () => {
     const r = await leapfrog(['run', ...cloud.args()]);
     assert.equal(r.exitCode, 0, r.stderr);
     assert.match(r.stderr, /no history of chain fakecloud-juno-newton on this target in .*ledger\.sqlite3, but its databases are past the chain's start/);
-    assert.deepEqual(endState(cloud), reference);
+    assert.deepEqual(await endState(cloud), await reference('sqlite'));
     assert.match(ledgerRows(cloud, 'SELECT notes FROM runs')[0]!.notes, /no history/);
   });
 
@@ -260,7 +293,7 @@ describe('faults around the run', { timeout: 120_000 }, () => {
       rmSync(path.join(mnt, 'filler'));
       const again = await leapfrog(['run', ...args]);
       assert.equal(again.exitCode, 0, again.stderr);
-      assert.deepEqual(endState(cloud), reference);
+      assert.deepEqual(await endState(cloud), await reference('sqlite'));
     } finally {
       await execa('umount', ['-l', mnt], { reject: false });
     }
