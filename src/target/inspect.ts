@@ -1,7 +1,7 @@
 import { existsSync, readdirSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import knexFactory, { type Knex } from 'knex';
 import { sqliteFile } from './url.js';
-import { QUIET_KNEX_LOG, type TargetSession } from './session.js';
+import { QUIET_KNEX_LOG, type ClientSession, type TargetSession } from './session.js';
 
 /**
  * Facts about the target server that check-migrations judges: who else is
@@ -19,16 +19,8 @@ export interface ServerInfo {
   version: string;
 }
 
-export interface ClientRow {
-  id: number;
-  user: string;
-  host: string;
-  db: string;
-  command: string;
-  /** Seconds in the current state. */
-  time: number;
-  state: string;
-}
+/** A client session on one of the chain's databases (time: seconds in its current state). */
+export type ClientRow = Omit<ClientSession, 'state'> & { state: string };
 
 export interface TransactionRow {
   threadId: number;
@@ -102,23 +94,10 @@ export async function mysqlFacts(session: TargetSession, databases: readonly str
   const dbs = databases.length > 0 ? databases : [''];
   const inList = placeholders(dbs.length);
 
-  // Without PROCESS, PROCESSLIST shows only the account's own threads
-  // (https://mariadb.com/kb/en/information-schema-processlist-table/).
-  const priv = await rows(
-    k,
-    `SELECT COUNT(*) AS n FROM information_schema.USER_PRIVILEGES
-     WHERE PRIVILEGE_TYPE IN ('PROCESS', 'SUPER') AND GRANTEE = CONCAT("'", SUBSTRING_INDEX(CURRENT_USER(), '@', 1), "'@'", SUBSTRING_INDEX(CURRENT_USER(), '@', -1), "'")`,
-  );
-  const clients = (
-    await rows(
-      k,
-      `SELECT ID, USER, HOST, DB, COMMAND, TIME, STATE FROM information_schema.PROCESSLIST
-       WHERE DB IN (${inList}) AND ID <> CONNECTION_ID() ORDER BY ID`,
-      dbs,
-    )
-  ).map((r) => ({ id: Number(r.ID), user: String(r.USER), host: String(r.HOST), db: String(r.DB), command: String(r.COMMAND), time: Number(r.TIME), state: String(r.STATE ?? '') }));
-
-  const canSeeAllClients = Number(priv[0]?.n ?? 0) > 0;
+  // The same reading as the run's offline guard, so both say the same thing.
+  const seen = await session.clientSessions(databases);
+  const clients: ClientRow[] = seen.sessions.map((c) => ({ ...c, state: c.state ?? '' }));
+  const canSeeAllClients = seen.visible;
   // INNODB_TRX has no database column: a transaction belongs to the chain when
   // its connection's default database is one of the chain's. Reading it needs PROCESS.
   const transactions = !canSeeAllClients ? undefined : (

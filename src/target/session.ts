@@ -77,7 +77,12 @@ export class TargetSession {
        ORDER BY DB, ID`,
       [...names],
     )) as [ClientSession[]];
-    const [priv] = (await k.raw(`SELECT COUNT(*) n FROM information_schema.USER_PRIVILEGES WHERE PRIVILEGE_TYPE = 'PROCESS'`)) as [{ n: number }[]];
+    // Without PROCESS (or SUPER), PROCESSLIST shows only the account's own threads
+    // (https://mariadb.com/kb/en/information-schema-processlist-table/).
+    const [priv] = (await k.raw(
+      `SELECT COUNT(*) n FROM information_schema.USER_PRIVILEGES
+       WHERE PRIVILEGE_TYPE IN ('PROCESS', 'SUPER') AND GRANTEE = CONCAT("'", SUBSTRING_INDEX(CURRENT_USER(), '@', 1), "'@'", SUBSTRING_INDEX(CURRENT_USER(), '@', -1), "'")`,
+    )) as [{ n: number }[]];
     return { visible: Number(priv[0]?.n ?? 0) > 0, sessions: rows.map((r) => ({ ...r, time: Number(r.time) })) };
   }
 
