@@ -13,7 +13,7 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { execa, type ResultPromise } from 'execa';
-import { CACHE, CLOUD_DATABASES, ROOT, describeTargets, fakeCloud, leapfrog, tempDir, type Cloud, type TargetKind } from './helpers.js';
+import { CACHE, CLOUD_DATABASES, ROOT, describeTargets, fakeCloud, leapfrog, tempDir, withMariadb, type Cloud, type TargetKind } from './helpers.js';
 
 type Json = Record<string, any>;
 const parse = (s: string): Json => JSON.parse(s) as Json;
@@ -302,3 +302,32 @@ describe('faults around the run', { timeout: 120_000 }, () => {
 
 // Keep the shared env cache warm for other files; nothing here writes to it.
 mkdirSync(CACHE, { recursive: true });
+
+describeTargets('a database connection killed mid-step', (kind) => {
+  test('KILL CONNECTION from a second session during a sync: the run stops with the error, the next one finishes', async () => {
+    const cloud = await fakeCloud({ ...CLOUD, kind });
+    await reference(kind);
+    const { child } = await runUntilPaused(cloud, 'step-child@liberty/compute/1');
+    // Every session on the compute database: leapfrog's own (idle, paused) and the toolchain's client.
+    let killed = 0;
+    const until = Date.now() + 3_000;
+    while (Date.now() < until) {
+      const ids = await withMariadb(async (c) => {
+        const [rows] = await c.query(`SELECT ID id FROM information_schema.PROCESSLIST WHERE DB = ? AND ID <> CONNECTION_ID()`, [cloud.names.compute]);
+        for (const { id } of rows as { id: number }[]) await c.query(`KILL CONNECTION ${Number(id)}`).catch(() => undefined);
+        return (rows as unknown[]).length;
+      });
+      killed += ids;
+      if (killed > 0 && ids === 0) break;
+    }
+    assert.ok(killed > 0, 'some session on the database was killed');
+    child.kill('SIGCONT');
+    const first = await child;
+    // Whichever side lost its connection first, the run stops with a message, not a hang or a false success.
+    assert.notEqual(first.exitCode, 0, String(first.stderr));
+    assert.match(String(first.stderr), /leapfrog: /);
+    const again = await leapfrog(['run', ...cloud.args()]);
+    assert.equal(again.exitCode, 0, again.stderr);
+    assert.deepEqual(await endState(cloud), await reference(kind));
+  });
+}, ['mariadb']);
