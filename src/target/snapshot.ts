@@ -62,13 +62,7 @@ async function gzipTo(source: Readable, dest: string, level: number): Promise<{ 
     rmSync(tmp, { force: true });
     throw err;
   }
-  const fd = openSync(tmp, 'r');
-  try {
-    fsyncSync(fd);
-  } finally {
-    closeSync(fd);
-  }
-  renameSync(tmp, dest);
+  durableRename(tmp, dest);
   return h.digest();
 }
 
@@ -200,13 +194,7 @@ export async function restoreDatabase(target: Target, snap: SnapshotFile): Promi
     }
     const tmp = path.join(target.dir, `.${name}.sqlite3.restoring`);
     await pipeline(createReadStream(snap.file), createGunzip(), createWriteStream(tmp, { mode: 0o644 }));
-    const fd = openSync(tmp, 'r');
-    try {
-      fsyncSync(fd);
-    } finally {
-      closeSync(fd);
-    }
-    renameSync(tmp, dest);
+    durableRename(tmp, dest);
     return;
   }
   const opt = clientOptionFile(target);
@@ -224,4 +212,15 @@ export async function restoreDatabase(target: Target, snap: SnapshotFile): Promi
   } finally {
     opt.dispose();
   }
+}
+
+/** Put a finished file in place only once its bytes are on disk: a crash leaves the old file or the new, never half of one. */
+function durableRename(tmp: string, dest: string): void {
+  const fd = openSync(tmp, 'r');
+  try {
+    fsyncSync(fd);
+  } finally {
+    closeSync(fd);
+  }
+  renameSync(tmp, dest);
 }
