@@ -253,3 +253,42 @@ describe('rehearse --server', async () => {
     }
   });
 });
+
+describe('rehearse --from a live target', () => {
+  test('SQLite: the chain\'s files are copied from the live directory; the live databases stay at juno', async () => {
+    const cloud = await fakeCloud({ instances: 30 });
+    const r = await leapfrog(['rehearse', '--chain', CHAIN, '--from', cloud.db, '--state-dir', cloud.state, '--cache-dir', CACHE, '--format', 'json']);
+    assert.equal(r.exitCode, 0, r.stderr);
+    const report = JSON.parse(r.stdout) as Json;
+    assert.equal(report.hops.length, 12);
+    assert.equal(report.audit.status, 'passed');
+    assert.equal(scalar(cloud.file('compute'), 'SELECT version FROM migrate_version'), 254);
+  });
+
+  test('MariaDB: consistent dumps of the live databases restored on a scratch server; the live ones are untouched and no copy is left behind', async (t) => {
+    const cloud = await fakeCloud({ kind: 'mariadb', instances: 30 }).catch((err: unknown) => {
+      if (process.env.LEAPFROG_REQUIRE_MARIADB) throw err;
+      t.skip(`no MariaDB: ${(err as Error).message}`);
+      return undefined;
+    });
+    if (!cloud) return;
+    try {
+      const r = await leapfrog(['rehearse', '--chain', cloud.chain, '--from', cloud.db, '--state-dir', cloud.state, '--cache-dir', CACHE, '--format', 'json']);
+      assert.equal(r.exitCode, 0, r.stderr);
+      assert.match(r.stderr, new RegExp(`copying ${cloud.names.compute} from mysql://`));
+      const report = JSON.parse(r.stdout) as Json;
+      assert.equal(report.hops.length, 12);
+      assert.equal(report.audit.status, 'passed');
+      assert.equal(await cloud.scalar('compute', 'SELECT version FROM migrate_version'), 254);
+      assert.deepEqual(readdirSync(path.join(cloud.state, 'rehearsals')).filter((d) => d.startsWith('from-')), [], 'the copied dumps are removed');
+    } finally {
+      await cloud.dispose();
+    }
+  });
+
+  test('--dump and --from together, or neither, is an input error', async () => {
+    const r = await leapfrog(['rehearse', '--chain', CHAIN]);
+    assert.equal(r.exitCode, 2);
+    assert.match(r.stderr, /rehearse needs exactly one of --dump FILE\.\.\. .* or --from URL/);
+  });
+});

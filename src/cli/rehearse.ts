@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
-import { writeFileSync } from 'node:fs';
+import { existsSync, rmSync, writeFileSync } from 'node:fs';
+import path from 'node:path';
 import cliProgress from 'cli-progress';
 import type { CommandModule } from 'yargs';
 import { loadChain, loadChainEnvs } from '../chain/load.js';
@@ -8,12 +9,15 @@ import { rehearse, type RehearsalEvent, type RehearsalPlace } from '../rehearse/
 import { barRenderer, lineRenderer, type Renderer } from '../report/progress.js';
 import { formatMs } from '../report/render.js';
 import { rehearsalHtml, rehearsalText } from '../report/rehearsal.js';
-import { parseTargetUrl } from '../target/url.js';
+import { withTarget } from '../target/session.js';
+import { snapshotDatabase } from '../target/snapshot.js';
+import { describeTarget, parseTargetUrl, sqliteFile } from '../target/url.js';
 import { processIo, type Io } from './io.js';
 
 interface RehearseArgs {
   chain: string;
-  dump: string[];
+  dump: string[] | undefined;
+  from: string | undefined;
   server: string | undefined;
   prefix: string | undefined;
   mysqld: string | undefined;
@@ -57,10 +61,58 @@ function restoreRenderer(io: Io): { on(e: RehearsalEvent): void; stop(): void } 
   };
 }
 
+/**
+ * --from URL: the chain's databases copied from a live target. SQLite: its
+ * files (copied again by the rehearsal). MySQL: one consistent
+ * `mariadb-dump --single-transaction` per database, the same dumper `run`
+ * snapshots with, written gzipped under the rehearsal's state and restored
+ * from there like any dump.
+ */
+async function dumpsFrom(url: string, chainFile: string, envDir: string | undefined, stateDir: string, io: Io): Promise<{ dumps: string[]; cleanup: () => void }> {
+  const t = parseTargetUrl(url, process.env.LEAPFROG_DB_PASSWORD);
+  const chain = loadChain(chainFile, { envDir });
+  const names = Object.values(chain.projects).flatMap((p) => Object.values(p.databases));
+  if (t.kind === 'sqlite') {
+    const files = names.map((n) => sqliteFile(t.dir, n)).filter((f) => existsSync(f));
+    if (files.length === 0) throw new LeapfrogError('input', `--from ${url}: none of the chain's databases (${names.join(', ')}) is there`);
+    return { dumps: files, cleanup: () => {} };
+  }
+  const dir = path.join(path.resolve(stateDir), 'rehearsals', `from-${process.pid}-${randomBytes(3).toString('hex')}`);
+  const cleanup = () => rmSync(dir, { recursive: true, force: true });
+  try {
+    const dumps = await withTarget(t, async (session) => {
+      const out: string[] = [];
+      for (const name of names) {
+        if (!(await session.exists(name))) continue;
+        io.err(`${new Date().toISOString().slice(11, 19)} copying ${name} from ${describeTarget(t)} (mariadb-dump --single-transaction)`);
+        const f = await snapshotDatabase(session, name, dir, { level: 1 });
+        if (f.file) out.push(f.file);
+      }
+      return out;
+    });
+    if (dumps.length === 0) throw new LeapfrogError('input', `--from ${url}: none of the chain's databases (${names.join(', ')}) exists there`);
+    return { dumps, cleanup };
+  } catch (err) {
+    cleanup();
+    throw err;
+  }
+}
+
 export async function rehearseCommand(args: RehearseArgs, io: Io = processIo): Promise<void> {
   whole('jobs', args.jobs, 'connections');
   whole('parallel', args.parallel, 'projects');
-  const dumps = args.dump ?? [];
+  if ((args.dump === undefined) === (args.from === undefined)) {
+    throw new LeapfrogError('input', 'rehearse needs exactly one of --dump FILE... (SQL, gzip SQL, or SQLite .sqlite3 files) or --from URL (copy the live databases)');
+  }
+  const copied = args.from !== undefined ? await dumpsFrom(args.from, args.chain, args.envs, args['state-dir'], io) : undefined;
+  try {
+    await rehearseDumps(args, copied?.dumps ?? args.dump ?? [], io);
+  } finally {
+    copied?.cleanup();
+  }
+}
+
+async function rehearseDumps(args: RehearseArgs, dumps: string[], io: Io): Promise<void> {
   if (dumps.length === 0) throw new LeapfrogError('input', 'rehearse needs --dump FILE (SQL, gzip SQL, or SQLite .sqlite3 files)');
   if (args.prefix !== undefined && !/^[A-Za-z0-9_]+$/.test(args.prefix)) throw new LeapfrogError('input', `--prefix ${args.prefix}: letters, digits and _ only`);
   const sqlite = dumps.filter((d) => d.endsWith('.sqlite3'));
@@ -128,7 +180,8 @@ export const rehearseModule: CommandModule<object, RehearseArgs> = {
   builder: (y) =>
     y
       .option('chain', { type: 'string', demandOption: true, describe: 'chain file (YAML or JSON)' })
-      .option('dump', { type: 'string', array: true, demandOption: true, describe: 'SQL dump (plain or gzip; one per database or one with several), or SQLite .sqlite3 files' })
+      .option('dump', { type: 'string', array: true, describe: 'SQL dump (plain or gzip; one per database or one with several), or SQLite .sqlite3 files' })
+      .option('from', { type: 'string', describe: 'copy the chain\'s databases from this live target instead (mysql://… consistent dumps, or sqlite:DIR); nothing there is changed' })
       .option('server', { type: 'string', describe: 'rehearse on this existing server (mysql://user@host:port), every database renamed with --prefix' })
       .option('prefix', { type: 'string', describe: 'with --server: prefix for the rehearsal\'s databases (default lfrXXXXXX_)' })
       .option('mysqld', { type: 'string', describe: 'the server binary for the scratch server (default mariadbd or mysqld on PATH)' })
