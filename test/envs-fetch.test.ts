@@ -96,11 +96,15 @@ test('500 then 200: retried after a backoff', async () => {
   assert.deepEqual(requests().map((x) => x.status), [500, 500, 200]);
 });
 
-test('a Content-Length longer than the body: the resume finds nothing missing (416) and the checksum decides', async () => {
+test('a Content-Length longer than the body: the resume finds nothing (or little) missing and the checksum decides', async () => {
   const { env, cache, requests } = setup('long-length');
   const p = await provisionEnv(env, cache, { fetch: FAST });
   assertVerified(p.root);
-  assert.deepEqual(requests().map((x) => x.status), [200, 416]);
+  // The resume asks from what is on disk: 416 when every byte had landed before
+  // the short body was noticed, 206 for the rest when the last chunk had not.
+  const statuses = requests().map((x) => x.status);
+  assert.equal(statuses[0], 200);
+  assert.ok(statuses.length === 2 && (statuses[1] === 416 || statuses[1] === 206), JSON.stringify(statuses));
 });
 
 test('a stalled transfer hits the idle timeout and is resumed', async () => {
