@@ -11,27 +11,23 @@
  * tables are created over 4 connections at once, as fast as the server's DDL
  * allows.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { randomBytes } from 'node:crypto';
+import { mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import { execa } from 'execa';
 import mysql from 'mysql2/promise';
-import * as tar from 'tar';
 import { stringify } from 'yaml';
+import { benchOptions, noopEnv } from './common.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const argv = process.argv.slice(2);
-const opt = (name: string, def: string) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 ? argv[i + 1]! : def;
-};
-const DATABASES = Number(opt('databases', '50'));
-const TABLES = Number(opt('tables', '100'));
-const ROUNDS = Number(opt('rounds', '5'));
-const DB_URL = opt('db', 'mysql://root@127.0.0.1:3306');
+const flags = benchOptions({ databases: '50', tables: '100', rounds: '5', db: 'mysql://root@127.0.0.1:3306' });
+const DATABASES = Number(flags.databases);
+const TABLES = Number(flags.tables);
+const ROUNDS = Number(flags.rounds);
+const DB_URL = flags.db;
 const u = new URL(DB_URL);
 const server = { host: u.hostname, port: Number(u.port || 3306), user: decodeURIComponent(u.username || 'root'), password: u.password ? decodeURIComponent(u.password) : undefined };
 
@@ -70,14 +66,7 @@ async function dropTarget(): Promise<void> {
 }
 
 async function writeChain(): Promise<string> {
-  const src = path.join(work, 'env-src');
-  mkdirSync(path.join(src, 'bin'), { recursive: true });
-  writeFileSync(path.join(src, 'bin', 'noop'), '#!/bin/sh\nexit 0\n', { mode: 0o755 });
-  const tarball = path.join(work, 'noop.tar.gz');
-  await tar.c({ gzip: true, file: tarball, cwd: src, portable: true }, ['bin']);
-  const sha256 = createHash('sha256').update(readFileSync(tarball)).digest('hex');
-  mkdirSync(path.join(work, 'envs'));
-  writeFileSync(path.join(work, 'envs', 'noop.yaml'), stringify({ env: 'noop', source: { file: tarball, sha256 }, path: ['bin'] }));
+  const envDir = await noopEnv(work);
   const projects: Record<string, unknown> = {};
   names.forEach((n, i) => {
     projects[`p${i}`] = {
@@ -92,7 +81,7 @@ async function writeChain(): Promise<string> {
     chain,
     stringify({
       chain: 'bench-check',
-      envs: path.join(work, 'envs'),
+      envs: envDir,
       projects,
       releases: [{ release: 'r2', env: 'noop', steps: names.map((_, i) => ({ project: `p${i}`, sync: ['noop'], expect: { main: 2 } })) }],
     }),

@@ -24,15 +24,12 @@ import * as tar from 'tar';
 import type { EnvDef } from '../src/chain/types.js';
 import { provisionEnv } from '../src/envs/store.js';
 import { startTarballServer } from '../fixtures/http-server.js';
+import { benchOptions } from './common.js';
 
-const argv = process.argv.slice(2);
-const opt = (name: string, def: number) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(argv[i + 1]) : def;
-};
-const MB = opt('mb', 200);
-const FILES = opt('files', 20_000);
-const ROUNDS = opt('rounds', 3);
+const flags = benchOptions({ mb: '200', files: '20000', rounds: '3' });
+const MB = Number(flags.mb);
+const FILES = Number(flags.files);
+const ROUNDS = Number(flags.rounds);
 
 const base = path.join(os.tmpdir(), `leapfrog-bench-provision-${MB}mb-${FILES}`);
 const tarball = path.join(base, 'env.tar.gz');

@@ -10,36 +10,24 @@
  * with nothing left to do) − (shell script)) / N; the empty run removes
  * Node's start-up and planning, which do not grow with the chain.
  */
-import { createHash } from 'node:crypto';
-import { mkdirSync, mkdtempSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { execa } from 'execa';
-import * as tar from 'tar';
 import { stringify } from 'yaml';
+import { benchOptions, noopEnv } from './common.js';
 
 const root = fileURLToPath(new URL('../../', import.meta.url));
-const argv = process.argv.slice(2);
-const opt = (name: string, def: number) => {
-  const i = argv.indexOf(`--${name}`);
-  return i >= 0 ? Number(argv[i + 1]) : def;
-};
-const STEPS = opt('steps', 30);
-const ROUNDS = opt('rounds', 10);
+const flags = benchOptions({ steps: '30', rounds: '10' }, ['keep']);
+const STEPS = Number(flags.steps);
+const ROUNDS = Number(flags.rounds);
 const HOPS = 3;
 
 const work = mkdtempSync(path.join(os.tmpdir(), 'leapfrog-bench-'));
-const src = path.join(work, 'env-src');
-mkdirSync(path.join(src, 'bin'), { recursive: true });
-writeFileSync(path.join(src, 'bin', 'noop'), '#!/bin/sh\nexit 0\n', { mode: 0o755 });
-const tarball = path.join(work, 'noop.tar.gz');
-await tar.c({ gzip: true, file: tarball, cwd: src, portable: true }, ['bin']);
-const sha256 = createHash('sha256').update(readFileSync(tarball)).digest('hex');
-mkdirSync(path.join(work, 'envs'));
-writeFileSync(path.join(work, 'envs', 'noop.yaml'), stringify({ env: 'noop', source: { file: tarball, sha256 }, path: ['bin'] }));
+const envDir = await noopEnv(work);
 
 const dbDir = path.join(work, 'db');
 mkdirSync(dbDir);
@@ -56,13 +44,13 @@ writeFileSync(
   chain,
   stringify({
     chain: 'bench-noop',
-    envs: path.join(work, 'envs'),
+    envs: envDir,
     projects: { bench: { databases: { main: 'bench' }, version: { main: { kind: 'sql', query: 'SELECT 1', numeric: true } }, start: { main: 1 } } },
     releases,
   }),
 );
 const shell = path.join(work, 'baseline.sh');
-writeFileSync(shell, `#!/bin/sh\nset -e\nPATH=${path.join(src, 'bin')}:$PATH\n${'noop\n'.repeat(STEPS)}`, { mode: 0o755 });
+writeFileSync(shell, `#!/bin/sh\nset -e\nPATH=${path.join(work, 'env-src', 'bin')}:$PATH\n${'noop\n'.repeat(STEPS)}`, { mode: 0o755 });
 
 const cache = path.join(work, 'cache');
 async function time(cmd: string, args: string[]): Promise<number> {
@@ -110,5 +98,5 @@ console.log(`  steps through leapfrog:         ${f(median(stepsMs))} ms = ${f(me
 console.log(`  overhead per step, from outside: ${f(overhead)} ms (min ${f(Math.min(...perStep))}, max ${f(Math.max(...perStep))})`);
 console.log(`  overhead per step, ledger clock: ${f(median(inRun))} ms (run's start to finish row, less the shell's time; goal < 5 ms)`);
 console.log(`  ratio leapfrog/shell for steps: ${(median(stepsMs) / median(sh)).toFixed(2)}x`);
-if (argv.includes('--keep')) console.log(`  kept ${work} (chain.yaml, db/, cache/) for profiling`);
+if (flags.keep) console.log(`  kept ${work} (chain.yaml, db/, cache/) for profiling`);
 else rmSync(work, { recursive: true, force: true });
