@@ -20,8 +20,8 @@ import { execa } from 'execa';
 import { instancesForSize, parseSize, writeDump } from '../fixtures/dump.js';
 import { restoreDumps } from '../src/rehearse/restore.js';
 import { withScratchServer } from '../src/rehearse/scratch-server.js';
-import { tableRowCounts } from '../src/target/raw.js';
-import { withTarget } from '../src/target/session.js';
+import { tableRowCounts } from '../src/database/raw.js';
+import { withTarget } from '../src/database/session.js';
 
 const argv = process.argv.slice(2);
 const opt = (name: string, def: string) => {

@@ -17,9 +17,9 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { execa } from 'execa';
 import { SNAPSHOT_GZIP_LEVEL } from '../src/runner/runner.js';
-import { withTarget } from '../src/target/session.js';
-import { clientOptionFile, snapshotDatabase } from '../src/target/snapshot.js';
-import { parseTargetUrl } from '../src/target/url.js';
+import { withTarget } from '../src/database/session.js';
+import { clientOptionFile, snapshotDatabase } from '../src/database/snapshot.js';
+import { parseTargetUrl } from '../src/database/url.js';
 
 const argv = process.argv.slice(2);
 const opt = (name: string, def: string) => {

@@ -10,7 +10,7 @@ import type { Chain, EnvDef, StepDef } from '../src/chain/types.js';
 import { blockerCheck, envsCheck, estimate, exitCodeFor, freeSpaceCheck, transactionsCheck, worst } from '../src/check/checks.js';
 import type { BlockerFact, EnvFact, RunTiming } from '../src/check/facts.js';
 import { wrap } from '../src/check/render.js';
-import type { MysqlFacts } from '../src/target/inspect.js';
+import type { MysqlFacts } from '../src/database/inspect.js';
 
 const GiB = 1024 ** 3;
 const mysql = (over: Partial<MysqlFacts> = {}): MysqlFacts => ({ canSeeAllClients: true, clients: [], transactions: [], metadataLocks: undefined, tables: [], ...over });

@@ -12,10 +12,10 @@ import { execa } from 'execa';
 import { chromium } from 'playwright-core';
 import { createCloud } from '../fixtures/cloud.js';
 import { writeDump } from '../fixtures/dump.js';
-import { fingerprint } from '../src/target/fingerprint.js';
-import { tableRowCounts } from '../src/target/raw.js';
-import { withTarget } from '../src/target/session.js';
-import { parseTargetUrl } from '../src/target/url.js';
+import { fingerprint } from '../src/database/fingerprint.js';
+import { tableRowCounts } from '../src/database/raw.js';
+import { withTarget } from '../src/database/session.js';
+import { parseTargetUrl } from '../src/database/url.js';
 import { CACHE, CHAIN, chainVariant, fakeCloud, leapfrog, ROOT, scalar, tempDir } from './helpers.js';
 
 type Json = Record<string, any>;

@@ -1,6 +1,6 @@
 import nunjucks from 'nunjucks';
 import { LeapfrogError } from '../errors.js';
-import type { DatabaseAddress } from '../target/url.js';
+import type { DatabaseAddress } from '../database/url.js';
 import type { Chain, ProjectDef, StepDef } from './types.js';
 
 /**

@@ -1,8 +1,8 @@
 import type { Chain, EnvDef, Version } from '../chain/types.js';
 import type { LeapfrogError } from '../errors.js';
 import type { Layout } from '../runner/layout.js';
-import type { FileHolder, MysqlFacts, ServerInfo, SqliteFileFact } from '../target/inspect.js';
-import type { Target } from '../target/url.js';
+import type { FileHolder, MysqlFacts, ServerInfo, SqliteFileFact } from '../database/inspect.js';
+import type { Target } from '../database/url.js';
 
 /**
  * Everything check-migrations judges, read once by gather.ts (all the I/O)

@@ -7,10 +7,10 @@ import { envRoot } from '../envs/store.js';
 import { LeapfrogError } from '../errors.js';
 import { Ledger } from '../ledger/ledger.js';
 import { layout } from '../runner/layout.js';
-import { mysqlFacts, processesHolding, serverInfo, sqliteFiles } from '../target/inspect.js';
-import { neededCount, probeNeeded, probeProject } from '../target/probe.js';
-import { withTarget, type TargetSession } from '../target/session.js';
-import { describeTarget, parseTargetUrl } from '../target/url.js';
+import { mysqlFacts, processesHolding, serverInfo, sqliteFiles } from '../database/inspect.js';
+import { neededCount, probeNeeded, probeProject } from '../database/probe.js';
+import { withTarget, type TargetSession } from '../database/session.js';
+import { describeTarget, parseTargetUrl } from '../database/url.js';
 import type { BlockerFact, CheckFacts, EnvFact, LedgerFact, RunTiming } from './facts.js';
 
 /**

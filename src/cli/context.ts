@@ -8,8 +8,8 @@ import { DEFAULT_FETCH } from '../envs/fetch.js';
 import type { ProvisionOptions } from '../envs/store.js';
 import { LeapfrogError } from '../errors.js';
 import { layout, type Layout } from '../runner/layout.js';
-import { readOptionFile } from '../target/option-file.js';
-import { parseTargetUrl, type Target } from '../target/url.js';
+import { readOptionFile } from '../database/option-file.js';
+import { parseTargetUrl, type Target } from '../database/url.js';
 
 /** Flags every command that may provision envs understands. */
 export interface FetchArgs {

@@ -4,8 +4,8 @@ import { withLedger } from '../ledger/ledger.js';
 import { planJson, planText } from '../report/render.js';
 import { prepare } from '../runner/runner.js';
 import { readState } from '../runner/state.js';
-import { withTarget } from '../target/session.js';
-import { describeTarget } from '../target/url.js';
+import { withTarget } from '../database/session.js';
+import { describeTarget } from '../database/url.js';
 import { commonOptions, load, type CommonArgs } from './context.js';
 import { processIo, type Io } from './io.js';
 

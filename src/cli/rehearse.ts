@@ -9,9 +9,9 @@ import { rehearse, type RehearsalEvent, type RehearsalPlace } from '../rehearse/
 import { barRenderer, lineRenderer, type Renderer } from '../report/progress.js';
 import { formatMs } from '../report/render.js';
 import { rehearsalHtml, rehearsalText } from '../report/rehearsal.js';
-import { withTarget } from '../target/session.js';
-import { snapshotDatabase } from '../target/snapshot.js';
-import { describeTarget, parseTargetUrl, sqliteFile } from '../target/url.js';
+import { withTarget } from '../database/session.js';
+import { snapshotDatabase } from '../database/snapshot.js';
+import { describeTarget, parseTargetUrl, sqliteFile } from '../database/url.js';
 import { processIo, type Io } from './io.js';
 
 interface RehearseArgs {

@@ -4,9 +4,9 @@ import { withLedger } from '../ledger/ledger.js';
 import { finalVersionsText, versionsJson } from '../report/render.js';
 import { offlineGuard } from '../runner/guard.js';
 import { rollback, type RollbackPoint } from '../runner/rollback.js';
-import { withTargetLock } from '../target/lock.js';
-import { withTarget } from '../target/session.js';
-import { describeTarget } from '../target/url.js';
+import { withTargetLock } from '../database/lock.js';
+import { withTarget } from '../database/session.js';
+import { describeTarget } from '../database/url.js';
 import { commonOptions, load, type CommonArgs } from './context.js';
 import { processIo, type Io } from './io.js';
 

@@ -8,9 +8,9 @@ import { executePlan, prepare, SNAPSHOT_MODES, type SnapshotMode } from '../runn
 import { offlineGuard } from '../runner/guard.js';
 import { describeDrift, findDrift, findUnfinished, historyLost, markCrashed } from '../runner/recover.js';
 import { readState } from '../runner/state.js';
-import { withTargetLock } from '../target/lock.js';
-import { withTarget } from '../target/session.js';
-import { describeTarget, type Target } from '../target/url.js';
+import { withTargetLock } from '../database/lock.js';
+import { withTarget } from '../database/session.js';
+import { describeTarget, type Target } from '../database/url.js';
 import { probeNetworkIsolation } from '../sandbox/run-step.js';
 import { commonOptions, load, provisionOptions, type CommonArgs } from './context.js';
 import { processIo, type Io } from './io.js';

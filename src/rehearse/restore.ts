@@ -3,8 +3,8 @@ import { performance } from 'node:perf_hooks';
 import type { Readable } from 'node:stream';
 import { createGunzip } from 'node:zlib';
 import { LeapfrogError } from '../errors.js';
-import { openSqlConnection, type SqlConnection } from '../target/raw.js';
-import type { Target } from '../target/url.js';
+import { openSqlConnection, type SqlConnection } from '../database/raw.js';
+import type { Target } from '../database/url.js';
 import { classify, databaseFromFileName, deferCreateIndex, deferKeys, insertAsRows, StatementSplitter, type Statement } from './sql-split.js';
 
 /**

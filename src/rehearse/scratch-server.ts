@@ -5,8 +5,8 @@ import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import { execa, type ResultPromise } from 'execa';
 import { LeapfrogError } from '../errors.js';
-import { withTarget } from '../target/session.js';
-import { describeTarget, type Target } from '../target/url.js';
+import { withTarget } from '../database/session.js';
+import { describeTarget, type Target } from '../database/url.js';
 
 /**
  * A throwaway MariaDB/MySQL server for a rehearsal (an I/O edge: it spawns

@@ -1,6 +1,6 @@
 import type { Chain } from '../chain/types.js';
 import { LeapfrogError } from '../errors.js';
-import type { TargetSession } from '../target/session.js';
+import type { TargetSession } from '../database/session.js';
 
 /**
  * The offline guard: an offline upgrade with the services still connected

@@ -1,7 +1,7 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
 import type { Chain } from '../chain/types.js';
-import { databaseAddress, describeTarget, type DatabaseAddress, type Target } from '../target/url.js';
+import { databaseAddress, describeTarget, type DatabaseAddress, type Target } from '../database/url.js';
 
 /**
  * Where things live in the state directory. Config files sit at a stable

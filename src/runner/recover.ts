@@ -4,9 +4,9 @@ import { versionOrder } from '../chain/plan.js';
 import { compareToExpectation, formatVersion, versionToJson } from '../chain/version.js';
 import { LeapfrogError } from '../errors.js';
 import type { Ledger, RunRow, StepRow } from '../ledger/ledger.js';
-import { diffShapes, fingerprint, type SchemaShape } from '../target/fingerprint.js';
-import type { TargetSession } from '../target/session.js';
-import { describeTarget } from '../target/url.js';
+import { diffShapes, fingerprint, type SchemaShape } from '../database/fingerprint.js';
+import type { TargetSession } from '../database/session.js';
+import { describeTarget } from '../database/url.js';
 
 /**
  * What the ledger says about earlier runs of this chain on this target, set

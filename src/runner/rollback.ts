@@ -2,10 +2,10 @@ import os from 'node:os';
 import type { Chain, Version } from '../chain/types.js';
 import { LeapfrogError } from '../errors.js';
 import type { Ledger, SnapshotRow } from '../ledger/ledger.js';
-import { probeAll } from '../target/probe.js';
-import type { TargetSession } from '../target/session.js';
-import { fileSha256, restoreDatabase } from '../target/snapshot.js';
-import { describeTarget } from '../target/url.js';
+import { probeAll } from '../database/probe.js';
+import type { TargetSession } from '../database/session.js';
+import { fileSha256, restoreDatabase } from '../database/snapshot.js';
+import { describeTarget } from '../database/url.js';
 
 /**
  * Put the chain's databases back as a snapshot has them. Everything is

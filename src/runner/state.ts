@@ -1,9 +1,9 @@
 import type { PlanInputs } from '../chain/plan.js';
 import type { Chain } from '../chain/types.js';
 import type { Ledger } from '../ledger/ledger.js';
-import { probeAll, probeNeeded } from '../target/probe.js';
-import type { TargetSession } from '../target/session.js';
-import { describeTarget } from '../target/url.js';
+import { probeAll, probeNeeded } from '../database/probe.js';
+import type { TargetSession } from '../database/session.js';
+import { describeTarget } from '../database/url.js';
 
 /** Read everything the planner needs: probed versions, needed-when counts, the ledger's record. */
 export async function readState(chain: Chain, session: TargetSession, ledger: Ledger): Promise<Omit<PlanInputs, 'until'>> {

@@ -3,8 +3,8 @@ import assert from 'node:assert/strict';
 import { writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import { parseOptionFile, readOptionFile } from '../src/target/option-file.js';
-import { describeTarget, parseTargetUrl } from '../src/target/url.js';
+import { parseOptionFile, readOptionFile } from '../src/database/option-file.js';
+import { describeTarget, parseTargetUrl } from '../src/database/url.js';
 import { tempDir } from './helpers.js';
 
 describe('option files', () => {
