@@ -1,0 +1,171 @@
+import type { Chain, Expectation, ProjectDef, StepDef, Version } from './types.js';
+import { compareToExpectation, formatVersion, orderKey } from './version.js';
+
+/**
+ * Where a project stands on its chain, from its databases' probed versions
+ * alone. Pure; the planner builds on it.
+ *
+ * A project's steps, in chain order, define a line of states: after its
+ * first i steps, each database is at the expectation of the last sync that
+ * declared it (or at the chain's `start`, or absent). The probed versions
+ * are explained by position i when every database is at that state, or,
+ * for the databases the sync at i declares, between its state and that
+ * sync's expectation (a sync that stopped part-way: sqlalchemy-migrate
+ * commits each numbered migration, alembic each revision). A project no
+ * position explains (a juno main database next to a newton api database,
+ * restored from two backups) is refused: no step of the chain was written
+ * for that state.
+ */
+
+export type Versions = Readonly<Record<string, Version>>;
+
+export function projectSteps(chain: Chain, project: string): StepDef[] {
+  return chain.releases.flatMap((r) => r.steps.filter((s) => s.project === project));
+}
+
+/** Non-numeric versions of a database, in the order the chain reaches them. */
+export function versionOrder(chain: Chain, project: ProjectDef, db: string): string[] {
+  const order: string[] = [];
+  const push = (e: Expectation | undefined) => {
+    const k = e && orderKey(e);
+    if (k !== undefined && !order.includes(k)) order.push(k);
+  };
+  push(project.start[db]);
+  for (const s of projectSteps(chain, project.name)) push(s.expect[db]);
+  return order;
+}
+
+const keyOf = (v: Version | undefined): string | undefined => (v?.kind === 'heads' ? v.heads.join(',') : v?.kind === 'text' ? v.value : undefined);
+
+/**
+ * The order of a database's versions, with an unknown version it stands at
+ * inserted just before the expectation of the in-flight sync that was
+ * moving it there (an alembic revision inside a hop is "inside that step",
+ * not unknown, when the ledger says a run died in it).
+ */
+export function orderFor(chain: Chain, project: ProjectDef, db: string, current: Version | undefined, inFlight: ReadonlySet<string> | undefined): string[] {
+  const order = versionOrder(chain, project, db);
+  const key = keyOf(current);
+  if (key === undefined || order.includes(key) || !inFlight) return order;
+  const step = projectSteps(chain, project.name).find((s) => inFlight.has(s.id) && s.kind === 'sync' && s.expect[db]);
+  const target = step && orderKey(step.expect[db]!);
+  const at = target === undefined ? -1 : order.indexOf(target);
+  if (at >= 0) order.splice(at, 0, key);
+  return order;
+}
+
+/** What each database should be after the project's first `i` steps: undefined means absent. */
+export function expectedAt(project: ProjectDef, steps: readonly StepDef[], i: number): Record<string, Expectation | undefined> {
+  const out: Record<string, Expectation | undefined> = {};
+  for (const db of Object.keys(project.databases)) out[db] = project.start[db];
+  for (const s of steps.slice(0, i)) if (s.kind === 'sync') for (const [db, e] of Object.entries(s.expect)) out[db] = e;
+  return out;
+}
+
+const absent: Version = { kind: 'absent' };
+
+/** `v` is exactly the state `e` (undefined: absent). */
+function isAt(v: Version, e: Expectation | undefined, order: readonly string[]): boolean {
+  if (e === undefined) return v.kind === 'absent';
+  return compareToExpectation(v, e, order) === 'equal';
+}
+
+/** `v` is past `from` (undefined: absent) and at or before `to`: part of the way. */
+function isBetween(v: Version, from: Expectation | undefined, to: Expectation, order: readonly string[]): boolean {
+  if (v.kind === 'absent') return false;
+  const vsTo = compareToExpectation(v, to, order);
+  if (vsTo !== 'below' && vsTo !== 'equal') return false;
+  return from === undefined || compareToExpectation(v, from, order) === 'above';
+}
+
+export interface Standing {
+  /** Every position (number of the project's steps done) that explains the versions, ascending; empty when none does. */
+  positions: number[];
+  /** Per database, the order used to compare its non-numeric versions. */
+  orders: Record<string, string[]>;
+}
+
+export function standing(chain: Chain, project: ProjectDef, versions: Versions, inFlight?: ReadonlySet<string>): Standing {
+  const steps = projectSteps(chain, project.name);
+  const dbs = Object.keys(project.databases);
+  const orders = Object.fromEntries(dbs.map((db) => [db, orderFor(chain, project, db, versions[db], inFlight)]));
+  const positions: number[] = [];
+  for (let i = 0; i <= steps.length; i++) {
+    const e = expectedAt(project, steps, i);
+    const next = steps[i];
+    const explained = dbs.every((db) => {
+      const v = versions[db] ?? absent;
+      if (isAt(v, e[db], orders[db]!)) return true;
+      const to = next?.kind === 'sync' ? next.expect[db] : undefined;
+      return to !== undefined && isBetween(v, e[db], to, orders[db]!);
+    });
+    if (explained) positions.push(i);
+  }
+  return { positions, orders };
+}
+
+/** Problems with one database's version on its own, phrased for the operator. */
+function databaseProblems(chain: Chain, project: ProjectDef, versions: Versions, orders: Record<string, string[]>): string[] {
+  const problems: string[] = [];
+  const steps = projectSteps(chain, project.name);
+  for (const [db, dbName] of Object.entries(project.databases)) {
+    const where = `project ${project.name}, database ${db} (${dbName})`;
+    const v = versions[db] ?? absent;
+    const start = project.start[db];
+    const expects = steps.map((s) => s.expect[db]).filter((e): e is Expectation => e !== undefined);
+    const order = orders[db]!;
+    if (v.kind === 'absent') {
+      if (start) problems.push(`${where}: does not exist or has no version table, but the chain starts it at ${formatVersion(start)}. Check --db, or restore the database.`);
+      continue;
+    }
+    const last = expects[expects.length - 1] ?? start;
+    if (!last) {
+      problems.push(`${where}: exists at version ${formatVersion(v)}, but chain ${chain.name} never creates or migrates it. Check --db and the chain's databases.`);
+      continue;
+    }
+    const vsEnd = compareToExpectation(v, last, order);
+    const vsStart = start ? compareToExpectation(v, start, order) : 'above';
+    const key = keyOf(v);
+    if (vsEnd === 'unknown' || vsStart === 'unknown' || (key !== undefined && !order.includes(key))) {
+      const known = [...new Set([start, ...expects].filter((e): e is Expectation => e !== undefined).map(formatVersion))];
+      problems.push(`${where}: is at version ${formatVersion(v)}, which chain ${chain.name} does not know (it knows ${known.join(', ')}). Was it migrated by another tool or chain?`);
+    } else if (vsEnd === 'above') {
+      problems.push(`${where}: is at version ${formatVersion(v)}, ahead of the chain's end (${formatVersion(last)}). Nothing here can move it; use a chain that starts at or beyond it.`);
+    } else if (vsStart === 'below') {
+      problems.push(`${where}: is at version ${formatVersion(v)}, behind the chain's start (${formatVersion(start!)}). Upgrade it to the chain's first release first.`);
+    }
+  }
+  return problems;
+}
+
+/** The releases of the chain at whose end a database has version `v`; empty when it is between boundaries. */
+function releasesAt(chain: Chain, project: ProjectDef, db: string, v: Version, order: readonly string[]): string[] {
+  const steps = projectSteps(chain, project.name);
+  const out: string[] = [];
+  if (project.start[db] && isAt(v, project.start[db], order)) out.push('the chain start');
+  for (const r of chain.releases) {
+    const upTo = steps.filter((s) => chain.releases.findIndex((x) => x.release === s.release) <= chain.releases.indexOf(r)).length;
+    if (isAt(v, expectedAt(project, steps, upTo)[db], order) && !out.includes(r.release)) out.push(r.release);
+  }
+  return out;
+}
+
+/**
+ * Why the target cannot be planned for this project; empty when it can. A
+ * database's own problem (ahead, behind, unknown, missing) is named first;
+ * databases that are each fine but stand at no common point are named
+ * together, each with where the chain has its version.
+ */
+export function standingProblems(chain: Chain, project: ProjectDef, versions: Versions, inFlight?: ReadonlySet<string>): string[] {
+  const s = standing(chain, project, versions, inFlight);
+  const own = databaseProblems(chain, project, versions, s.orders);
+  if (own.length > 0 || s.positions.length > 0) return own;
+  const each = Object.keys(project.databases).map((db) => {
+    const v = versions[db] ?? absent;
+    const at = v.kind === 'absent' ? [] : releasesAt(chain, project, db, v, s.orders[db]!);
+    return `${db} ${v.kind === 'absent' ? 'absent' : formatVersion(v)}${at.length > 0 ? ` (end of ${at.join(', ')})` : ' (between boundaries)'}`;
+  });
+  return [
+    `project ${project.name}: its databases stand where no point of chain ${chain.name} puts them together: ${each.join('; ')}. Was one restored from another backup? Restore them from the same point, or roll back with leapfrog.`,
+  ];
+}
