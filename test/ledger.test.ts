@@ -289,7 +289,7 @@ test('a ledger written before snapshots (schema 1) is migrated forward with its 
   }
 });
 
-test('snapshotAt: the first snapshot after a checkpoint when its project stood still since, else the newest at or before it', () => {
+test('exactSnapshot: a snapshot before or after a checkpoint with no step of its project in between, or none', () => {
   const ledger = Ledger.open(stateDir());
   try {
     const runId = ledger.startRun({ chain: 'c', chainSha256: 'x', target: 't', kind: 'run', until: undefined, host: 'h', pid: 1, version: '0', snapshot: 'every-hop' });
@@ -311,13 +311,14 @@ test('snapshotAt: the first snapshot after a checkpoint when its project stood s
     const cpB1 = cp('B', 'r1');
     const a1 = snap('a', 'r2/A/1');
     step('A', 'r2/A/1');
-    const at = (project: string, db: string, c: typeof cpA1) => ledger.snapshotAt('c', 't', project, db, c)?.id;
+    const at = (project: string, db: string, c: typeof cpA1) => ledger.exactSnapshot('c', 't', project, db, c)?.id;
     assert.equal(at('A', 'a', cpA1), a1, 'A did not move between its r1 checkpoint and the snapshot before r2: that snapshot is its state at the checkpoint');
     assert.equal(at('B', 'b', cpA1), b0, 'no later snapshot of b: the one before the run');
     assert.equal(at('A', 'a', cpB1), a1);
     // A rollback in between changed the databases without a step: the later snapshot no longer counts.
     ledger.rollbackStarted({ chain: 'c', target: 't', toCheckpoint: 0, snapshots: [], stepFloor: 0, stepCeiling: cpB1.after_step!, host: 'h', pid: 1 });
-    assert.equal(at('A', 'a', cpA1), a0);
+    assert.equal(at('A', 'a', cpA1), undefined, 'a0 is from before A moved: not the checkpoint');
+    assert.equal(at('B', 'b', cpA1), b0, 'the rollback came after B\'s last step: b0 still holds b at the checkpoint');
   } finally {
     ledger.close();
   }

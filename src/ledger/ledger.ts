@@ -1,7 +1,10 @@
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
-import path from 'node:path';
-import Database from 'better-sqlite3';
-import { LeapfrogError } from '../errors.js';
+import type Database from 'better-sqlite3';
+import { MIGRATIONS } from './migrations.js';
+import { openReadable, openWritable } from './open.js';
+import type { CheckpointRow, RollbackRow, RunRow, RunStatus, SnapshotRow, StepRow, StepStatus } from './records.js';
+
+export type { CheckpointRow, RollbackRow, RunRow, RunStatus, SnapshotRow, StepRow, StepStatus } from './records.js';
+export { LEDGER_SCHEMA_VERSION, MIGRATIONS } from './migrations.js';
 
 /**
  * The ledger: what leapfrog did, step by step, in SQLite under the state
@@ -11,191 +14,6 @@ import { LeapfrogError } from '../errors.js';
  * and finished after, so a dangling `started` is the truth about a crash).
  */
 
-
-export type RunStatus = 'running' | 'succeeded' | 'failed' | 'interrupted';
-export type StepStatus = 'started' | 'succeeded' | 'failed' | 'interrupted' | 'skipped';
-
-export interface RunRow {
-  id: number;
-  chain: string;
-  chain_sha256: string;
-  target: string;
-  kind: 'run' | 'rehearsal';
-  status: RunStatus;
-  until: string | null;
-  host: string;
-  pid: number;
-  started_at: string;
-  finished_at: string | null;
-  error: string | null;
-  notes: string | null;
-  /** first-hop, every-hop or none; null for runs recorded before snapshots existed. */
-  snapshot: string | null;
-}
-
-export interface SnapshotRow {
-  id: number;
-  run_id: number;
-  chain: string;
-  target: string;
-  database: string;
-  before_step: string;
-  after_checkpoint: number;
-  after_step: number;
-  file: string | null;
-  sha256: string | null;
-  bytes: number | null;
-  duration_ms: number;
-  created_at: string;
-}
-
-export interface RollbackRow {
-  id: number;
-  chain: string;
-  target: string;
-  to_checkpoint: number;
-  snapshots: string;
-  step_floor: number;
-  step_ceiling: number;
-  status: 'started' | 'succeeded' | 'failed';
-  host: string;
-  pid: number;
-  started_at: string;
-  finished_at: string | null;
-  error: string | null;
-}
-
-export interface StepRow {
-  id: number;
-  run_id: number;
-  step_id: string;
-  project: string;
-  release: string;
-  kind: string;
-  env: string;
-  env_sha256: string;
-  command: string;
-  status: StepStatus;
-  attempts: number;
-  exit_code: number | null;
-  started_at: string;
-  finished_at: string | null;
-  duration_ms: number | null;
-  log_path: string | null;
-  log_tail: string | null;
-  error: string | null;
-  pid: number | null;
-}
-
-export interface CheckpointRow {
-  id: number;
-  run_id: number;
-  project: string;
-  release: string;
-  created_at: string;
-  versions: string;
-  fingerprints: string;
-  shapes: string | null;
-  /** The last step row when it was written (null in ledgers from before snapshots). */
-  after_step: number | null;
-}
-
-// Each entry migrates the ledger from version i to i+1; later leapfrog
-// releases append, never edit, so any old ledger can be brought forward.
-export const MIGRATIONS: readonly string[] = [
-  `CREATE TABLE runs (
-     id INTEGER PRIMARY KEY,
-     chain TEXT NOT NULL,
-     chain_sha256 TEXT NOT NULL,
-     target TEXT NOT NULL,
-     kind TEXT NOT NULL DEFAULT 'run' CHECK (kind IN ('run', 'rehearsal')),
-     status TEXT NOT NULL CHECK (status IN ('running', 'succeeded', 'failed', 'interrupted')),
-     until TEXT,
-     host TEXT NOT NULL,
-     pid INTEGER NOT NULL,
-     leapfrog_version TEXT NOT NULL,
-     started_at TEXT NOT NULL,
-     finished_at TEXT,
-     error TEXT
-   );
-   CREATE TABLE steps (
-     id INTEGER PRIMARY KEY,
-     run_id INTEGER NOT NULL REFERENCES runs(id),
-     step_id TEXT NOT NULL,
-     project TEXT NOT NULL,
-     release TEXT NOT NULL,
-     kind TEXT NOT NULL,
-     env TEXT NOT NULL,
-     env_sha256 TEXT NOT NULL,
-     command TEXT NOT NULL,
-     status TEXT NOT NULL CHECK (status IN ('started', 'succeeded', 'failed', 'interrupted', 'skipped')),
-     attempts INTEGER NOT NULL DEFAULT 0,
-     exit_code INTEGER,
-     started_at TEXT NOT NULL,
-     finished_at TEXT,
-     duration_ms REAL,
-     log_path TEXT,
-     log_tail TEXT,
-     error TEXT
-   );
-   CREATE INDEX steps_by_run ON steps(run_id);
-   CREATE INDEX steps_by_step ON steps(step_id, status);
-   CREATE TABLE checkpoints (
-     id INTEGER PRIMARY KEY,
-     run_id INTEGER NOT NULL REFERENCES runs(id),
-     project TEXT NOT NULL,
-     release TEXT NOT NULL,
-     created_at TEXT NOT NULL,
-     versions TEXT NOT NULL,
-     fingerprints TEXT NOT NULL
-   );
-   CREATE INDEX checkpoints_by_run ON checkpoints(run_id);`,
-  // 2: snapshots (one row per database and moment) and rollbacks. A snapshot
-  // remembers where the ledger stood when it was taken (the last checkpoint
-  // and step rows), so a rollback can tell which later steps it undid.
-  `ALTER TABLE runs ADD COLUMN snapshot TEXT;
-   ALTER TABLE checkpoints ADD COLUMN after_step INTEGER;
-   CREATE TABLE snapshots (
-     id INTEGER PRIMARY KEY,
-     run_id INTEGER NOT NULL REFERENCES runs(id),
-     chain TEXT NOT NULL,
-     target TEXT NOT NULL,
-     database TEXT NOT NULL,
-     before_step TEXT NOT NULL,
-     after_checkpoint INTEGER NOT NULL,
-     after_step INTEGER NOT NULL,
-     file TEXT,
-     sha256 TEXT,
-     bytes INTEGER,
-     duration_ms REAL NOT NULL,
-     created_at TEXT NOT NULL
-   );
-   CREATE INDEX snapshots_by_target ON snapshots(chain, target, database);
-   CREATE TABLE rollbacks (
-     id INTEGER PRIMARY KEY,
-     chain TEXT NOT NULL,
-     target TEXT NOT NULL,
-     to_checkpoint INTEGER NOT NULL,
-     snapshots TEXT NOT NULL,
-     step_floor INTEGER NOT NULL,
-     step_ceiling INTEGER NOT NULL,
-     status TEXT NOT NULL CHECK (status IN ('started', 'succeeded', 'failed')),
-     host TEXT NOT NULL,
-     pid INTEGER NOT NULL,
-     started_at TEXT NOT NULL,
-     finished_at TEXT,
-     error TEXT
-   );`,
-  // 3: the child's pid (its process group) so a resumed run can tell whether a
-  // dead run's step is still running; schema shapes at checkpoints so drift
-  // can be explained; free-form notes on a run (accepted drift, lost history).
-  `ALTER TABLE steps ADD COLUMN pid INTEGER;
-   ALTER TABLE checkpoints ADD COLUMN shapes TEXT;
-   ALTER TABLE runs ADD COLUMN notes TEXT;`,
-];
-
-/** The ledger schema this leapfrog writes: one per migration above. */
-export const LEDGER_SCHEMA_VERSION = MIGRATIONS.length;
 
 const now = () => new Date().toISOString();
 
@@ -221,116 +39,22 @@ export class Ledger {
   }
 
   static open(stateDir: string): Ledger {
-    mkdirSync(stateDir, { recursive: true, mode: 0o700 });
-    const file = path.join(stateDir, 'ledger.sqlite3');
-    let db: Database.Database;
-    try {
-      db = new Database(file);
-    } catch (err) {
-      throw new LeapfrogError('input', `${file}: cannot open the ledger (${(err as Error).message}); check --state-dir`, { cause: err });
-    }
-    const ledger = new Ledger(file, db);
-    try {
-      // busy_timeout first: switching to WAL and migrating take locks that
-      // another leapfrog opening the same ledger may hold for a moment.
-      db.pragma('busy_timeout = 5000');
-      // SQLite may refuse a journal-mode switch with SQLITE_BUSY at once, without
-      // calling the busy handler, while another connection opens the same file
-      // (it would otherwise risk a deadlock): retry within the same 5 s.
-      const deadline = Date.now() + 5000;
-      for (;;) {
-        try {
-          db.pragma('journal_mode = WAL');
-          break;
-        } catch (err) {
-          if ((err as { code?: string }).code !== 'SQLITE_BUSY' || Date.now() > deadline) throw err;
-          Atomics.wait(new Int32Array(new SharedArrayBuffer(4)), 0, 0, 20);
-        }
-      }
-      db.pragma('synchronous = FULL');
-      db.pragma('foreign_keys = ON');
-      ledger.migrate();
-    } catch (err) {
-      db.close();
-      if (err instanceof LeapfrogError) throw err;
-      throw new LeapfrogError('input', `${file}: cannot use this file as the ledger (${(err as Error).message}); move it away or use another --state-dir`, { cause: err });
-    }
-    return ledger;
-  }
-
-  /**
-   * The ledger for reading only, or undefined when there is none: a pre-flight
-   * check must not create one, nor write to it (no migration, no WAL switch).
-   * A cleanly closed ledger has everything in its main file, which is read into
-   * memory: a read-only connection to a WAL file would leave -wal and -shm
-   * files behind. Its header's read/write versions (bytes 18-19, 2 = WAL;
-   * https://www.sqlite.org/fileformat2.html#file_format_version_numbers) are set
-   * to 1 in the copy, since an in-memory database cannot use WAL. When a -wal
-   * file has content (a run in progress, or one that crashed before its
-   * checkpoint), its frames are part of the truth: the file is opened read-only
-   * in place.
-   */
-  static openForReading(stateDir: string): Ledger | undefined {
-    const file = path.join(path.resolve(stateDir), 'ledger.sqlite3');
-    if (!existsSync(file)) return undefined;
-    let db: Database.Database;
-    try {
-      const walBytes = existsSync(file + '-wal') ? statSync(file + '-wal').size : 0;
-      if (walBytes > 0) {
-        db = new Database(file, { readonly: true, fileMustExist: true });
-        db.pragma('busy_timeout = 5000');
-      } else {
-        const bytes = readFileSync(file);
-        if (bytes.length >= 20) {
-          bytes[18] = 1;
-          bytes[19] = 1;
-        }
-        db = new Database(bytes, { readonly: true });
-      }
-    } catch (err) {
-      throw new LeapfrogError('input', `${file}: cannot read the ledger (${(err as Error).message})`, { cause: err });
-    }
-    try {
-      const version = db.pragma('user_version', { simple: true }) as number;
-      if (version !== MIGRATIONS.length) {
-        throw new LeapfrogError(
-          'input',
-          `${file}: ledger schema ${version}, this leapfrog reads ${MIGRATIONS.length}; ${version > MIGRATIONS.length ? 'it was written by a newer leapfrog' : 'it is not a ledger this leapfrog wrote'}`,
-        );
-      }
-    } catch (err) {
-      db.close();
-      if (err instanceof LeapfrogError) throw err;
-      throw new LeapfrogError('input', `${file}: not a ledger (${(err as Error).message})`, { cause: err });
-    }
+    const { file, db } = openWritable(stateDir);
     return new Ledger(file, db);
   }
 
-  private migrate(): void {
-    const known = MIGRATIONS.length;
-    const refuse = (version: number) =>
-      new LeapfrogError(
-        'input',
-        `${this.file}: this ledger was written by a newer leapfrog (ledger schema ${version}, this one knows ${known}); use that release, or another --state-dir`,
-      );
-    const current = () => this.db.pragma('user_version', { simple: true }) as number;
-    if (current() > known) throw refuse(current());
-    if (current() === known) return;
-    // Read the version again inside the write lock: another process opening
-    // the same new ledger may have migrated it since the read above.
-    this.db.transaction(() => {
-      const version = current();
-      if (version > known) throw refuse(version);
-      for (let v = version; v < known; v++) {
-        this.db.exec(MIGRATIONS[v]!);
-        this.db.pragma(`user_version = ${v + 1}`);
-      }
-    }).immediate();
+  /** The ledger for reading only (a copy in memory), or undefined when there is none. */
+  static openForReading(stateDir: string): Ledger | undefined {
+    const r = openReadable(stateDir);
+    return r && new Ledger(r.file, r.db);
   }
 
   schemaVersion(): number {
     return this.db.pragma('user_version', { simple: true }) as number;
   }
+
+  /** The schema this leapfrog writes: the ledger has it once opened (migrations.ts). */
+  static readonly schema = MIGRATIONS.length;
 
   close(): void {
     this.db.close();
@@ -406,11 +130,11 @@ export class Ledger {
     return { checkpoint: row.c, step: row.s };
   }
 
-  snapshot(s: { runId: number; chain: string; target: string; database: string; beforeStep: string; position: { checkpoint: number; step: number }; file: string | null; sha256: string | null; bytes: number | null; durationMs: number }): number {
+  snapshot(s: { runId: number; chain: string; target: string; database: string; beforeStep: string; position: { checkpoint: number; step: number }; file: string | null; sha256: string | null; bytes: number | null; durationMs: number; version?: unknown }): number {
     const info = this.sql(
-      `INSERT INTO snapshots (run_id, chain, target, database, before_step, after_checkpoint, after_step, file, sha256, bytes, duration_ms, created_at)
-       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
-    ).run(s.runId, s.chain, s.target, s.database, s.beforeStep, s.position.checkpoint, s.position.step, s.file, s.sha256, s.bytes, s.durationMs, now());
+      `INSERT INTO snapshots (run_id, chain, target, database, before_step, after_checkpoint, after_step, file, sha256, bytes, duration_ms, created_at, version)
+       VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)`,
+    ).run(s.runId, s.chain, s.target, s.database, s.beforeStep, s.position.checkpoint, s.position.step, s.file, s.sha256, s.bytes, s.durationMs, now(), s.version === undefined ? null : JSON.stringify(s.version));
     return Number(info.lastInsertRowid);
   }
 
@@ -433,28 +157,23 @@ export class Ledger {
   }
 
   /**
-   * The snapshot of `database` (of `project`) that holds its state at a
-   * checkpoint: the first one taken after the checkpoint with no step of the
-   * project and no rollback in between (its databases were still, so that is
-   * their exact state at the checkpoint), else the newest taken at or before it.
+   * The snapshot of `database` (of `project`) that holds exactly its state
+   * at a checkpoint: one taken before or after it with no step of the
+   * project that did anything (skipped ones did not) and no rollback in
+   * between, the nearest such. Undefined when none does: restoring an older
+   * snapshot would not be that checkpoint.
    */
-  snapshotAt(chain: string, target: string, project: string, database: string, checkpoint: CheckpointRow): SnapshotRow | undefined {
-    if (checkpoint.after_step !== null) {
-      const exact = this.sql(
-        `SELECT * FROM snapshots s WHERE s.chain = ? AND s.target = ? AND s.database = ? AND s.after_step >= ?
-           AND NOT EXISTS (SELECT 1 FROM steps st JOIN runs r ON r.id = st.run_id
-                           WHERE r.chain = s.chain AND r.target = s.target AND st.project = ? AND st.id > ? AND st.id <= s.after_step)
-           AND NOT EXISTS (SELECT 1 FROM rollbacks b WHERE b.chain = s.chain AND b.target = s.target AND b.step_ceiling >= ? AND b.step_ceiling <= s.after_step)
-         ORDER BY s.id LIMIT 1`,
-      ).get(chain, target, database, checkpoint.after_step, project, checkpoint.after_step, checkpoint.after_step) as SnapshotRow | undefined;
-      if (exact) return exact;
-    }
-    return this.sql(`SELECT * FROM snapshots WHERE chain = ? AND target = ? AND database = ? AND after_checkpoint <= ? ORDER BY id DESC LIMIT 1`).get(
-      chain,
-      target,
-      database,
-      checkpoint.id,
-    ) as SnapshotRow | undefined;
+  exactSnapshot(chain: string, target: string, project: string, database: string, checkpoint: CheckpointRow): SnapshotRow | undefined {
+    if (checkpoint.after_step === null) return undefined; // a ledger from before snapshots
+    return this.sql(
+      `SELECT * FROM snapshots s WHERE s.chain = ? AND s.target = ? AND s.database = ?
+         AND NOT EXISTS (SELECT 1 FROM steps st JOIN runs r ON r.id = st.run_id
+                         WHERE r.chain = s.chain AND r.target = s.target AND st.project = ? AND st.status <> 'skipped'
+                           AND st.id > min(s.after_step, ?) AND st.id <= max(s.after_step, ?))
+         AND NOT EXISTS (SELECT 1 FROM rollbacks b WHERE b.chain = s.chain AND b.target = s.target
+                           AND b.step_ceiling >= min(s.after_step, ?) AND b.step_ceiling <= max(s.after_step, ?))
+       ORDER BY abs(s.after_step - ?), s.id LIMIT 1`,
+    ).get(chain, target, database, project, checkpoint.after_step, checkpoint.after_step, checkpoint.after_step, checkpoint.after_step, checkpoint.after_step) as SnapshotRow | undefined;
   }
 
   /** For each database, the first snapshot ever taken of it for this chain and target: before its first hop. */
@@ -504,11 +223,18 @@ export class Ledger {
     return this.sql(`SELECT * FROM runs WHERE chain = ? AND target = ? ORDER BY id DESC LIMIT 1`).get(chain, target) as RunRow | undefined;
   }
 
-  /** Ids of steps interrupted in the last run of this chain on this target. */
-  interruptedSteps(chain: string, target: string): StepRow[] {
-    const last = this.lastRun(chain, target);
-    if (!last) return [];
-    return this.sql(`SELECT * FROM steps WHERE run_id = ? AND status IN ('interrupted', 'started') ORDER BY id`).all(last.id) as StepRow[];
+  /**
+   * Steps whose latest record on this target is `interrupted` or `started`:
+   * a run died or was stopped inside them and none has run them since, so a
+   * database may stand inside one of them (between two of the chain's
+   * versions) until it runs again.
+   */
+  inFlightSteps(chain: string, target: string): StepRow[] {
+    return this.sql(
+      `SELECT s.* FROM steps s WHERE s.status IN ('interrupted', 'started') AND s.id IN (
+         SELECT MAX(s2.id) FROM steps s2 JOIN runs r2 ON r2.id = s2.run_id WHERE r2.chain = ? AND r2.target = ? GROUP BY s2.step_id)
+       ORDER BY s.id`,
+    ).all(chain, target) as StepRow[];
   }
 
   /** The latest checkpoint of each project of this chain on this target. */
@@ -563,3 +289,9 @@ export async function withLedger<T>(stateDir: string, cb: (l: Ledger) => Promise
     l.close();
   }
 }
+
+/** The reads of the ledger: what the pre-flight may use (a ledger opened for reading, or none at all). */
+export type LedgerReader = Pick<
+  Ledger,
+  'file' | 'unfinished' | 'lastRun' | 'lastCheckpoints' | 'succeededSteps' | 'inFlightSteps' | 'succeededRuns' | 'unfinishedSteps' | 'checkpointsOf' | 'run' | 'steps' | 'checkpoints' | 'snapshots' | 'rollbacks' | 'exactSnapshot' | 'firstSnapshots' | 'runs'
+>;
