@@ -16,43 +16,7 @@ export interface Fingerprint {
 
 export async function fingerprint(session: TargetSession, dbName: string): Promise<Fingerprint | null> {
   if (!(await session.exists(dbName))) return null;
-  const k = session.db(dbName);
-  const tables: SchemaShape['tables'] = {};
-  if (session.target.kind === 'sqlite') {
-    const names = (await k.raw(
-      "SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name",
-    )) as { name: string }[];
-    for (const { name } of names) {
-      const q = name.replace(/"/g, '""');
-      const cols = (await k.raw(`PRAGMA table_info("${q}")`)) as { name: string; type: string; notnull: number; pk: number }[];
-      const idx = (await k.raw(`PRAGMA index_list("${q}")`)) as { name: string; unique: number }[];
-      const indexes: string[] = [];
-      for (const i of idx) {
-        const icols = (await k.raw(`PRAGMA index_info("${i.name.replace(/"/g, '""')}")`)) as { name: string }[];
-        indexes.push(`${i.name}(${icols.map((c) => c.name).join(',')})${i.unique ? ' unique' : ''}`);
-      }
-      tables[name] = {
-        columns: cols.map((c) => `${c.name} ${c.type.toLowerCase()}${c.notnull ? ' not null' : ''}${c.pk ? ' pk' : ''}`),
-        indexes: indexes.sort(),
-      };
-    }
-  } else {
-    const [cols] = (await k.raw(
-      `SELECT TABLE_NAME t, COLUMN_NAME c, COLUMN_TYPE ty, IS_NULLABLE n, COLUMN_KEY ck FROM information_schema.COLUMNS
-       WHERE TABLE_SCHEMA = ? ORDER BY TABLE_NAME, ORDINAL_POSITION`,
-      [dbName],
-    )) as [{ t: string; c: string; ty: string; n: string; ck: string }[]];
-    for (const r of cols) {
-      (tables[r.t] ??= { columns: [], indexes: [] }).columns.push(`${r.c} ${r.ty}${r.n === 'NO' ? ' not null' : ''}${r.ck === 'PRI' ? ' pk' : ''}`);
-    }
-    const [idx] = (await k.raw(
-      `SELECT TABLE_NAME t, INDEX_NAME i, GROUP_CONCAT(COLUMN_NAME ORDER BY SEQ_IN_INDEX) c, MIN(NON_UNIQUE) nu
-       FROM information_schema.STATISTICS WHERE TABLE_SCHEMA = ? GROUP BY TABLE_NAME, INDEX_NAME ORDER BY TABLE_NAME, INDEX_NAME`,
-      [dbName],
-    )) as [{ t: string; i: string; c: string; nu: number }[]];
-    for (const r of idx) (tables[r.t] ??= { columns: [], indexes: [] }).indexes.push(`${r.i}(${r.c})${Number(r.nu) === 0 ? ' unique' : ''}`);
-  }
-  const shape: SchemaShape = { tables };
+  const shape = await session.shape(dbName);
   return { sha256: createHash('sha256').update(JSON.stringify(shape)).digest('hex'), shape };
 }
 

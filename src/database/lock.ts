@@ -1,14 +1,13 @@
 import { createHash } from 'node:crypto';
-import { existsSync, mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
 import Database from 'better-sqlite3';
-import mysql from 'mysql2/promise';
 import type { Chain } from '../chain/types.js';
 import { LeapfrogError } from '../errors.js';
-import { mysqlConnection } from './session.js';
-import { describeTarget, type Target } from './url.js';
+import type { LockOptions, TargetSession } from './session.js';
+import { describeTarget } from './url.js';
 
 /**
  * Only one `run` (or `rollback`) at a time on a target (STYLE.md, "lock
@@ -36,17 +35,12 @@ export interface LockHolder {
   command: string;
 }
 
-export interface LockOptions {
-  /** Seconds to wait for a busy lock; 0 fails at once. */
-  waitSeconds: number;
-  /** What holds it, for the note (`run`, `rollback`). */
-  command: string;
-}
+export type { LockOptions } from './session.js';
 
 const POLL_MS = 200;
 
 /** An exclusive lock on a file, held by an open SQLite transaction. */
-class FileLock {
+export class FileLock {
   private constructor(
     private readonly db: Database.Database,
     private readonly note: string,
@@ -114,7 +108,7 @@ async function currentHolder(note: string): Promise<string> {
   }
 }
 
-function lockedError(what: string, holder: string, waited: number): LeapfrogError {
+export function lockedError(what: string, holder: string, waited: number): LeapfrogError {
   return new LeapfrogError(
     'locked',
     `${what} is locked by ${holder}${waited > 0 ? ` (waited ${waited} s)` : ''}. Only one run at a time may move these databases: wait for it, or pass --wait-lock SECONDS; if that process is gone, its lock is gone too, so run again.`,
@@ -128,73 +122,21 @@ export function serverLockNames(chain: Chain): string[] {
   return dbs.map((d) => (d.length <= 52 ? `leapfrog:db:${d}` : `leapfrog:db:${createHash('sha256').update(d).digest('hex').slice(0, 52)}`));
 }
 
-/** GET_LOCK on its own connection, kept idle (and so its idle time tells since when) until release. */
-class ServerLock {
-  private constructor(private readonly conn: mysql.Connection, private readonly names: readonly string[]) {}
-
-  static async acquire(t: Extract<Target, { kind: 'mysql' }>, names: readonly string[], what: string, opts: LockOptions): Promise<ServerLock> {
-    const c = mysqlConnection(t);
-    const conn = await mysql.createConnection({ host: c.host, port: c.port, socketPath: c.socketPath, user: c.user, password: c.password, connectTimeout: 10_000 });
-    const deadline = Date.now() + opts.waitSeconds * 1000;
-    try {
-      // The server would drop an idle connection (and the locks) after wait_timeout (8 h by default).
-      await conn.query('SET SESSION wait_timeout = 31536000');
-      for (const name of names) {
-        const wait = Math.max(0, Math.ceil((deadline - Date.now()) / 1000));
-        const [rows] = await conn.query('SELECT GET_LOCK(?, ?) AS got', [name, wait]);
-        if ((rows as { got: number | null }[])[0]?.got === 1) continue;
-        const [held] = await conn.query(`SELECT p.ID id, p.USER user, p.HOST host, p.TIME time FROM information_schema.PROCESSLIST p WHERE p.ID = IS_USED_LOCK(?)`, [name]);
-        const h = (held as { id: number; user: string; host: string; time: number }[])[0];
-        const holder = h
-          ? `server connection ${h.id} (${h.user} from ${h.host}), holding lock ${name} since ${new Date(Date.now() - h.time * 1000).toISOString()}`
-          : `another session holding lock ${name} (this user cannot see which: it needs the PROCESS privilege)`;
-        throw lockedError(what, holder, opts.waitSeconds);
-      }
-      return new ServerLock(conn, names);
-    } catch (err) {
-      await conn.end().catch(() => conn.destroy());
-      throw err;
-    }
-  }
-
-  async release(): Promise<void> {
-    try {
-      await this.conn.query('DO RELEASE_ALL_LOCKS()');
-    } finally {
-      await this.conn.end().catch(() => this.conn.destroy());
-    }
-  }
-}
-
 /**
  * Run `cb` holding the run locks for (target, chain): the state directory's,
- * then the target's. Released however `cb` ends.
+ * then the target's own (session.lock: a lock file beside SQLite files,
+ * GET_LOCK on a server). Released however `cb` ends.
  */
-export async function withTargetLock<T>(target: Target, chain: Chain, stateDir: string, opts: LockOptions, cb: () => Promise<T>): Promise<T> {
-  const shown = describeTarget(target);
-  if (target.kind === 'sqlite' && !existsSync(target.dir)) throw new LeapfrogError('input', `--db ${shown}: the directory does not exist`);
+export async function withTargetLock<T>(session: TargetSession, chain: Chain, stateDir: string, opts: LockOptions, cb: () => Promise<T>): Promise<T> {
+  const shown = describeTarget(session.target);
   const key = createHash('sha256').update(shown).digest('hex').slice(0, 16);
   const local = await FileLock.acquire(path.join(stateDir, 'locks', `${key}.lock`), `${shown} (state directory ${stateDir})`, opts);
   try {
-    if (target.kind === 'sqlite') {
-      const dirLock = await FileLock.acquire(path.join(target.dir, '.leapfrog.lock'), `sqlite:${target.dir}`, opts);
-      try {
-        return await cb();
-      } finally {
-        dirLock.release();
-      }
-    }
-    let server: ServerLock;
-    try {
-      server = await ServerLock.acquire(target, serverLockNames(chain), shown, opts);
-    } catch (err) {
-      if (err instanceof LeapfrogError) throw err;
-      throw new LeapfrogError('input', `${shown}: cannot take the run lock (${(err as Error).message})`, { cause: err });
-    }
+    const remote = await session.lock(serverLockNames(chain), shown, opts);
     try {
       return await cb();
     } finally {
-      await server.release();
+      await remote.release();
     }
   } finally {
     local.release();

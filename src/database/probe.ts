@@ -1,4 +1,4 @@
-import type { Knex } from 'knex';
+import { mapLimit } from '../concurrency.js';
 import { LeapfrogError } from '../errors.js';
 import type { Chain, ProjectDef, Version, VersionProbe } from '../chain/types.js';
 import type { TargetSession } from './session.js';
@@ -8,21 +8,18 @@ import type { TargetSession } from './session.js';
  * names its database so messages can say which project and database failed.
  */
 
-async function firstValue(k: Knex, query: string): Promise<unknown> {
-  const res: unknown = await k.raw(query);
-  // better-sqlite3 returns rows; mysql2 returns [rows, fields].
-  const rows = (Array.isArray(res) && Array.isArray(res[0]) ? res[0] : res) as Record<string, unknown>[];
-  const row = rows[0];
+/** The first column of the first row of the chain's query, read-only (session.read). */
+async function firstValue(session: TargetSession, dbName: string, query: string): Promise<unknown> {
+  const row = (await session.read(dbName, query))[0];
   return row === undefined ? undefined : Object.values(row)[0];
 }
 
 export async function probeVersion(session: TargetSession, dbName: string, probe: VersionProbe): Promise<Version> {
   if (!(await session.exists(dbName))) return { kind: 'absent' };
-  const k = session.db(dbName);
   switch (probe.kind) {
     case 'sqlalchemy-migrate': {
-      if (!(await k.schema.hasTable('migrate_version'))) return { kind: 'absent' };
-      const rows = (await k.select('repository_id', 'version').from('migrate_version')) as { repository_id: string; version: number | string }[];
+      if (!(await session.hasTable(dbName, 'migrate_version'))) return { kind: 'absent' };
+      const rows = (await session.read(dbName, 'SELECT repository_id, version FROM migrate_version')) as { repository_id: string; version: number | string }[];
       if (probe.repositories === undefined) {
         if (rows.length === 0) return { kind: 'absent' };
         if (rows.length > 1) {
@@ -40,13 +37,13 @@ export async function probeVersion(session: TargetSession, dbName: string, probe
       return { kind: 'repos', repos };
     }
     case 'alembic': {
-      if (!(await k.schema.hasTable('alembic_version'))) return { kind: 'absent' };
-      const rows = (await k.select('version_num').from('alembic_version')) as { version_num: string }[];
+      if (!(await session.hasTable(dbName, 'alembic_version'))) return { kind: 'absent' };
+      const rows = (await session.read(dbName, 'SELECT version_num FROM alembic_version')) as { version_num: string }[];
       if (rows.length === 0) return { kind: 'absent' };
       return { kind: 'heads', heads: rows.map((r) => r.version_num).sort() };
     }
     case 'sql': {
-      const v = await firstValue(k, probe.query);
+      const v = await firstValue(session, dbName, probe.query);
       if (v === undefined || v === null) return { kind: 'absent' };
       return probe.numeric ? { kind: 'number', value: Number(v) } : { kind: 'text', value: String(v) };
     }
@@ -66,15 +63,20 @@ export async function probeProject(session: TargetSession, project: ProjectDef):
   return out;
 }
 
+/**
+ * Every project's versions. Projects are probed side by side: on a server,
+ * each database has its own connection to open, and one after another that
+ * dominates a large target (bench/check.ts).
+ */
 export async function probeAll(session: TargetSession, chain: Chain): Promise<Record<string, Record<string, Version>>> {
-  const out: Record<string, Record<string, Version>> = {};
-  for (const p of Object.values(chain.projects)) out[p.name] = await probeProject(session, p);
-  return out;
+  const projects = Object.values(chain.projects);
+  const versions = await mapLimit(projects, 8, (p) => probeProject(session, p));
+  return Object.fromEntries(projects.map((p, i) => [p.name, versions[i]!]));
 }
 
 /** The count a needed-when query returns. Throws when the query fails: the caller decides whether that is expected. */
 export async function neededCount(session: TargetSession, dbName: string, query: string): Promise<number> {
-  const v = await firstValue(session.db(dbName), query);
+  const v = await firstValue(session, dbName, query);
   const n = Number(v ?? 0);
   if (!Number.isFinite(n)) throw new Error(`needed-when returned ${String(v)}, not a count`);
   return n;

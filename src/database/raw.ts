@@ -1,7 +1,7 @@
 import { Readable } from 'node:stream';
 import mysql from 'mysql2/promise';
 import { LeapfrogError } from '../errors.js';
-import type { TargetSession } from './session.js';
+import { withTarget, type TargetSession } from './session.js';
 import type { Target } from './url.js';
 
 /**
@@ -50,33 +50,11 @@ export async function openSqlConnection(t: Extract<Target, { kind: 'mysql' }>): 
 }
 
 /** Rows per table of one database (tables only, not views). */
-export async function tableRowCounts(session: TargetSession, dbName: string): Promise<Record<string, number>> {
-  if (!(await session.exists(dbName))) return {};
-  const k = session.db(dbName);
-  let tables: string[];
-  if (session.target.kind === 'sqlite') {
-    tables = ((await k.raw("SELECT name FROM sqlite_master WHERE type = 'table' AND name NOT LIKE 'sqlite_%' ORDER BY name")) as { name: string }[]).map((r) => r.name);
-  } else {
-    const [rows] = (await k.raw("SELECT TABLE_NAME t FROM information_schema.TABLES WHERE TABLE_SCHEMA = ? AND TABLE_TYPE = 'BASE TABLE' ORDER BY TABLE_NAME", [dbName])) as [{ t: string }[]];
-    tables = rows.map((r) => r.t);
-  }
-  const out: Record<string, number> = {};
-  for (const t of tables) {
-    const q = session.target.kind === 'sqlite' ? `"${t.replace(/"/g, '""')}"` : `\`${t.replace(/`/g, '``')}\``;
-    const res: unknown = await k.raw(`SELECT COUNT(*) AS n FROM ${q}`);
-    const rows = (Array.isArray(res) && Array.isArray(res[0]) ? res[0] : res) as { n: number | string }[];
-    out[t] = Number(rows[0]!.n);
-  }
-  return out;
+export function tableRowCounts(session: TargetSession, dbName: string): Promise<Record<string, number>> {
+  return session.rowCounts(dbName);
 }
 
 /** Drop databases by name (a --server rehearsal's prefixed copies); missing ones are fine. */
 export async function dropDatabases(t: Extract<Target, { kind: 'mysql' }>, names: readonly string[]): Promise<void> {
-  if (names.length === 0) return;
-  const c = await openSqlConnection(t);
-  try {
-    for (const n of names) await c.query(`DROP DATABASE IF EXISTS \`${n.replace(/`/g, '``')}\``);
-  } finally {
-    await c.close();
-  }
+  await withTarget(t, (s) => s.drop(names), { check: false });
 }

@@ -1,127 +1,25 @@
-import { existsSync } from 'node:fs';
-import knexFactory, { type Knex } from 'knex';
 import { LeapfrogError } from '../errors.js';
-import { describeTarget, sqliteFile, type Target } from './url.js';
+import type { SchemaShape } from './fingerprint.js';
+import type { FileHolder, MysqlFacts, ServerInfo, SqliteFileFact } from './inspect.js';
+import type { SnapshotFile } from './digest.js';
+import { describeTarget, type DatabaseAddress, type Target } from './url.js';
 
 /**
- * Connections to the target's databases, one knex instance per database so a
- * chain's SQL (version probes, needed-when queries) runs in that database's
- * context on both SQLite and MySQL. The only module that creates knex.
+ * A session on the target: everything leapfrog asks of a database server,
+ * in one interface with one implementation per kind (STYLE.md 13, kysely's
+ * DialectAdapter): SQLite files (sqlite.ts) and MySQL/MariaDB (mysql.ts).
+ * The rest of leapfrog never asks which kind it talks to; only these two
+ * modules (and the ledger) import better-sqlite3 or mysql2.
+ *
+ * Reading is read-only by construction: `read` wraps the chain's SQL (a
+ * version probe, a needed-when or blocker query) as a derived table, so it
+ * can only be one SELECT, and runs it on a connection that cannot write (a
+ * read-only SQLite handle and statement; a MySQL session whose transactions
+ * are READ ONLY). leapfrog itself never writes a project database; the
+ * toolchains do.
  */
-/**
- * knex's default logger prints pool errors ("Acquire connection error") to
- * stdout, which would corrupt --format json; the same error reaches the caller
- * as a rejected query, which reports it.
- */
-export const QUIET_KNEX_LOG = { warn: () => {}, error: () => {}, deprecate: () => {}, debug: () => {} };
 
-export class TargetSession {
-  private readonly pools = new Map<string, Knex>();
-  private server: Knex | undefined;
-
-  constructor(readonly target: Target) {}
-
-  /** Whether the database (SQLite file, MySQL schema) exists. */
-  async exists(name: string): Promise<boolean> {
-    if (this.target.kind === 'sqlite') return existsSync(sqliteFile(this.target.dir, name));
-    const rows = await this.serverConnection()
-      .select('SCHEMA_NAME')
-      .from('information_schema.SCHEMATA')
-      .where('SCHEMA_NAME', name);
-    return rows.length > 0;
-  }
-
-  /** A connection to an existing database. Callers check `exists` first: SQLite would create the file. */
-  db(name: string): Knex {
-    let k = this.pools.get(name);
-    if (k) return k;
-    const t = this.target;
-    if (t.kind === 'sqlite') {
-      // Read-only: leapfrog itself never writes a project database; the toolchains do.
-      k = knexFactory({
-        client: 'better-sqlite3',
-        connection: { filename: sqliteFile(t.dir, name), options: { readonly: true } },
-        useNullAsDefault: true,
-        pool: { min: 0, max: 1 },
-        log: QUIET_KNEX_LOG,
-      });
-    } else {
-      k = knexFactory({ client: 'mysql2', connection: { ...mysqlConnection(t), database: name }, pool: { min: 0, max: 2 }, log: QUIET_KNEX_LOG });
-    }
-    this.pools.set(name, k);
-    return k;
-  }
-
-  /** A server target answers, or a clear input error (wrong password, server down) before anything else runs. */
-  async connect(): Promise<void> {
-    if (this.target.kind !== 'mysql') return;
-    try {
-      await this.serverConnection().raw('SELECT 1');
-    } catch (err) {
-      throw targetUnreachable(err, describeTarget(this.target));
-    }
-  }
-
-  /**
-   * Other client sessions with one of `names` as their current database, from
-   * the server's process list (MySQL/MariaDB; a SQLite target has none to
-   * show). `visible` is false when this user lacks the PROCESS privilege and
-   * so sees only its own sessions.
-   */
-  async clientSessions(names: readonly string[]): Promise<{ visible: boolean; sessions: ClientSession[] }> {
-    if (this.target.kind !== 'mysql' || names.length === 0) return { visible: true, sessions: [] };
-    const k = this.serverConnection();
-    const [rows] = (await k.raw(
-      `SELECT ID id, USER user, HOST host, DB db, COMMAND command, TIME time, STATE state FROM information_schema.PROCESSLIST
-       WHERE DB IN (${names.map(() => '?').join(', ')}) AND ID <> CONNECTION_ID() AND COMMAND NOT IN ('Daemon', 'Binlog Dump', 'Killed')
-       ORDER BY DB, ID`,
-      [...names],
-    )) as [ClientSession[]];
-    // Without PROCESS (or SUPER), PROCESSLIST shows only the account's own threads
-    // (https://mariadb.com/kb/en/information-schema-processlist-table/).
-    const [priv] = (await k.raw(
-      `SELECT COUNT(*) n FROM information_schema.USER_PRIVILEGES
-       WHERE PRIVILEGE_TYPE IN ('PROCESS', 'SUPER') AND GRANTEE = CONCAT("'", SUBSTRING_INDEX(CURRENT_USER(), '@', 1), "'@'", SUBSTRING_INDEX(CURRENT_USER(), '@', -1), "'")`,
-    )) as [{ n: number }[]];
-    return { visible: Number(priv[0]?.n ?? 0) > 0, sessions: rows.map((r) => ({ ...r, time: Number(r.time) })) };
-  }
-
-  /** A connection with no default database (MySQL only): server-wide facts such as check-migrations reads. */
-  serverKnex(): Knex {
-    return this.serverConnection();
-  }
-
-  private serverConnection(): Knex {
-    const t = this.target;
-    if (t.kind !== 'mysql') throw new Error('server connection asked of a SQLite target');
-    this.server ??= knexFactory({ client: 'mysql2', connection: mysqlConnection(t), pool: { min: 0, max: 2 }, log: QUIET_KNEX_LOG });
-    return this.server;
-  }
-
-  /** Close connections so a toolchain (or a file copy) sees the database alone. */
-  async release(name?: string): Promise<void> {
-    const names = name === undefined ? [...this.pools.keys()] : [name];
-    await Promise.all(
-      names.map(async (n) => {
-        const k = this.pools.get(n);
-        this.pools.delete(n);
-        await k?.destroy();
-      }),
-    );
-  }
-
-  async close(): Promise<void> {
-    await this.release();
-    await this.server?.destroy();
-    this.server = undefined;
-  }
-}
-
-export function mysqlConnection(t: Extract<Target, { kind: 'mysql' }>): Knex.MySql2ConnectionConfig {
-  return t.socket
-    ? { socketPath: t.socket, user: t.user, password: t.password, connectTimeout: 10_000 }
-    : { host: t.host, port: t.port, user: t.user, password: t.password, connectTimeout: 10_000 };
-}
+export type Row = Record<string, unknown>;
 
 export interface ClientSession {
   id: number;
@@ -133,13 +31,64 @@ export interface ClientSession {
   state: string | null;
 }
 
+/** What check-migrations reads of the server around the databases (inspect.ts has the shapes). */
+export type ServerFacts = { kind: 'mysql'; mysql: MysqlFacts } | { kind: 'sqlite'; files: SqliteFileFact[]; holders: FileHolder[] | undefined };
+
+export interface LockOptions {
+  /** Seconds to wait for a busy lock; 0 fails at once. */
+  waitSeconds: number;
+  /** What holds it, for the note (`run`, `rollback`). */
+  command: string;
+}
+
+export interface TargetSession {
+  readonly target: Target;
+  /** The server answers (a clear input error otherwise: wrong password, server down). */
+  connect(): Promise<void>;
+  /** Whether the database (SQLite file, MySQL schema) exists. */
+  exists(name: string): Promise<boolean>;
+  /** One read-only SELECT in an existing database. A statement that is not one, or that would write, fails. */
+  read(name: string, sql: string, params?: readonly unknown[]): Promise<Row[]>;
+  hasTable(name: string, table: string): Promise<boolean>;
+  /** Base tables, sorted. */
+  tables(name: string): Promise<string[]>;
+  /** Columns and indexes per table (the fingerprint's input). */
+  shape(name: string): Promise<SchemaShape>;
+  /** Rows per base table. */
+  rowCounts(name: string): Promise<Record<string, number>>;
+  serverInfo(): Promise<ServerInfo>;
+  /** Other sessions with one of `names` as their database; `visible` false when this account cannot see other users'. */
+  clientSessions(names: readonly string[]): Promise<{ visible: boolean; sessions: ClientSession[] }>;
+  /** Server-wide facts for check-migrations; call before opening the databases themselves (ours would count as clients). */
+  inspect(names: readonly string[]): Promise<ServerFacts>;
+  /** A compressed snapshot of one database into `dir` (absent: file null). */
+  snapshot(name: string, dir: string, level: number): Promise<SnapshotFile>;
+  /** Put one database back as its snapshot has it (dropping it when it did not exist). */
+  restore(snap: SnapshotFile): Promise<void>;
+  /** The target's half of the run lock (the state directory's is lock.ts's), held until released. */
+  lock(names: readonly string[], what: string, opts: LockOptions): Promise<{ release(): Promise<void> }>;
+  /** What templates may say about a database: URL, host, port, user, password, socket, path. */
+  address(name: string): DatabaseAddress;
+  /** A step in a network namespace of its own can still reach the target (files, a unix socket). */
+  reachableWithoutNetwork(): boolean;
+  drop(names: readonly string[]): Promise<void>;
+  /** Close connections so a toolchain (or a file copy) sees the database alone. */
+  release(name?: string): Promise<void>;
+  close(): Promise<void>;
+}
+
+export async function openSession(target: Target): Promise<TargetSession> {
+  if (target.kind === 'sqlite') return new (await import('./sqlite.js')).SqliteSession(target);
+  return new (await import('./mysql.js')).MysqlSession(target);
+}
+
 /**
  * Run `cb` with a session, closing it however `cb` ends. By default a server
  * that does not answer is an input error before `cb` runs; `check: false` is
  * for callers that report reachability themselves (check-migrations).
  */
 export async function withTarget<T>(target: Target, cb: (s: TargetSession) => Promise<T>, options: { check?: boolean } = {}): Promise<T> {
-  const s = new TargetSession(target);
+  const s = await openSession(target);
   try {
     if (options.check !== false) await s.connect();
     return await cb(s);
@@ -153,3 +102,12 @@ export function targetUnreachable(err: unknown, what: string): LeapfrogError {
   const said = code && (err as Error).message && !(err as Error).message.startsWith(code) ? `${code}: ${(err as Error).message}` : (code ?? (err as Error).message);
   return new LeapfrogError('input', `${what}: cannot reach the target database (${said}). Check --db, the password (URL, LEAPFROG_DB_PASSWORD or --defaults-file) and that the server is up.`, { cause: err });
 }
+
+/** The chain's SQL as a derived table: whatever it is, only one SELECT can stand there (no SET, FLUSH, INTO OUTFILE, second statement). */
+export function asDerivedTable(sql: string): string {
+  const body = sql.trim().replace(/;+\s*$/, '');
+  // Newlines: a trailing `-- comment` in the chain's query must not swallow the closing parenthesis.
+  return `SELECT * FROM (\n${body}\n) AS leapfrog_probe`;
+}
+
+export const describeSession = (s: TargetSession) => describeTarget(s.target);

@@ -95,27 +95,3 @@ export function describeTarget(t: Target): string {
 export function sqliteFile(dir: string, name: string): string {
   return path.join(dir, name + SQLITE_SUFFIX);
 }
-
-export function databaseAddress(t: Target, name: string): DatabaseAddress {
-  if (t.kind === 'sqlite') {
-    const file = sqliteFile(t.dir, name);
-    const url = `sqlite:///${file}`;
-    return { url, redactedUrl: url, name, host: '', port: '', user: '', password: '', socket: '', path: file };
-  }
-  const user = encodeURIComponent(t.user);
-  const pw = t.password === undefined ? '' : `:${encodeURIComponent(t.password)}`;
-  const hostPart = t.socket ? 'localhost' : `${t.host}:${t.port}`;
-  const query = t.socket ? `?unix_socket=${t.socket}` : '';
-  const url = `mysql+pymysql://${user}${pw}@${hostPart}/${name}${query}`;
-  return {
-    url,
-    redactedUrl: redactUrl(url),
-    name,
-    host: t.socket ? 'localhost' : t.host,
-    port: t.socket ? '' : String(t.port),
-    user: t.user,
-    password: t.password ?? '',
-    socket: t.socket ?? '',
-    path: '',
-  };
-}
