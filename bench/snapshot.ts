@@ -16,9 +16,10 @@ import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { execa } from 'execa';
-import { SNAPSHOT_GZIP_LEVEL } from '../src/runner/runner.js';
+import { SNAPSHOT_GZIP_LEVEL } from '../src/runner/checkpoint.js';
 import { withTarget } from '../src/database/session.js';
-import { clientOptionFile, snapshotDatabase } from '../src/database/snapshot.js';
+import { clientOptionFile } from '../src/database/mysql-dump.js';
+import { snapshotDatabase } from '../src/database/snapshot.js';
 import { parseTargetUrl } from '../src/database/url.js';
 
 const argv = process.argv.slice(2);

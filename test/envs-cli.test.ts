@@ -116,5 +116,5 @@ test('envs provision with a bad flag or no chain says what is wrong', async () =
   assert.match(noChain.stderr, /envs provision needs --chain FILE/);
   const bad = await leapfrog(['envs', 'provision', '--chain', remote.chain, '--cache-dir', tempDir('c'), '--idle-timeout', '0']);
   assert.equal(bad.exitCode, 2);
-  assert.match(bad.stderr, /--idle-timeout 0: must be a number greater than 0/);
+  assert.match(bad.stderr, /--idle-timeout 0: must be a number of seconds, greater than 0/);
 });

@@ -1,6 +1,7 @@
-import type { Chain, EnvDef, Version } from '../chain/types.js';
+import type { Chain, EnvDef } from '../chain/types.js';
+import type { Preflight } from '../core/preflight.js';
 import type { LeapfrogError } from '../errors.js';
-import type { Layout } from '../runner/layout.js';
+import type { Layout } from '../core/layout.js';
 import type { FileHolder, MysqlFacts, ServerInfo, SqliteFileFact } from '../database/inspect.js';
 import type { Target } from '../database/url.js';
 
@@ -45,19 +46,6 @@ export interface BlockerFact {
     | { kind: 'error'; reason: string };
 }
 
-export interface LedgerStepFact {
-  runId: number;
-  chain: string;
-  stepId: string;
-  startedAt: string;
-  logPath: string | null;
-  runStatus: string;
-  host: string;
-  pid: number;
-  /** The run's process is alive on this host: a run in progress, not a crash. */
-  alive: boolean;
-}
-
 export interface RunTiming {
   runId: number;
   /** Where it was recorded, for people: "run 3", or "rehearsal run 1 in STATE/rehearsals/…". */
@@ -72,11 +60,8 @@ export interface LedgerFact {
   file: string;
   exists: boolean;
   error: string | undefined;
-  unfinished: LedgerStepFact[];
-  /** Succeeded runs of this chain, newest first. */
+  /** Succeeded runs (and rehearsals) of this chain, newest first: the estimate's source. */
   history: RunTiming[];
-  /** Data steps recorded succeeded against this target (planner input). */
-  done: ReadonlySet<string>;
 }
 
 export interface CheckFacts {
@@ -94,9 +79,8 @@ export interface CheckFacts {
   reach: { ok: true; server: ServerInfo } | { ok: false; error: string };
   /** Per project and logical database: exists on the target. */
   databases: { project: string; logical: string; name: string; exists: boolean }[];
-  versions: Record<string, Record<string, Version>> | undefined;
-  versionsError: string | undefined;
-  neededCounts: Record<string, number>;
+  /** The pre-flight `run` would take: versions, plan, dead runs, drift; undefined when the chain or the target could not be read. */
+  preflight: Preflight | undefined;
   blockers: BlockerFact[];
   mysql: MysqlFacts | undefined;
   sqlite: { files: SqliteFileFact[]; holders: FileHolder[] | undefined } | undefined;

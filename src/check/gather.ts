@@ -1,17 +1,18 @@
 import { existsSync, readdirSync, statfsSync } from 'node:fs';
-import os from 'node:os';
 import path from 'node:path';
 import { loadChain, loadEnv } from '../chain/load.js';
-import type { Chain, Version } from '../chain/types.js';
+import type { Chain } from '../chain/types.js';
 import { envRoot } from '../envs/store.js';
+import { mapLimit } from '../concurrency.js';
 import { LeapfrogError } from '../errors.js';
 import { Ledger } from '../ledger/ledger.js';
-import { layout } from '../runner/layout.js';
-import { mysqlFacts, processesHolding, serverInfo, sqliteFiles } from '../database/inspect.js';
-import { neededCount, probeNeeded, probeProject } from '../database/probe.js';
+import { layout } from '../core/layout.js';
+import { neededCount } from '../database/probe.js';
 import { withTarget, type TargetSession } from '../database/session.js';
-import { describeTarget, parseTargetUrl } from '../database/url.js';
-import type { BlockerFact, CheckFacts, EnvFact, LedgerFact, RunTiming } from './facts.js';
+import { describeTarget } from '../database/url.js';
+import { targetFrom } from '../core/context.js';
+import { preflight } from '../core/preflight.js';
+import type { BlockerFact, CheckFacts, EnvFact, RunTiming } from './facts.js';
 
 /**
  * All of check-migrations' I/O, read once, in an order that keeps the
@@ -23,6 +24,7 @@ import type { BlockerFact, CheckFacts, EnvFact, LedgerFact, RunTiming } from './
 export interface CheckOptions {
   chain: string;
   db: string;
+  defaultsFile: string | undefined;
   stateDir: string;
   cacheDir: string | undefined;
   envs: string | undefined;
@@ -33,20 +35,8 @@ export interface CheckOptions {
 
 const PARALLEL = 8;
 
-/** `fn` over `items`, at most `limit` at once, results in input order. */
-async function mapLimit<T, R>(items: readonly T[], limit: number, fn: (item: T) => Promise<R>): Promise<R[]> {
-  const out: R[] = new Array<R>(items.length);
-  let next = 0;
-  await Promise.all(
-    Array.from({ length: Math.min(limit, items.length) }, async () => {
-      for (let i = next++; i < items.length; i = next++) out[i] = await fn(items[i]!);
-    }),
-  );
-  return out;
-}
-
 export async function gatherFacts(o: CheckOptions): Promise<CheckFacts> {
-  const target = parseTargetUrl(o.db, process.env.LEAPFROG_DB_PASSWORD);
+  const target = targetFrom({ db: o.db, defaultsFile: o.defaultsFile });
   const targetDescription = describeTarget(target);
   let chain: Chain | undefined;
   let chainError: LeapfrogError | undefined;
@@ -72,53 +62,55 @@ export async function gatherFacts(o: CheckOptions): Promise<CheckFacts> {
     envs: chain && l ? readEnvs(chain, l.cacheDir) : [],
     reach: { ok: false, error: 'not checked' },
     databases: [],
-    versions: undefined,
-    versionsError: undefined,
-    neededCounts: {},
+    preflight: undefined,
     blockers: [],
     mysql: undefined,
     sqlite: undefined,
     storage: readStorage(stateDir),
-    ledger: readLedger(stateDir, chain?.name, targetDescription),
+    ledger: { file: path.join(stateDir, 'ledger.sqlite3'), exists: false, error: undefined, history: [] },
   };
+  let ledger: Ledger | undefined;
+  try {
+    ledger = Ledger.openForReading(stateDir);
+    facts.ledger = { ...facts.ledger, exists: ledger !== undefined, history: chain ? history(ledger, stateDir, chain.name) : [] };
+  } catch (err) {
+    if (!(err instanceof LeapfrogError)) throw err;
+    facts.ledger = { ...facts.ledger, exists: true, error: err.message };
+  }
+  try {
+    await readTarget(facts, ledger);
+  } finally {
+    ledger?.close();
+  }
+  return facts;
+}
+
+/** Everything read from the target, in one session: server-wide facts before leapfrog opens connections to the chain's databases. */
+async function readTarget(facts: CheckFacts, ledger: Ledger | undefined): Promise<void> {
+  const { target, chain } = facts;
 
   await withTarget(target, async (session) => {
-    if (target.kind === 'sqlite' && !existsSync(target.dir)) {
-      facts.reach = { ok: false, error: `the directory ${target.dir} does not exist` };
-      return;
-    }
     try {
-      facts.reach = { ok: true, server: await serverInfo(session) };
+      await session.connect();
+      facts.reach = { ok: true, server: await session.serverInfo() };
     } catch (err) {
-      const code = (err as { code?: string }).code;
-      facts.reach = { ok: false, error: `cannot connect (${code ? `${code}: ` : ''}${(err as Error).message})` };
+      // The driver's own error when there is one (a refused login, a server down); connect()'s words otherwise (a missing SQLite directory).
+      const cause = err instanceof LeapfrogError && err.cause !== undefined ? err.cause : err;
+      const code = (cause as { code?: string }).code;
+      facts.reach = { ok: false, error: cause instanceof LeapfrogError ? cause.message : `cannot connect (${code ? `${code}: ` : ''}${(cause as Error).message})` };
       return;
     }
     if (!chain) return;
     const names = Object.values(chain.projects).flatMap((p) => Object.values(p.databases));
     // Before any connection to the chain's databases: ours would count as clients.
-    if (target.kind === 'mysql') facts.mysql = await mysqlFacts(session, names);
+    const server = await session.inspect(names);
+    if (server.kind === 'mysql') facts.mysql = server.mysql;
+    else facts.sqlite = { files: server.files, holders: server.holders };
     const dbs = Object.values(chain.projects).flatMap((p) => Object.entries(p.databases).map(([logical, name]) => ({ project: p.name, logical, name })));
     facts.databases = await mapLimit(dbs, PARALLEL, async (d) => ({ ...d, exists: await session.exists(d.name) }));
-    // Projects are probed side by side: on a server, each database has its own
-    // connection to open, and one after another that dominates a large target.
-    const probed = await mapLimit(Object.values(chain.projects), PARALLEL, (p) =>
-      probeProject(session, p).then(
-        (v): { v: Record<string, Version>; e?: undefined } => ({ v }),
-        (e: unknown) => ({ v: undefined, e: e as Error }),
-      ),
-    );
-    const failed = probed.find((r) => r.e !== undefined);
-    if (failed) facts.versionsError = failed.e!.message;
-    else facts.versions = Object.fromEntries(Object.keys(chain.projects).map((p, i) => [p, probed[i]!.v!]));
-    facts.neededCounts = await probeNeeded(session, chain);
+    facts.preflight = await preflight({ chain, layout: facts.layout!, session, ledger }, { until: facts.until });
     facts.blockers = await readBlockers(session, chain);
-    if (target.kind === 'sqlite') {
-      const files = sqliteFiles(target.dir, names);
-      facts.sqlite = { files, holders: processesHolding(files.filter((f) => f.exists).map((f) => f.file)) };
-    }
   }, { check: false });
-  return facts;
 }
 
 function readEnvs(chain: Chain, cacheDir: string): EnvFact[] {
@@ -152,17 +144,6 @@ function readStorage(stateDir: string): CheckFacts['storage'] {
   }
 }
 
-function alive(host: string, pid: number): boolean {
-  if (host !== os.hostname()) return false;
-  try {
-    process.kill(pid, 0);
-    return true;
-  } catch (err) {
-    // EPERM: the process exists but belongs to someone else.
-    return (err as NodeJS.ErrnoException).code === 'EPERM';
-  }
-}
-
 /**
  * Rehearsals keep a ledger of their own under STATE_DIR/rehearsals/<id>/; the
  * report on production quotes their timings (they are the point of rehearsing).
@@ -180,16 +161,7 @@ function rehearsalHistory(stateDir: string, chain: string): RunTiming[] {
     }
     if (!ledger) continue;
     try {
-      for (const { run, steps } of ledger.succeededRuns(chain)) {
-        out.push({
-          runId: run.id,
-          label: `rehearsal ${dir} (run ${run.id})`,
-          kind: 'rehearsal',
-          target: run.target,
-          finishedAt: run.finished_at,
-          steps: steps.map((s) => ({ stepId: s.step_id, project: s.project, release: s.release, status: s.status, durationMs: s.duration_ms })),
-        });
-      }
+      out.push(...timings(ledger, chain, (id) => `rehearsal ${dir} (run ${id})`));
     } finally {
       ledger.close();
     }
@@ -197,49 +169,21 @@ function rehearsalHistory(stateDir: string, chain: string): RunTiming[] {
   return out;
 }
 
-function readLedger(stateDir: string, chain: string | undefined, target: string): LedgerFact {
-  const file = path.join(stateDir, 'ledger.sqlite3');
-  const empty: LedgerFact = { file, exists: existsSync(file), error: undefined, unfinished: [], history: [], done: new Set() };
-  let ledger: Ledger | undefined;
-  try {
-    ledger = Ledger.openForReading(stateDir);
-  } catch (err) {
-    if (!(err instanceof LeapfrogError)) throw err;
-    return { ...empty, error: err.message };
-  }
-  // No ledger of real runs yet (the usual case before a window): rehearsals may still have timed the chain.
-  if (!ledger) return { ...empty, history: chain ? rehearsalHistory(stateDir, chain) : [] };
-  try {
-    return {
-      file,
-      exists: true,
-      error: undefined,
-      unfinished: ledger.unfinishedSteps(target).map((s) => ({
-        runId: s.run_id,
-        chain: s.chain,
-        stepId: s.step_id,
-        startedAt: s.started_at,
-        logPath: s.log_path,
-        runStatus: s.run_status,
-        host: s.run_host,
-        pid: s.run_pid,
-        alive: s.run_status === 'running' && alive(s.run_host, s.run_pid),
-      })),
-      history: chain
-        ? [...ledger.succeededRuns(chain).map(({ run, steps }) => ({
-            runId: run.id,
-            label: `${run.kind === 'rehearsal' ? 'rehearsal ' : ''}run ${run.id}`,
-            kind: run.kind,
-            target: run.target,
-            finishedAt: run.finished_at,
-            steps: steps.map((s) => ({ stepId: s.step_id, project: s.project, release: s.release, status: s.status, durationMs: s.duration_ms })),
-          })), ...rehearsalHistory(stateDir, chain)].sort((a, b) => (b.finishedAt ?? '').localeCompare(a.finishedAt ?? ''))
-        : [],
-      done: chain ? ledger.succeededSteps(chain, target) : new Set(),
-    };
-  } finally {
-    ledger.close();
-  }
+function timings(ledger: Ledger, chain: string, label: (run: number, kind: string) => string): RunTiming[] {
+  return ledger.succeededRuns(chain).map(({ run, steps }) => ({
+    runId: run.id,
+    label: label(run.id, run.kind),
+    kind: run.kind,
+    target: run.target,
+    finishedAt: run.finished_at,
+    steps: steps.map((s) => ({ stepId: s.step_id, project: s.project, release: s.release, status: s.status, durationMs: s.duration_ms })),
+  }));
+}
+
+/** Succeeded runs of the chain here and in rehearsals, newest first. */
+function history(ledger: Ledger | undefined, stateDir: string, chain: string): RunTiming[] {
+  const own = ledger ? timings(ledger, chain, (id, kind) => `${kind === 'rehearsal' ? 'rehearsal ' : ''}run ${id}`) : [];
+  return [...own, ...rehearsalHistory(stateDir, chain)].sort((a, b) => (b.finishedAt ?? '').localeCompare(a.finishedAt ?? ''));
 }
 
 /** Errors that mean "this database has no such table or column yet" (an earlier migration adds it). */
@@ -258,9 +202,7 @@ async function readBlockers(session: TargetSession, chain: Chain): Promise<Block
     try {
       return { ...base, outcome: { kind: 'count', count: await neededCount(session, dbName, b.query) } };
     } catch (err) {
-      // knex prefixes the driver's message with the query and " - ".
-      const raw = (err as Error).message;
-      const msg = raw.includes(' - ') ? raw.slice(raw.lastIndexOf(' - ') + 3) : raw;
+      const msg = (err as Error).message;
       return { ...base, outcome: missingObject(err) ? { kind: 'not-yet', reason: msg } : { kind: 'error', reason: msg } };
     }
   });

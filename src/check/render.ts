@@ -1,7 +1,8 @@
 import type { Plan } from '../chain/plan.js';
 import { formatMs, planJson, versionsJson, versionsLine } from '../report/render.js';
-import type { PreparedStep } from '../runner/runner.js';
-import { exitCodeFor, type CheckReport, type Estimate } from './checks.js';
+import type { PreparedStep } from '../chain/argv.js';
+import type { Estimate } from './estimate.js';
+import { exitCodeFor, type CheckReport } from './report.js';
 
 /**
  * The report three ways: text in the style of `nova-status upgrade check`

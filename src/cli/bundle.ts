@@ -1,11 +1,11 @@
 import path from 'node:path';
-import type { CommandModule } from 'yargs';
 import { loadChain, loadChainEnvs } from '../chain/load.js';
 import { createBundle, importBundle } from '../envs/bundle.js';
 import { LeapfrogError } from '../errors.js';
-import { fetchOptions, provisionOptions, type FetchArgs } from './context.js';
+import { fetchArgs, provisionOptions, type FetchArgs } from './context.js';
+import type { Args } from './options.js';
 import { cacheDirOf } from './envs.js';
-import { processIo, type Io } from './io.js';
+import type { Io } from './io.js';
 
 /**
  * `leapfrog bundle create --chain C -o FILE` and `leapfrog bundle import
@@ -25,7 +25,7 @@ export interface BundleArgs extends FetchArgs {
   format: 'text' | 'json';
 }
 
-export async function bundleCommand(args: BundleArgs, io: Io = processIo): Promise<void> {
+export async function bundleCommand(args: BundleArgs, io: Io): Promise<void> {
   if (args.action === 'create') {
     if (!args.chain) throw new LeapfrogError('input', 'bundle create needs --chain FILE: the chain to carry');
     if (!args.output) throw new LeapfrogError('input', 'bundle create needs -o FILE: where to write the bundle');
@@ -46,19 +46,7 @@ export async function bundleCommand(args: BundleArgs, io: Io = processIo): Promi
   io.out(`Chain ${got.chain} installed: ${got.chainFile}\n${got.envs.length} envs verified and unpacked in ${cacheDir}.\nRun it with: leapfrog run --chain ${got.chainFile} --db URL --offline${args['cache-dir'] ? ` --cache-dir ${cacheDir}` : ''}`);
 }
 
-export const bundleModule: CommandModule<object, BundleArgs> = {
-  command: 'bundle <action> [file]',
-  describe: 'carry a chain offline: `bundle create --chain C -o FILE`, `bundle import FILE` (fills the env cache, installs the chain)',
-  builder: (y) =>
-    fetchOptions(y)
-      .positional('action', { choices: ['create', 'import'] as const })
-      .positional('file', { type: 'string', describe: 'import: the bundle file' })
-      .option('chain', { type: 'string', describe: 'create: the chain to bundle' })
-      .option('envs', { type: 'string', describe: 'create: directory of env files (default: the chain\'s own)' })
-      .option('output', { alias: 'o', type: 'string', describe: 'create: the bundle file to write' })
-      .option('to', { type: 'string', describe: 'import: where the chain and env files go (default: STATE_DIR/bundles/NAME)' })
-      .option('state-dir', { type: 'string', default: './.leapfrog' })
-      .option('cache-dir', { type: 'string', describe: 'env cache (default: STATE_DIR/envs)' })
-      .option('format', { choices: ['text', 'json'] as const, default: 'text' as const }) as never,
-  handler: (args) => bundleCommand(args),
-};
+/** The command line's flags, checked, as bundleCommand takes them. */
+export function handler(args: Args, io: Io): Promise<void> {
+  return bundleCommand({ ...(args as unknown as BundleArgs), ...fetchArgs(args) }, io);
+}

@@ -1,12 +1,12 @@
 import path from 'node:path';
 import { rm } from 'node:fs/promises';
-import type { CommandModule } from 'yargs';
 import { gcDecisions, listCache, provisionAll, removeEntry, staleTemps, usage, verifyEntry } from '../envs/cache.js';
 import { LeapfrogError } from '../errors.js';
 import { downloadRenderer, formatBytes } from '../report/progress.js';
 import { table } from '../report/render.js';
-import { fetchOptions, loadChains, provisionOptions, type ChainSet, type FetchArgs } from './context.js';
-import { processIo, type Io } from './io.js';
+import { fetchArgs, loadChains, provisionOptions, type ChainSet, type FetchArgs } from './context.js';
+import { num, optionalNum, type Args } from './options.js';
+import type { Io } from './io.js';
 
 /**
  * `leapfrog envs list|verify|gc|provision`: fill and check the env cache
@@ -37,7 +37,7 @@ function chainsOf(args: EnvsArgs): ChainSet[] | undefined {
   return loadChains(files, dirs, args.envs);
 }
 
-export async function envsCommand(args: EnvsArgs, io: Io = processIo): Promise<void> {
+export async function envsCommand(args: EnvsArgs, io: Io): Promise<void> {
   const cacheDir = cacheDirOf(args);
   const chains = chainsOf(args);
   const used = chains ? usage(chains.map((c) => ({ chain: c.chain.name, envs: c.envs }))) : undefined;
@@ -125,20 +125,15 @@ export async function envsCommand(args: EnvsArgs, io: Io = processIo): Promise<v
   }
 }
 
-export const envsModule: CommandModule<object, EnvsArgs> = {
-  command: 'envs <action>',
-  describe: 'the env cache: `list`, `verify` (re-hash against the unpack-time manifest), `gc`, `provision --chain C` (fetch all a chain needs)',
-  builder: (y) =>
-    fetchOptions(y)
-      .positional('action', { choices: ['list', 'verify', 'gc', 'provision'] as const, describe: 'what to do' })
-      .option('chain', { type: 'string', array: true, describe: 'a chain whose envs count (repeatable)' })
-      .option('chains', { type: 'string', array: true, describe: 'a directory of chain files that all count (repeatable)' })
-      .option('envs', { type: 'string', describe: 'directory of env files (default: each chain\'s own)' })
-      .option('state-dir', { type: 'string', default: './.leapfrog' })
-      .option('cache-dir', { type: 'string', describe: 'env cache (default: STATE_DIR/envs)' })
-      .option('parallel', { type: 'number', default: 4, describe: 'provision: downloads at once' })
-      .option('older-than', { type: 'number', describe: 'gc: only entries unpacked more than DAYS ago' })
-      .option('dry-run', { type: 'boolean', default: false, describe: 'gc: say what would go, remove nothing' })
-      .option('format', { choices: ['text', 'json'] as const, default: 'text' as const }) as never,
-  handler: (args) => envsCommand(args),
-};
+/** The command line's flags, checked, as envsCommand takes them. */
+export function handler(args: Args, io: Io): Promise<void> {
+  return envsCommand(
+    {
+      ...(args as unknown as EnvsArgs),
+      ...fetchArgs(args),
+      parallel: num(args, 'parallel', { whole: true, min: 1 }),
+      'older-than': optionalNum(args, 'older-than', { min: 0, what: 'of days' }),
+    },
+    io,
+  );
+}

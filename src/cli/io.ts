@@ -6,8 +6,38 @@ export interface Io {
   tty: boolean;
 }
 
+const closed = new WeakSet<NodeJS.WriteStream>();
+const GONE = new Set(['EPIPE', 'EIO', 'ECONNRESET', 'ERR_STREAM_DESTROYED']);
+
+/**
+ * `leapfrog run … | head` and an ssh session that drops while `run` works
+ * must not kill a migration half-way: once a reader is gone (EPIPE; EIO on
+ * a hung-up terminal), writes to that stream are dropped quietly and the
+ * work goes on to its next safe point, recording everything in the ledger,
+ * which is where the truth lives. Other write errors are still errors.
+ */
+export function quietBrokenPipes(): void {
+  for (const s of [process.stdout, process.stderr]) {
+    if (s.listenerCount('error') > 0) continue;
+    s.on('error', (err: NodeJS.ErrnoException) => {
+      if (!GONE.has(err.code ?? '')) throw err;
+      closed.add(s);
+    });
+  }
+}
+
+function writeTo(s: NodeJS.WriteStream, text: string): void {
+  if (closed.has(s) || s.destroyed) return;
+  try {
+    s.write(text.endsWith('\n') ? text : text + '\n');
+  } catch (err) {
+    if (!GONE.has((err as NodeJS.ErrnoException).code ?? '')) throw err;
+    closed.add(s);
+  }
+}
+
 export const processIo: Io = {
-  out: (t) => void process.stdout.write(t.endsWith('\n') ? t : t + '\n'),
-  err: (t) => void process.stderr.write(t.endsWith('\n') ? t : t + '\n'),
+  out: (t) => writeTo(process.stdout, t),
+  err: (t) => writeTo(process.stderr, t),
   tty: Boolean(process.stderr.isTTY),
 };

@@ -1,34 +1,22 @@
-import type { CommandModule } from 'yargs';
-import { plan } from '../chain/plan.js';
-import { withLedger } from '../ledger/ledger.js';
+import { loadContext } from '../core/context.js';
+import { inspect } from '../core/inspect.js';
+import { refusalError } from '../core/preflight.js';
+import { preflightNotes } from '../report/preflight.js';
 import { planJson, planText } from '../report/render.js';
-import { prepare } from '../runner/runner.js';
-import { readState } from '../runner/state.js';
-import { withTarget } from '../database/session.js';
-import { describeTarget } from '../database/url.js';
-import { commonOptions, load, type CommonArgs } from './context.js';
-import { processIo, type Io } from './io.js';
+import type { Io } from './io.js';
+import { contextFrom, formatOf, str, type Args } from './options.js';
 
-interface PlanArgs extends CommonArgs {
-  until: string | undefined;
+/**
+ * `leapfrog plan`: the steps `run` would execute, with their exact argv,
+ * from the same pre-flight `run` takes. Changes nothing; when `run` would
+ * refuse, says why and exits as it would (3).
+ */
+export async function handler(args: Args, io: Io): Promise<void> {
+  const ctx = loadContext(contextFrom(args));
+  const pre = await inspect(ctx, { until: str(args, 'until') });
+  for (const n of preflightNotes(pre)) io.err(`leapfrog: ${n}`);
+  if (pre.plan && pre.steps) {
+    io.out(formatOf(args) === 'json' ? JSON.stringify(planJson(pre.plan, pre.target, pre.steps), null, 2) : planText(pre.plan, pre.target, pre.steps, ctx.layout.configDir));
+  }
+  if (pre.refusals.length > 0) throw refusalError(pre.refusals);
 }
-
-/** Print the steps `run` would execute, with their exact argv. Changes nothing. */
-export async function planCommand(args: PlanArgs, io: Io = processIo): Promise<void> {
-  const ctx = load(args);
-  await withLedger(ctx.layout.stateDir, (ledger) =>
-    withTarget(ctx.target, async (session) => {
-      const p = plan({ ...(await readState(ctx.chain, session, ledger)), until: args.until });
-      const steps = prepare(ctx.chain, p, ctx.target, ctx.layout);
-      const target = describeTarget(ctx.target);
-      io.out(args.format === 'json' ? JSON.stringify(planJson(p, target, steps), null, 2) : planText(p, target, steps, ctx.layout.configDir));
-    }),
-  );
-}
-
-export const planModule: CommandModule<object, PlanArgs> = {
-  command: 'plan',
-  describe: 'show the steps still to run against the target (changes nothing)',
-  builder: (y) => commonOptions(y).option('until', { type: 'string', describe: 'stop after this release' }) as never,
-  handler: (args) => planCommand(args),
-};

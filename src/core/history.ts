@@ -1,22 +1,37 @@
 import os from 'node:os';
+import { checkpointFingerprints, checkpointShapes, checkpointVersions } from '../ledger/records.js';
 import type { Chain, Version } from '../chain/types.js';
-import { versionOrder } from '../chain/plan.js';
+import { versionOrder } from '../chain/position.js';
 import { compareToExpectation, formatVersion, versionToJson } from '../chain/version.js';
-import { LeapfrogError } from '../errors.js';
-import type { Ledger, RunRow, StepRow } from '../ledger/ledger.js';
 import { diffShapes, fingerprint, type SchemaShape } from '../database/fingerprint.js';
 import type { TargetSession } from '../database/session.js';
-import { describeTarget } from '../database/url.js';
+import type { LedgerReader, RunRow, StepRow } from '../ledger/ledger.js';
 
 /**
  * What the ledger says about earlier runs of this chain on this target, set
- * against what the databases say now: crashed runs and their dangling steps,
- * lost history, and schema drift since the last checkpoint.
+ * against what the databases say now: runs that never recorded their end
+ * and what may still be alive of them, lost history, and schema drift since
+ * the last checkpoint. Reading only: `run` records what it decides
+ * (markCrashed) once it holds the lock.
  */
 
-export interface Unfinished {
+type AllVersions = Readonly<Record<string, Readonly<Record<string, Version>>>>;
+
+/** What may still be alive of a run that never recorded its end. */
+export type Survivor =
+  /** Its leapfrog process is still running on this host: it is not dead at all. */
+  | { kind: 'running' }
+  /** It ran on another host: nothing here can tell whether it is alive. */
+  | { kind: 'remote' }
+  /** leapfrog died, but the child of its last step still runs as this process group. */
+  | { kind: 'step'; step: StepRow; pgid: number }
+  | { kind: 'dead' };
+
+export interface DeadRun {
   run: RunRow;
+  /** Its step rows still `started`: what it was doing when it died. */
   steps: StepRow[];
+  survivor: Survivor;
 }
 
 function alive(pid: number, group = false): boolean {
@@ -24,65 +39,66 @@ function alive(pid: number, group = false): boolean {
     process.kill(group ? -pid : pid, 0);
     return true;
   } catch (err) {
+    // EPERM: the process exists but belongs to someone else.
     return (err as NodeJS.ErrnoException).code === 'EPERM';
   }
 }
 
-/**
- * Runs that never recorded their end. Refuses while one may still be alive:
- * its process on this host, a step's process group left behind by a killed
- * run (waited for up to `waitMs`), or a run on another host (unless the
- * operator says --resume).
- */
-export async function findUnfinished(ledger: Ledger, chain: Chain, session: TargetSession, resume: boolean, waitMs = 0): Promise<Unfinished[]> {
-  const target = describeTarget(session.target);
-  const found = ledger.unfinished(chain.name, target).filter((u) => u.run.pid !== process.pid || u.run.host !== os.hostname());
-  for (const { run, steps } of found) {
-    if (run.host === os.hostname() && alive(run.pid)) {
-      throw new LeapfrogError('refused', `run ${run.id} of chain ${chain.name} on this target is still running (pid ${run.pid} on ${run.host}, since ${run.started_at}); wait for it, or stop it with kill -TERM ${run.pid}`);
-    }
-    if (run.host !== os.hostname() && !resume) {
-      throw new LeapfrogError(
-        'refused',
-        `run ${run.id} of chain ${chain.name} on this target started on host ${run.host} (pid ${run.pid}, ${run.started_at}) and never finished; leapfrog cannot see whether it is still running from here. If it is dead, run again with --resume.`,
-      );
-    }
-    for (const s of steps) {
-      // --wait-lock covers the dead run's last step too: it is still that run's work.
-      const deadline = Date.now() + waitMs;
-      while (s.pid !== null && run.host === os.hostname() && alive(s.pid, true) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 200));
-      if (s.pid !== null && run.host === os.hostname() && alive(s.pid, true)) {
-        throw new LeapfrogError(
-          'refused',
-          `step ${s.step_id} of run ${run.id} (a dead run) is still running as process group ${s.pid}: another migration must not start on the same database. Wait for it to end (or stop it: kill -TERM -${s.pid}), then run again.`,
-        );
-      }
-    }
-  }
-  return found;
+function survivorOf(run: RunRow, steps: readonly StepRow[]): Survivor {
+  if (run.host !== os.hostname()) return { kind: 'remote' };
+  if (alive(run.pid)) return { kind: 'running' };
+  for (const s of steps) if (s.pid !== null && alive(s.pid, true)) return { kind: 'step', step: s, pgid: s.pid };
+  return { kind: 'dead' };
 }
 
-/** Record the crash in the ledger: dangling steps become `interrupted`, with what the databases say now. */
-export function markCrashed(ledger: Ledger, found: readonly Unfinished[], versions: Readonly<Record<string, Readonly<Record<string, Version>>>>): string[] {
-  const notes: string[] = [];
-  for (const { run, steps } of found) {
-    const now = steps
-      .map((s) => `${s.project} ${Object.entries(versions[s.project] ?? {}).map(([db, v]) => `${db} ${formatVersion(v)}`).join(', ')}`)
-      .join('; ');
-    const why = `the run died while this step was running; found by the next run (pid ${process.pid})${now ? `, which re-probed: ${now}` : ''}`;
-    ledger.markInterrupted(run.id, steps.map((s) => s.id), why);
-    notes.push(
-      steps.length > 0
-        ? `run ${run.id} died during ${steps.map((s) => `${s.step_id} (${s.kind})`).join(', ')}; marked interrupted; the databases say: ${now}. Resuming from there.`
-        : `run ${run.id} died between steps; marked interrupted. Resuming.`,
-    );
+/** Runs of this chain on this target that never recorded their end (this process's own excepted), each judged now. */
+export function unfinishedRuns(ledger: LedgerReader, chain: Chain, target: string): DeadRun[] {
+  return ledger
+    .unfinished(chain.name, target)
+    .filter((u) => u.run.pid !== process.pid || u.run.host !== os.hostname())
+    .map(({ run, steps }) => ({ run, steps, survivor: survivorOf(run, steps) }));
+}
+
+/**
+ * Wait up to `waitMs` for the orphaned steps of dead runs to end (`run
+ * --wait-lock` covers them: they are still that run's work), then judge
+ * every unfinished run again.
+ */
+export async function awaitSurvivors(ledger: LedgerReader, chain: Chain, target: string, waitMs: number, signal?: AbortSignal): Promise<DeadRun[]> {
+  const deadline = Date.now() + waitMs;
+  let runs = unfinishedRuns(ledger, chain, target);
+  while (runs.some((r) => r.survivor.kind === 'step') && Date.now() < deadline && !signal?.aborted) {
+    await new Promise((r) => setTimeout(r, 200));
+    runs = unfinishedRuns(ledger, chain, target);
   }
-  return notes;
+  return runs;
+}
+
+/** Why `run` must not start while this dead run may live on; undefined when it may (it is dead, or `--resume` vouches for a remote one). */
+export function survivorProblem(d: DeadRun, chain: Chain, resume: boolean): string | undefined {
+  const { run, survivor } = d;
+  switch (survivor.kind) {
+    case 'running':
+      return `run ${run.id} of chain ${chain.name} on this target is still running (pid ${run.pid} on ${run.host}, since ${run.started_at}); wait for it, or stop it with kill -TERM ${run.pid}`;
+    case 'remote':
+      return resume
+        ? undefined
+        : `run ${run.id} of chain ${chain.name} on this target started on host ${run.host} (pid ${run.pid}, ${run.started_at}) and never finished; leapfrog cannot see whether it is still running from here. If it is dead, run again with --resume.`;
+    case 'step':
+      return `step ${survivor.step.step_id} of run ${run.id} (a dead run) is still running as process group ${survivor.pgid}: another migration must not start on the same database. Wait for it to end (--wait-lock SECONDS waits for it; or stop it: kill -TERM -${survivor.pgid}), then run again.`;
+    case 'dead':
+      return undefined;
+  }
+}
+
+/** What the databases say now about the projects of a dead run's steps, for notes. */
+export function probedNow(steps: readonly StepRow[], versions: AllVersions): string {
+  return steps.map((s) => `${s.project} ${Object.entries(versions[s.project] ?? {}).map(([db, v]) => `${db} ${formatVersion(v)}`).join(', ')}`).join('; ');
 }
 
 /** True when the target is past the chain's start but the ledger knows nothing of it. */
-export function historyLost(ledger: Ledger, chain: Chain, session: TargetSession, versions: Readonly<Record<string, Readonly<Record<string, Version>>>>): boolean {
-  if (ledger.lastRun(chain.name, describeTarget(session.target))) return false;
+export function historyLost(ledger: LedgerReader | undefined, chain: Chain, target: string, versions: AllVersions): boolean {
+  if (ledger?.lastRun(chain.name, target)) return false;
   return Object.values(chain.projects).some((p) =>
     Object.keys(p.databases).some((db) => {
       const v = versions[p.name]?.[db];
@@ -105,14 +121,14 @@ export interface Drift {
  * version did not: someone altered them by hand, and the next migration may
  * not expect that.
  */
-export async function findDrift(ledger: Ledger, chain: Chain, session: TargetSession, versions: Readonly<Record<string, Readonly<Record<string, Version>>>>): Promise<Drift[]> {
+export async function findDrift(ledger: LedgerReader | undefined, chain: Chain, session: TargetSession, target: string, versions: AllVersions): Promise<Drift[]> {
   const drift: Drift[] = [];
-  for (const cp of ledger.lastCheckpoints(chain.name, describeTarget(session.target))) {
+  for (const cp of ledger?.lastCheckpoints(chain.name, target) ?? []) {
     const project = chain.projects[cp.project];
     if (!project || cp.shapes === null) continue;
-    const storedVersions = JSON.parse(cp.versions) as Record<string, unknown>;
-    const storedPrints = JSON.parse(cp.fingerprints) as Record<string, string | null>;
-    const storedShapes = JSON.parse(cp.shapes) as Record<string, SchemaShape | null>;
+    const storedVersions = checkpointVersions(cp);
+    const storedPrints = checkpointFingerprints(cp);
+    const storedShapes = checkpointShapes<SchemaShape>(cp) ?? {};
     for (const [db, name] of Object.entries(project.databases)) {
       const v = versions[cp.project]?.[db];
       if (!v || JSON.stringify(versionToJson(v)) !== JSON.stringify(storedVersions[db] ?? null)) continue;

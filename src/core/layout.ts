@@ -1,7 +1,9 @@
 import { createHash } from 'node:crypto';
 import path from 'node:path';
+import type { TemplatePlaces } from '../chain/argv.js';
 import type { Chain } from '../chain/types.js';
-import { databaseAddress, describeTarget, type DatabaseAddress, type Target } from '../database/url.js';
+import type { TargetSession } from '../database/session.js';
+import { describeTarget, type DatabaseAddress, type Target } from '../database/url.js';
 
 /**
  * Where things live in the state directory. Config files sit at a stable
@@ -43,8 +45,13 @@ export function configPaths(l: Layout, chain: Chain, project: string): Record<st
   return out;
 }
 
-export function projectAddresses(chain: Chain, target: Target, project: string): Record<string, DatabaseAddress> {
+export function projectAddresses(chain: Chain, session: Pick<TargetSession, 'address'>, project: string): Record<string, DatabaseAddress> {
   const out: Record<string, DatabaseAddress> = {};
-  for (const [logical, name] of Object.entries(chain.projects[project]!.databases)) out[logical] = databaseAddress(target, name);
+  for (const [logical, name] of Object.entries(chain.projects[project]!.databases)) out[logical] = session.address(name);
   return out;
+}
+
+/** What a chain's templates may name, for this state directory and target. */
+export function templatePlaces(l: Layout, chain: Chain, session: Pick<TargetSession, 'address'>): TemplatePlaces {
+  return { addresses: (project) => projectAddresses(chain, session, project), configPaths: (project) => configPaths(l, chain, project) };
 }

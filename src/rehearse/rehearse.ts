@@ -1,13 +1,13 @@
 import { copyFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
-import { plan } from '../chain/plan.js';
-import type { Chain, EnvDef, Version } from '../chain/types.js';
+import type { Chain, EnvDef } from '../chain/types.js';
 import { LeapfrogError } from '../errors.js';
-import { withLedger } from '../ledger/ledger.js';
-import type { RunEvent } from '../runner/events.js';
-import { layout } from '../runner/layout.js';
-import { executePlan, prepare } from '../runner/runner.js';
-import { readState } from '../runner/state.js';
+import { Ledger, type RunRow } from '../ledger/ledger.js';
+import type { CoreContext } from '../core/context.js';
+import { layout } from '../core/layout.js';
+import { run, type CoreEvent } from '../core/run.js';
+import { withStopSignals } from '../core/signals.js';
+import type { ProvisionOptions } from '../envs/store.js';
 import { dropDatabases, tableRowCounts } from '../database/raw.js';
 import { withTarget, type TargetSession } from '../database/session.js';
 import { describeTarget, type Target } from '../database/url.js';
@@ -36,7 +36,7 @@ export type RehearsalPlace =
 export type RehearsalEvent =
   | { type: 'phase'; message: string }
   | { type: 'restore'; progress: RestoreProgress }
-  | { type: 'run'; event: RunEvent };
+  | { type: 'run'; event: CoreEvent };
 
 export interface RehearseOptions {
   chain: Chain;
@@ -49,7 +49,17 @@ export interface RehearseOptions {
   jobs: number;
   parallel: number;
   emit: (e: RehearsalEvent) => void;
-  signal?: AbortSignal | undefined;
+  provision: ProvisionOptions;
+}
+
+/** The rehearsal's run row, read back from its own ledger for the report. */
+function readRun(dir: string, runId: number): RunRow | undefined {
+  const ledger = Ledger.openForReading(dir);
+  try {
+    return ledger?.run(runId);
+  } finally {
+    ledger?.close();
+  }
 }
 
 /** The chain with every database renamed `prefix + name`: what `--server` rehearses on. */
@@ -75,73 +85,68 @@ function stamp(): string {
   return new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
 }
 
-export async function rehearse(o: RehearseOptions): Promise<{ report: RehearsalReport; error: LeapfrogError | undefined }> {
+/**
+ * Stop signals (SIGINT, SIGTERM, SIGHUP) stop the restore or the run at a
+ * safe point, then what the rehearsal created is removed as usual.
+ */
+export function rehearse(o: RehearseOptions): Promise<{ report: RehearsalReport; error: LeapfrogError | undefined }> {
+  return withStopSignals((message) => o.emit({ type: 'phase', message: `${message}; then removing the rehearsal's databases` }), (signal) => rehearseIn(o, signal));
+}
+
+async function rehearseIn(o: RehearseOptions, signal: AbortSignal): Promise<{ report: RehearsalReport; error: LeapfrogError | undefined }> {
   const dir = path.join(path.resolve(o.stateDir), 'rehearsals', `${stamp()}-${process.pid}`);
   mkdirSync(dir, { recursive: true, mode: 0o700 });
   const phase = (message: string) => o.emit({ type: 'phase', message });
   const cacheDir = o.cacheDir ?? path.join(path.resolve(o.stateDir), 'envs');
 
-  const body = async (target: Target, chain: Chain, restored: RestoreResult | null, place: RehearsalReport['target']) =>
-    withLedger(dir, (ledger) =>
-      withTarget(target, async (session) => {
-        phase('counting rows before the chain');
-        const before = await countAll(session, chain);
-        const l = layout(dir, cacheDir, chain, target);
-        const p = plan({ ...(await readState(chain, session, ledger)), until: undefined });
-        const steps = prepare(chain, p, target, l);
-        let runId: number | null = null;
-        let error: LeapfrogError | undefined;
-        let versions: Record<string, Record<string, Version>> = {};
-        if (steps.length > 0) {
-          phase(`running ${steps.length} steps of chain ${chain.name} (--parallel ${o.parallel})`);
-          const r = await executePlan(
-            { chain, envs: o.envs, target, layout: l, ledger, session, parallel: o.parallel, emit: (event) => o.emit({ type: 'run', event }), signal: o.signal, kind: 'rehearsal' },
-            p,
-            steps,
-            undefined,
-          );
-          runId = r.runId;
-          error = r.error;
-          versions = r.versions;
-        }
-        phase('counting rows after the chain');
-        const after = await countAll(session, chain);
-        const run = runId === null ? undefined : ledger.run(runId);
-        const rows = runId === null ? [] : ledger.steps(runId);
-        const hops = run ? hopsFromLedger(run, rows) : [];
-        const ran = new Set(rows.filter((r) => r.status === 'succeeded').map((r) => r.step_id));
-        const a = audit(chain, before, after, ran);
-        const report: RehearsalReport = {
-          format: REHEARSAL_FORMAT,
-          chain: chain.name,
-          status: error === undefined && a.status === 'passed' ? 'succeeded' : 'failed',
-          target: place,
-          stateDir: dir,
-          ledger: ledger.file,
-          run: runId,
-          restore: restored && { files: [...o.dumps], bytes: restored.bytes, durationMs: restored.durationMs, jobs: o.jobs, statements: restored.statements },
-          hops,
-          versions: versionsJson(Object.keys(versions).length > 0 ? versions : {}),
-          failures: failuresFromLedger(rows),
-          audit: a,
-          prediction: predict(run, hops, o.parallel),
-          error: error ? error.message : null,
-        };
-        if (error === undefined && a.status === 'failed') {
-          const lost = a.rows.filter((r) => r.verdict === 'lost');
-          error = new LeapfrogError(
-            'step-failed',
-            `rehearsal audit: the chain lost rows in ${lost.length} table(s) that no step declares deleting from: ${lost.map((r) => `${r.project}.${r.database}.${r.table} ${r.before} → ${r.after}`).join(', ')}. Declare deletes: [table] on the step that removes them if that is intended`,
-          );
-          report.error = error.message;
-        }
-        return { report, error };
-      }),
-    );
+  const body = async (target: Target, chain: Chain, restored: RestoreResult | null, place: RehearsalReport['target']) => {
+    const counts = () => withTarget(target, (session) => countAll(session, chain));
+    phase('counting rows before the chain');
+    const before = await counts();
+    const ctx: CoreContext = { chain, envs: o.envs, target, layout: layout(dir, cacheDir, chain, target), provision: o.provision };
+    phase(`running chain ${chain.name} (--parallel ${o.parallel})`);
+    // The same path as a real run, on the copy: its own ledger, no snapshots (the dumps are the restore point).
+    const outcome = await run(ctx, { until: undefined, parallel: o.parallel, snapshot: 'none', waitLockSeconds: 0, force: false, resume: false, acceptDrift: false, isolateNetwork: false, kind: 'rehearsal' }, (e) => o.emit({ type: 'run', event: e }));
+    const result = outcome.result;
+    const runId = result?.runId ?? null;
+    let error = result?.error;
+    phase('counting rows after the chain');
+    const after = await counts();
+    const rows = result?.steps ?? [];
+    const runRow = runId === null ? undefined : readRun(dir, runId);
+    const hops = runRow ? hopsFromLedger(runRow, rows) : [];
+    const ran = new Set(rows.filter((r) => r.status === 'succeeded').map((r) => r.step_id));
+    const a = audit(chain, before, after, ran);
+    const report: RehearsalReport = {
+      format: REHEARSAL_FORMAT,
+      chain: chain.name,
+      status: error === undefined && a.status === 'passed' ? 'succeeded' : 'failed',
+      target: place,
+      stateDir: dir,
+      ledger: path.join(dir, 'ledger.sqlite3'),
+      run: runId,
+      restore: restored && { files: [...o.dumps], bytes: restored.bytes, durationMs: restored.durationMs, jobs: o.jobs, statements: restored.statements },
+      hops,
+      versions: versionsJson(result?.versions ?? {}),
+      failures: failuresFromLedger(rows),
+      audit: a,
+      prediction: predict(runRow, hops, o.parallel),
+      error: error ? error.message : null,
+    };
+    if (error === undefined && a.status === 'failed') {
+      const lost = a.rows.filter((r) => r.verdict === 'lost');
+      error = new LeapfrogError(
+        'step-failed',
+        `rehearsal audit: the chain lost rows in ${lost.length} table(s) that no step declares deleting from: ${lost.map((r) => `${r.project}.${r.database}.${r.table} ${r.before} → ${r.after}`).join(', ')}. Declare deletes: [table] on the step that removes them if that is intended`,
+      );
+      report.error = error.message;
+    }
+    return { report, error };
+  };
 
   const restore = async (target: MysqlTarget, rename?: (db: string) => string) => {
     phase(`restoring ${o.dumps.length} dump file(s) into ${describeTarget(target)} over ${o.jobs} connections`);
-    return restoreDumps({ files: o.dumps, target, jobs: o.jobs, rename, onProgress: (progress) => o.emit({ type: 'restore', progress }), signal: o.signal });
+    return restoreDumps({ files: o.dumps, target, jobs: o.jobs, rename, onProgress: (progress) => o.emit({ type: 'restore', progress }), signal });
   };
 
   switch (o.place.mode) {

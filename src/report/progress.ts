@@ -1,5 +1,6 @@
 import cliProgress from 'cli-progress';
 import type { RunEvent } from '../runner/events.js';
+import { formatBytes } from './format.js';
 import { formatMs, versionsLine } from './render.js';
 
 /**
@@ -115,12 +116,7 @@ export function barRenderer(stream: NodeJS.WriteStream): Renderer {
   };
 }
 
-export function formatBytes(n: number): string {
-  if (n < 1024) return `${n} B`;
-  if (n < 1024 ** 2) return `${(n / 1024).toFixed(1)} KiB`;
-  if (n < 1024 ** 3) return `${(n / 1024 ** 2).toFixed(1)} MiB`;
-  return `${(n / 1024 ** 3).toFixed(2)} GiB`;
-}
+export { formatBytes };
 
 /** Downloads by bytes: one bar per env on a TTY; otherwise a line when a download starts, is retried or ends. */
 export interface DownloadRenderer {

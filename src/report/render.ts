@@ -2,6 +2,7 @@ import Table from 'cli-table3';
 import type { Plan, PlannedStep } from '../chain/plan.js';
 import type { Version } from '../chain/types.js';
 import { formatVersion, versionToJson } from '../chain/version.js';
+import type { RunResult } from '../runner/context.js';
 
 /**
  * Plans and results as text (80-column friendly tables) and as JSON. The
@@ -114,4 +115,27 @@ export function formatStoredVersion(v: unknown): string {
     return present.length === 0 ? '(absent)' : present.map(([k, n]) => `${k}=${String(n)}`).join(' ');
   }
   return String(v);
+}
+
+/** The end of a run, as `--format json` prints it (`leapfrog.run/v1`). */
+export function runJson(ctx: { chain: { name: string }; layout: { stateDir: string } }, r: RunResult, snapshot: string) {
+  return {
+    format: RUN_FORMAT,
+    chain: ctx.chain.name,
+    target: r.target,
+    run: r.runId,
+    status: r.status,
+    ledger: r.ledgerFile,
+    runDir: r.runDir,
+    steps: r.steps.map((s) => ({ id: s.step_id, status: s.status, attempts: s.attempts, exitCode: s.exit_code, durationMs: s.duration_ms, log: s.log_path })),
+    snapshot,
+    snapshots: r.snapshots.map((x) => ({ id: x.id, database: x.database, before: x.before_step, file: x.file, sha256: x.sha256, bytes: x.bytes })),
+    error: r.error ? { message: r.error.message, details: r.error.details } : null,
+    versions: versionsJson(r.versions),
+  };
+}
+
+/** The end of a run, for people. */
+export function runText(ctx: { layout: { stateDir: string } }, r: RunResult, snapshot: string): string {
+  return `Run ${r.runId} ${r.status}${snapshot === 'none' ? ' (no snapshot taken: --snapshot none)' : ''}. Versions now:\n${finalVersionsText(r.versions)}\nLedger: ${r.ledgerFile} (leapfrog ledger show ${r.runId} --state-dir ${ctx.layout.stateDir})`;
 }

@@ -4,6 +4,7 @@ import { performance } from 'node:perf_hooks';
 import { StringDecoder } from 'node:string_decoder';
 import { execa } from 'execa';
 import { LeapfrogError } from '../errors.js';
+import { clientEnvironment, SYSTEM_PATH } from './child-env.js';
 
 /**
  * Run one step's command in a sandbox: an environment built from nothing
@@ -12,9 +13,7 @@ import { LeapfrogError } from '../errors.js';
  * streamed to one log file per step. The only module that imports execa.
  */
 
-/** Variables a step may inherit from leapfrog's own environment: locale and time zone only. */
-export const INHERITED_VARS = ['LANG', 'LC_ALL', 'LC_CTYPE', 'TZ'] as const;
-const SYSTEM_PATH = ['/usr/local/sbin', '/usr/local/bin', '/usr/sbin', '/usr/bin', '/sbin', '/bin'];
+export { INHERITED_VARS } from './child-env.js';
 const TAIL_LINES = 20;
 /** Between SIGTERM and SIGKILL: time for a tool to roll back its transaction. */
 const GRACE_MS = 10_000;
@@ -52,16 +51,7 @@ export interface StepOutcome {
 }
 
 export function childEnvironment(p: Pick<StepProcess, 'envRoot' | 'envPath' | 'envVars' | 'home' | 'tmp'>, parent: NodeJS.ProcessEnv = process.env): Record<string, string> {
-  const env: Record<string, string> = {};
-  for (const k of INHERITED_VARS) {
-    const v = parent[k];
-    if (v !== undefined) env[k] = v;
-  }
-  env.PATH = [...p.envPath.map((d) => path.join(p.envRoot, d)), ...SYSTEM_PATH].join(':');
-  env.HOME = p.home;
-  env.TMPDIR = p.tmp;
-  for (const [k, v] of Object.entries(p.envVars)) env[k] = v;
-  return env;
+  return clientEnvironment({ path: p.envPath.map((d) => path.join(p.envRoot, d)), vars: { HOME: p.home, TMPDIR: p.tmp, ...p.envVars } }, parent);
 }
 
 function mask(text: string, secrets: readonly string[]): string {

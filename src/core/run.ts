@@ -1,0 +1,127 @@
+import { withTargetLock } from '../database/lock.js';
+import { withTarget, type TargetSession } from '../database/session.js';
+import { describeTarget } from '../database/url.js';
+import { LeapfrogError } from '../errors.js';
+import { withLedger, type Ledger } from '../ledger/ledger.js';
+import type { RunEvent } from '../runner/events.js';
+import { executePlan } from '../runner/execute.js';
+import type { RunResult, SnapshotMode } from '../runner/context.js';
+import { probeNetworkIsolation } from '../sandbox/run-step.js';
+import type { CoreContext } from './context.js';
+import { offlineGuard } from './guard.js';
+import { awaitSurvivors, describeDrift, probedNow, survivorProblem, type DeadRun } from './history.js';
+import { preflight, refusalError, type Preflight } from './preflight.js';
+import { withStopSignals } from './signals.js';
+
+/**
+ * `run`: the one path that moves a target's databases, in the order that
+ * keeps it honest (STYLE.md 4, kysely's Migrator: lock first, then read
+ * state): the run lock; runs that died before, and whatever of them may
+ * still be alive (a dead run's orphaned step is its own work, not a
+ * client the offline guard should blame); the offline guard; the
+ * pre-flight, whose refusals stop here; what the ledger must learn (a crash
+ * found, drift accepted, lost history); snapshots and execution.
+ * Rehearsals take the same path on their scratch target.
+ */
+
+export interface RunOptions {
+  until: string | undefined;
+  parallel: number;
+  snapshot: SnapshotMode;
+  waitLockSeconds: number;
+  force: boolean;
+  resume: boolean;
+  acceptDrift: boolean;
+  isolateNetwork: boolean;
+  kind?: 'run' | 'rehearsal';
+}
+
+export type CoreEvent =
+  | RunEvent
+  /** Something the operator should read before the steps start (a crash found, accepted drift). */
+  | { type: 'note'; text: string }
+  | { type: 'warning'; text: string }
+  /** The pre-flight passed: this is what will run. */
+  | { type: 'planned'; preflight: Preflight }
+  | { type: 'signal'; text: string };
+
+export interface RunOutcome {
+  preflight: Preflight;
+  /** Undefined when there was nothing to run. */
+  result: RunResult | undefined;
+}
+
+/**
+ * --isolate-network: steps run in a network namespace of their own, with
+ * only a loopback that is down. The target must then be reachable without
+ * the network: SQLite files, or a MySQL unix socket (a socket file is a
+ * file, seen from any network namespace). A TCP target would be cut off.
+ */
+async function isolation(session: TargetSession): Promise<readonly string[]> {
+  if (!session.reachableWithoutNetwork()) {
+    throw new LeapfrogError('input', `--isolate-network: the target ${describeTarget(session.target)} is reached over TCP, which a step in its own network namespace cannot do; connect through the server's unix socket (mysql://user@localhost?socket=/path/mysqld.sock) or run without --isolate-network`);
+  }
+  const probe = await probeNetworkIsolation();
+  if ('why' in probe) {
+    throw new LeapfrogError('input', `--isolate-network: this machine cannot run a step in a new network namespace (${probe.why}). Run as root, enable unprivileged user namespaces (e.g. sysctl user.max_user_namespaces), or run without --isolate-network`);
+  }
+  return probe.wrapper;
+}
+
+/** Record the crash in the ledger: dangling steps become `interrupted`, with what the databases say now. */
+function markCrashed(ledger: Ledger, found: readonly DeadRun[], pre: Preflight): string[] {
+  return found.map(({ run, steps }) => {
+    const now = probedNow(steps, pre.versions ?? {});
+    ledger.markInterrupted(run.id, steps.map((s) => s.id), `the run died while this step was running; found by the next run (pid ${process.pid})${now ? `, which re-probed: ${now}` : ''}`);
+    return steps.length > 0
+      ? `run ${run.id} died during ${steps.map((s) => `${s.step_id} (${s.kind})`).join(', ')}; marked interrupted; the databases say: ${now}. Resuming from there.`
+      : `run ${run.id} died between steps; marked interrupted. Resuming.`;
+  });
+}
+
+export async function run(ctx: CoreContext, o: RunOptions, emit: (e: CoreEvent) => void): Promise<RunOutcome> {
+  const { chain, target, layout } = ctx;
+  const shown = describeTarget(target);
+  return withStopSignals(
+    (text) => emit({ type: 'signal', text }),
+    (signal) =>
+      withLedger(layout.stateDir, (ledger) =>
+        withTarget(target, async (session) => {
+          const stepWrapper = o.isolateNetwork ? await isolation(session) : undefined;
+          return withTargetLock(session, chain, layout.stateDir, { waitSeconds: o.waitLockSeconds, command: o.kind ?? 'run' }, async () => {
+            // A dead run's orphaned step may be finishing: --wait-lock waits for it too, before anyone counts clients.
+            const dead = await awaitSurvivors(ledger, chain, shown, o.waitLockSeconds * 1000, signal);
+            const alive = dead.flatMap((d) => survivorProblem(d, chain, o.resume) ?? []);
+            if (alive.length > 0) throw new LeapfrogError('refused', alive[0]!, { details: alive.slice(1) });
+            // A rehearsal's databases are its own copies: no service can be connected to them.
+            if (o.kind !== 'rehearsal') await offlineGuard(session, chain, o.force, (text) => emit({ type: 'warning', text }));
+            const pre = await preflight({ chain, layout, session, ledger }, o);
+            if (pre.refusals.length > 0) throw refusalError(pre.refusals);
+            const last = pre.lastRun;
+            if (o.resume && pre.unfinished.length === 0 && last?.status !== 'interrupted' && last?.status !== 'failed') {
+              throw new LeapfrogError('input', `--resume: nothing to resume; ${last ? `the last run of chain ${chain.name} on this target (${last.id}) ${last.status}` : `no run of chain ${chain.name} on this target is recorded`}. Run without --resume.`);
+            }
+
+            const notes: string[] = [];
+            if (pre.historyLost) {
+              notes.push(`no history of chain ${chain.name} on this target in ${ledger.file}, but its databases are past the chain's start: the plan is derived from their versions alone; data steps without a needed-when query will run again`);
+            }
+            for (const d of pre.drift) notes.push(`drift accepted (--accept-drift): ${describeDrift(d)}`);
+            notes.push(...markCrashed(ledger, pre.unfinished, pre));
+            for (const text of notes) emit({ type: 'note', text });
+
+            if (!pre.plan || !pre.steps || pre.steps.length === 0) return { preflight: pre, result: undefined };
+            if (signal.aborted) throw new LeapfrogError('interrupted', 'interrupted before the first step; nothing was run');
+            emit({ type: 'planned', preflight: pre });
+            const result = await executePlan(
+              { chain, envs: ctx.envs, target, layout, ledger, session, parallel: o.parallel, emit, signal, kind: o.kind ?? 'run', snapshot: o.snapshot, notes, provision: ctx.provision, stepWrapper },
+              pre.plan,
+              pre.steps,
+              o.until,
+            );
+            return { preflight: pre, result };
+          });
+        }),
+      ),
+  );
+}

@@ -1,0 +1,82 @@
+import type { PlannedStep } from '../chain/plan.js';
+import type { Chain, EnvDef, Version } from '../chain/types.js';
+import type { ProvisionOptions } from '../envs/store.js';
+import { LeapfrogError } from '../errors.js';
+import type { Ledger, SnapshotRow, StepRow } from '../ledger/ledger.js';
+import type { TargetSession } from '../database/session.js';
+import type { Target } from '../database/url.js';
+import type { Layout } from '../core/layout.js';
+import type { EventSink } from './events.js';
+
+/**
+ * What executing a plan needs and gives back, and the errors it speaks in.
+ * One lane per project (steps in order), up to `parallel` lanes at once,
+ * cross-project `after:` edges honoured; every step recorded in the ledger
+ * before and after its child runs, every sync verified by probing, and a
+ * checkpoint after every hop.
+ */
+
+export interface RunContext {
+  chain: Chain;
+  envs: ReadonlyMap<string, EnvDef>;
+  target: Target;
+  layout: Layout;
+  ledger: Ledger;
+  session: TargetSession;
+  parallel: number;
+  emit: EventSink;
+  signal?: AbortSignal | undefined;
+  /** How envs are fetched: timeouts, limits, --offline. */
+  provision?: ProvisionOptions | undefined;
+  /** Argv prefix that runs each step in a new network namespace (--isolate-network). */
+  stepWrapper?: readonly string[] | undefined;
+  kind?: 'run' | 'rehearsal';
+  /** Lines to record on the run (a resumed crash, accepted drift, lost history). */
+  notes?: readonly string[] | undefined;
+  /** When to snapshot the databases: before the run's first step, before every hop, or never. */
+  snapshot?: SnapshotMode | undefined;
+}
+
+export type SnapshotMode = 'first-hop' | 'every-hop' | 'none';
+export const SNAPSHOT_MODES: readonly SnapshotMode[] = ['first-hop', 'every-hop', 'none'];
+
+export interface RunResult {
+  runId: number;
+  /** The target as shown and recorded. */
+  target: string;
+  status: 'succeeded' | 'failed' | 'interrupted';
+  versions: Record<string, Record<string, Version>>;
+  error: LeapfrogError | undefined;
+  runDir: string;
+  ledgerFile: string;
+  /** The run's step and snapshot rows as the ledger has them at its end. */
+  steps: StepRow[];
+  snapshots: SnapshotRow[];
+}
+
+
+export interface Dirs {
+  logs: string;
+  home: string;
+  tmp: string;
+  work: string;
+}
+
+/** Errors of the state directory's disk, said plainly: they are the operator's to fix, and the run can be resumed. */
+const DISK_FULL = new Set(['ENOSPC', 'EDQUOT', 'SQLITE_FULL']);
+
+export function asRunError(err: unknown, stateDir: string): LeapfrogError {
+  if (err instanceof LeapfrogError) return err;
+  const code = (err as { code?: string }).code;
+  if (code !== undefined && DISK_FULL.has(code)) {
+    return new LeapfrogError(
+      'unexpected',
+      `the state directory ${stateDir} is full (${code}): leapfrog cannot record what it does, so it stopped. Free space there (or use another --state-dir with this ledger), then run again: the run resumes from the ledger.`,
+      { cause: err },
+    );
+  }
+  return new LeapfrogError('unexpected', (err as Error).message, { cause: err });
+}
+
+export const hopKey = (p: PlannedStep) => `${p.step.project}@${p.step.release}`;
+export const interrupted = () => new LeapfrogError('interrupted', 'interrupted: stopped at a safe point; run again to resume');

@@ -1,0 +1,148 @@
+import path from 'node:path';
+import { performance } from 'node:perf_hooks';
+import type { PreparedStep } from '../chain/argv.js';
+import { compareToExpectation, formatVersion } from '../chain/version.js';
+import { versionOrder } from '../chain/position.js';
+import type { ProvisionedEnv } from '../envs/store.js';
+import { LeapfrogError } from '../errors.js';
+import { neededCount, probeProject } from '../database/probe.js';
+import { runStepProcess, type StepOutcome } from '../sandbox/run-step.js';
+import { asRunError, interrupted, type Dirs, type RunContext } from './context.js';
+import { pauseAt } from './pause.js';
+
+/** One step: recorded `started`, its child run (in batches for a data step), verified, recorded with its end. */
+
+function describeOutcome(o: StepOutcome, timeoutMs: number): string {
+  if (o.spawnError) return `could not start (${o.spawnError})`;
+  if (o.timedOut) return `timed out after ${Math.round(timeoutMs / 1000)} s`;
+  if (o.signal) return `was killed by ${o.signal}`;
+  return `exited ${o.exitCode}`;
+}
+
+export async function runOne(ctx: RunContext, runId: number, p: PreparedStep, seq: number, env: ProvisionedEnv, dirs: Dirs): Promise<void> {
+  const { step } = p;
+  const secrets = ctx.target.kind === 'mysql' && ctx.target.password ? [ctx.target.password] : [];
+  const logFile = path.join(dirs.logs, `${String(seq).padStart(3, '0')}-${step.id.replace(/\//g, '-')}.log`);
+  pauseAt('step-start', step.id);
+  const rowId = ctx.ledger.stepStarted({
+    runId,
+    stepId: step.id,
+    project: step.project,
+    release: step.release,
+    kind: step.kind,
+    env: step.env,
+    envSha256: env.sha256,
+    command: p.argv,
+    logPath: logFile,
+  });
+  ctx.emit({ type: 'step-start', step: p, argv: p.argv, logFile });
+  const started = performance.now();
+  let attempts = 0;
+  let last: StepOutcome | undefined;
+  const tail = () => (last?.tail ?? []).join('\n');
+  const finish = (status: 'succeeded' | 'failed' | 'interrupted' | 'skipped', message?: string) => {
+    const durationMs = performance.now() - started;
+    ctx.ledger.stepFinished(rowId, { status, exitCode: last?.exitCode ?? null, durationMs, attempts, logTail: tail(), error: message });
+    ctx.emit({ type: 'step-end', step: p, status, durationMs, attempts, message });
+  };
+  const fail = (message: string): never => {
+    finish('failed', message);
+    throw new LeapfrogError('step-failed', `step ${step.id} (${step.kind} in env ${step.env}) ${message}`, {
+      details: [`log: ${logFile}`, ...(last?.tail.length ? ['last lines:', ...last.tail.map((l) => '  ' + l)] : [])],
+    });
+  };
+  const exec = async (): Promise<StepOutcome> => {
+    last = await runStepProcess({
+      argv: p.argv,
+      shownArgv: p.argv,
+      envRoot: env.root,
+      envPath: env.def.path,
+      envVars: Object.fromEntries(Object.entries(env.def.vars).map(([k, v]) => [k, v.replace(/\{\{\s*root\s*\}\}/g, env.root)])),
+      cwd: dirs.work,
+      home: dirs.home,
+      tmp: dirs.tmp,
+      logFile,
+      timeoutMs: step.timeoutMs,
+      secrets,
+      signal: ctx.signal,
+      onSpawn: (pid) => {
+        ctx.ledger.stepPid(rowId, pid);
+        pauseAt('step-child', step.id);
+      },
+      wrapper: ctx.stepWrapper,
+    });
+    pauseAt('step-end', step.id);
+    attempts++;
+    if (ctx.signal?.aborted) {
+      finish('interrupted', 'interrupted by a signal');
+      throw interrupted();
+    }
+    return last;
+  };
+
+  try {
+    if (step.kind === 'data') {
+      const dbName = step.neededWhen ? ctx.chain.projects[step.project]!.databases[step.neededWhen.database]! : undefined;
+      // When the step is about to run, its query must work: an error here is a chain mistake, not "nothing to do".
+      const needed = async (): Promise<number | undefined> => {
+        if (!dbName || !step.neededWhen) return undefined;
+        try {
+          return await neededCount(ctx.session, dbName, step.neededWhen.query);
+        } catch (err) {
+          return fail(`cannot evaluate its needed-when query on ${dbName}: ${(err as Error).message}. Fix the query in ${ctx.chain.file}`);
+        }
+      };
+      let count = await needed();
+      if (count === 0) {
+        finish('skipped', 'not needed: its needed-when query returns 0');
+        return;
+      }
+      for (;;) {
+        if (attempts >= step.maxRuns) {
+          fail(`still has work after ${attempts} runs (max-runs ${step.maxRuns})${count !== undefined ? `: needed-when returns ${count}` : ''}; raise max-runs in the chain if the data is that large, or read the log`);
+        }
+        const o = await exec();
+        const more = step.repeatWhileExit !== undefined && o.exitCode === step.repeatWhileExit;
+        if (o.exitCode !== 0 && !more) fail(describeOutcome(o, step.timeoutMs));
+        const before = count;
+        count = await needed();
+        ctx.emit({ type: 'step-batch', step: p, attempt: attempts, exitCode: o.exitCode, remaining: count });
+        if (!more) {
+          if (count === undefined || count === 0) break;
+          if (before !== undefined && count >= before) {
+            fail(`exited 0 but made no progress: its needed-when query still returns ${count}. The command is not doing the work the chain expects of it (busy rows? wrong env?)`);
+          }
+        }
+        // Another batch follows: record how many ran, so a crash mid-loop leaves the truth behind.
+        ctx.ledger.stepAttempt(rowId, attempts);
+        pauseAt('data-batch', step.id);
+      }
+      finish('succeeded');
+      return;
+    }
+
+    const o = await exec();
+    if (o.exitCode !== 0) fail(describeOutcome(o, step.timeoutMs));
+    if (step.kind === 'sync') {
+      const project = ctx.chain.projects[step.project]!;
+      const versions = await probeProject(ctx.session, project);
+      const wrong = Object.entries(step.expect).filter(([db, e]) => compareToExpectation(versions[db] ?? { kind: 'absent' }, e, versionOrder(ctx.chain, project, db)) !== 'equal');
+      if (wrong.length > 0) {
+        fail(
+          `exited 0, but ${wrong.map(([db, e]) => `${db} is at ${formatVersion(versions[db] ?? { kind: 'absent' })}, not ${formatVersion(e)}`).join('; ')}: the toolchain did not do what the chain declares; stopping before anything else runs on it`,
+        );
+      }
+    }
+    finish('succeeded');
+  } catch (err) {
+    if (err instanceof LeapfrogError) throw err;
+    try {
+      finish('failed', (err as Error).message);
+    } catch {
+      // The ledger itself failed (a full disk): the step stays `started`, the truth for the next run.
+    }
+    const e = asRunError(err, ctx.layout.stateDir);
+    throw new LeapfrogError(e.kind, `step ${step.id}: ${e.message}`, { cause: err, details: [`log: ${logFile}`] });
+  }
+}
+
