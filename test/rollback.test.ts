@@ -123,12 +123,43 @@ describeTargets('snapshots and rollback', (kind) => {
 
     const unknown = await leapfrog(['rollback', ...cloud.args(), '--to', '999']);
     assert.equal(unknown.exitCode, 2);
-    assert.match(unknown.stderr, /--to 999: no checkpoint 999 of chain fakecloud-juno-newton on .*; known: \d+ \(compute@kilo\)/);
+    assert.match(unknown.stderr, /--to 999: no checkpoint 999 of chain fakecloud-juno-newton on .*; the points that can be restored exactly are: \d+ \(compute@kilo, run 1\)/);
 
     const none = await leapfrog(['run', ...cloud.args(), '--snapshot', 'none', '--until', 'kilo']);
     assert.equal(none.exitCode, 0, none.stderr);
     assert.match(none.stderr, /Snapshots: none \(--snapshot none\)\. leapfrog cannot roll this run back/);
     assert.match(none.stdout, /Run \d+ succeeded \(no snapshot taken: --snapshot none\)/);
     assert.match((await leapfrog(['ledger', 'show', '--state-dir', cloud.state])).stdout, /No snapshots in this run \(--snapshot none\)\./);
+  });
+
+  test('--to CHECKPOINT with the default snapshots: exactly that checkpoint when snapshots hold it, else refused naming the points that can be; --dry-run changes nothing', async () => {
+    const cloud = await fakeCloud({ kind, instances: 10 });
+    assert.equal((await leapfrog(['run', ...cloud.args(), '--until', 'kilo'])).exitCode, 0);
+    assert.equal((await leapfrog(['run', ...cloud.args(), '--until', 'liberty'])).exitCode, 0);
+    const ledger = parse((await leapfrog(['ledger', 'show', '1', '--state-dir', cloud.state, '--format', 'json'])).stdout);
+    const second = parse((await leapfrog(['ledger', 'show', '2', '--state-dir', cloud.state, '--format', 'json'])).stdout);
+    const at = (l: Json, project: string) => l.checkpoints.find((c: Json) => c.project === project).id as number;
+    const kiloImage = at(ledger, 'image');
+    const libertyCompute = at(second, 'compute');
+
+    // compute moved after its liberty checkpoint and no snapshot was taken since: that state is gone.
+    const refused = await leapfrog(['rollback', ...cloud.args(), '--to', String(libertyCompute)]);
+    assert.equal(refused.exitCode, 2, refused.stderr);
+    assert.match(refused.stderr, new RegExp(`cannot roll back to checkpoint ${libertyCompute} \\(compute@liberty\\): no snapshot holds exactly the state of ${cloud.names.compute}, ${cloud.names.compute_api} at that checkpoint`));
+    assert.match(refused.stderr, new RegExp(`the points that can be restored exactly are: .*${kiloImage} \\(image@kilo, run 1\\).*, start`));
+
+    const before = await contents(cloud);
+    const dry = await leapfrog(['rollback', ...cloud.args(), '--to', String(kiloImage), '--dry-run']);
+    assert.equal(dry.exitCode, 0, dry.stderr);
+    assert.match(dry.stdout, new RegExp(`Would roll back to checkpoint ${kiloImage} \\(image@kilo\\); nothing was changed`));
+    assert.match(dry.stdout, new RegExp(`${cloud.names.compute}: snapshot \\d+ \\(run 2, before liberty/compute/1\\), \\S+, [\\d.]+ KiB, version 280`));
+    assert.match(dry.stdout, new RegExp(`${cloud.names.compute_api}: did not exist then`));
+    assert.deepEqual(await contents(cloud), before, '--dry-run restores nothing');
+    assert.equal(parse((await leapfrog(['ledger', 'show', '--state-dir', cloud.state, '--format', 'json'])).stdout).rollbacks.length, 0);
+
+    const rb = await leapfrog(['rollback', ...cloud.args(), '--to', String(kiloImage), '--format', 'json']);
+    assert.equal(rb.exitCode, 0, rb.stderr);
+    const v = parse(rb.stdout).versions;
+    assert.deepEqual([v.compute.main, v.identity.main, v.image.main], [280, { keystone: 67, keystone_expand: null, keystone_data_migrate: null, keystone_contract: null }, 'kilo']);
   });
 });

@@ -13,7 +13,7 @@ export function rollbackText(r: RollbackResult): string {
   const lines = [dry ? `Would roll back ${point(r)}; nothing was changed (--dry-run). It would restore, each after verifying its sha256 (verified just now):` : `Rolled back ${point(r)} (rollback ${r.rollbackId}); restored, each after verifying its sha256:`];
   for (const s of r.snapshots) {
     const version = s.version === null ? 'version not recorded' : `version ${formatStoredVersion(snapshotVersion(s))}`;
-    lines.push(`  ${s.database}: ${s.file === null ? `did not exist then: ${dry ? 'would be' : ''} dropped` : `snapshot ${s.id} (run ${s.run_id}, before ${s.before_step}), ${s.file}, ${formatBytes(s.bytes ?? 0)}, ${version}`}`);
+    lines.push(`  ${s.database}: ${s.file === null ? `did not exist then: ${dry ? 'would be dropped' : 'dropped'}` : `snapshot ${s.id} (run ${s.run_id}, before ${s.before_step}), ${s.file}, ${formatBytes(s.bytes ?? 0)}, ${version}`}`);
   }
   lines.push(`Versions ${dry ? 'now (before any restore)' : 'now'}:\n${finalVersionsText(r.versions)}`);
   if (!dry) lines.push('The next run plans from these versions.');
