@@ -36,6 +36,8 @@ export interface ProjectDef {
   name: string;
   /** Logical database → database (schema/file) name on the target, in declaration order. */
   databases: Readonly<Record<string, string>>;
+  /** Logical database → the chain's name for the server it lives on; absent: the default server (--db URL). */
+  servers?: Readonly<Record<string, string>>;
   version: Readonly<Record<string, VersionProbe>>;
   /** Versions at the chain's start; a database not listed must not exist yet. */
   start: Readonly<Record<string, Expectation>>;

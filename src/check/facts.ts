@@ -3,7 +3,7 @@ import type { Preflight } from '../core/preflight.js';
 import type { LeapfrogError } from '../errors.js';
 import type { Layout } from '../core/layout.js';
 import type { FileHolder, MysqlFacts, ServerInfo, SqliteFileFact } from '../database/inspect.js';
-import type { Target } from '../database/url.js';
+import type { Placement } from '../database/placement.js';
 
 /**
  * Everything check-migrations judges, read once by gather.ts (all the I/O)
@@ -68,7 +68,7 @@ export interface CheckFacts {
   chainFile: string;
   chain: Chain | undefined;
   chainError: LeapfrogError | undefined;
-  target: Target;
+  target: Placement;
   targetDescription: string;
   layout: Layout | undefined;
   offline: boolean;

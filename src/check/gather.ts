@@ -9,8 +9,8 @@ import { Ledger } from '../ledger/ledger.js';
 import { layout } from '../core/layout.js';
 import { neededCount } from '../database/probe.js';
 import { withTarget, type TargetSession } from '../database/session.js';
-import { describeTarget } from '../database/url.js';
-import { targetFrom } from '../core/context.js';
+import { describePlacement, singleServer } from '../database/placement.js';
+import { placementOf, serversFrom } from '../core/context.js';
 import { preflight } from '../core/preflight.js';
 import type { BlockerFact, CheckFacts, EnvFact, RunTiming } from './facts.js';
 
@@ -23,7 +23,7 @@ import type { BlockerFact, CheckFacts, EnvFact, RunTiming } from './facts.js';
 
 export interface CheckOptions {
   chain: string;
-  db: string;
+  db: string | readonly string[];
   defaultsFile: string | undefined;
   stateDir: string;
   cacheDir: string | undefined;
@@ -36,8 +36,7 @@ export interface CheckOptions {
 const PARALLEL = 8;
 
 export async function gatherFacts(o: CheckOptions): Promise<CheckFacts> {
-  const target = targetFrom({ db: o.db, defaultsFile: o.defaultsFile });
-  const targetDescription = describeTarget(target);
+  const given = serversFrom({ db: o.db, defaultsFile: o.defaultsFile });
   let chain: Chain | undefined;
   let chainError: LeapfrogError | undefined;
   try {
@@ -46,6 +45,9 @@ export async function gatherFacts(o: CheckOptions): Promise<CheckFacts> {
     if (!(err instanceof LeapfrogError)) throw err;
     chainError = err;
   }
+  // Without a chain nothing says where its servers' databases are: the default server alone is checked.
+  const target = chain ? placementOf(chain, given) : singleServer(given.default);
+  const targetDescription = describePlacement(target);
   const stateDir = path.resolve(o.stateDir);
   const l = chain ? layout(o.stateDir, o.cacheDir, chain, target) : undefined;
 

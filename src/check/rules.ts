@@ -75,7 +75,7 @@ function creatingStep(chain: Chain, project: string, logical: string): StepDef |
 
 export function databasesCheck(chain: Chain, f: Pick<CheckFacts, 'databases' | 'target' | 'sqlite'>): CheckRow {
   // information_schema.SCHEMATA lists only the databases the account may use.
-  const hidden = f.target.kind === 'mysql';
+  const hidden = f.target.default.kind === 'mysql';
   const lines: string[] = [];
   const failures: string[] = [];
   for (const d of f.databases) {

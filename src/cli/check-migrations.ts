@@ -2,7 +2,7 @@ import { gatherFacts } from '../check/gather.js';
 import { evaluate, exitCodeFor } from '../check/report.js';
 import { reportJson, reportMarkdown, reportText } from '../check/render.js';
 import type { Io } from './io.js';
-import { bool, formatOf, num, required, str, type Args } from './options.js';
+import { bool, formatOf, num, required, requiredList, str, type Args } from './options.js';
 
 /**
  * `leapfrog check-migrations`: reads the chain, the envs, the target and the
@@ -13,7 +13,7 @@ import { bool, formatOf, num, required, str, type Args } from './options.js';
 export async function handler(args: Args, io: Io): Promise<number> {
   const facts = await gatherFacts({
     chain: required(args, 'chain', 'the chain file'),
-    db: required(args, 'db', 'the target (sqlite:DIR or mysql://user@host:port)'),
+    db: requiredList(args, 'db', 'the target (sqlite:DIR or mysql://user@host:port)'),
     defaultsFile: str(args, 'defaults-file'),
     stateDir: str(args, 'state-dir') ?? './.leapfrog',
     cacheDir: str(args, 'cache-dir'),

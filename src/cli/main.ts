@@ -67,8 +67,9 @@ export async function main(argv: string[]): Promise<number> {
       .demandCommand(1, 'name a command: plan, check-migrations, run, rehearse, ledger, rollback, envs or bundle')
       .recommendCommands()
       .strict()
-      // A flag given twice: the last one wins, as with most Unix tools (not an array no command expects).
-      .parserConfiguration({ 'duplicate-arguments-array': false })
+      // A flag given twice is kept as a list: options.ts takes the last value of a single-valued flag (as most
+      // Unix tools do) and every value of a repeatable one (--db NAME=URL, --chain for envs).
+      .parserConfiguration({ 'duplicate-arguments-array': true, 'flatten-duplicate-arrays': true })
       .version(LEAPFROG_VERSION)
       .help()
       .wrap(Math.min(100, process.stdout.columns ?? 80))

@@ -26,7 +26,7 @@ export const numeric = (describe: string, value?: number): Options => ({ require
 
 export const FLAGS = {
   chain: text('chain file (YAML or JSON)'),
-  db: text('target: sqlite:DIR, mysql://user[:password]@host[:port] or mysql://user@localhost?socket=/path'),
+  db: text("target: sqlite:DIR, mysql://user[:password]@host[:port] or mysql://user@localhost?socket=/path; repeat as --db NAME=URL for each of the chain's servers placed elsewhere", { array: true }),
   'defaults-file': text('MySQL option file: user, password, host, port, socket from its [client] group (the URL wins)'),
   'state-dir': text('ledger, logs, rendered configs, env cache', { default: './.leapfrog' }),
   'cache-dir': text('env cache (default: STATE_DIR/envs)'),
@@ -66,9 +66,21 @@ export function str(args: Args, name: string): string | undefined {
   return String(v);
 }
 
+/** Every value of a repeatable flag, in order. */
+export function list(args: Args, name: string): string[] {
+  const v = args[name];
+  return v === undefined ? [] : (Array.isArray(v) ? v : [v]).map(String);
+}
+
 export function required(args: Args, name: string, what: string): string {
   const v = str(args, name);
   if (v === undefined || v === '') throw new LeapfrogError('input', `--${name} is required: ${what} (see leapfrog ${String((args._ as unknown[] | undefined)?.[0] ?? '')} --help)`);
+  return v;
+}
+
+export function requiredList(args: Args, name: string, what: string): string[] {
+  const v = list(args, name);
+  if (v.length === 0) required(args, name, what);
   return v;
 }
 
@@ -90,7 +102,10 @@ export function optionalNum(args: Args, name: string, o: Parameters<typeof num>[
   return str(args, name) === undefined ? undefined : num(args, name, o);
 }
 
-export const bool = (args: Args, name: string): boolean => args[name] === true;
+export const bool = (args: Args, name: string): boolean => {
+  const v = args[name];
+  return (Array.isArray(v) ? v[v.length - 1] : v) === true;
+};
 
 /** The fetch group (its defaults for commands that do not take it), as the envs module takes it; `chains` names what `envs provision` needs for the --offline hint. */
 export function provisionFrom(args: Args, chains: readonly string[]): ProvisionOptions {
@@ -114,7 +129,7 @@ export function contextFrom(args: Args): ContextSpec {
   const chain = required(args, 'chain', 'the chain file');
   return {
     chain,
-    db: required(args, 'db', 'the target (sqlite:DIR or mysql://user@host:port)'),
+    db: requiredList(args, 'db', 'the target (sqlite:DIR or mysql://user@host:port)'),
     defaultsFile: str(args, 'defaults-file'),
     envDir: str(args, 'envs'),
     stateDir: str(args, 'state-dir') ?? './.leapfrog',

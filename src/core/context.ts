@@ -1,8 +1,10 @@
 import { loadChain, loadChainEnvs } from '../chain/load.js';
 import type { Chain, EnvDef } from '../chain/types.js';
 import { readOptionFile } from '../database/option-file.js';
+import { place, type Placement } from '../database/placement.js';
 import { parseTargetUrl, type Target } from '../database/url.js';
 import type { ProvisionOptions } from '../envs/store.js';
+import { LeapfrogError } from '../errors.js';
 import { layout, type Layout } from './layout.js';
 
 /**
@@ -13,14 +15,15 @@ import { layout, type Layout } from './layout.js';
 export interface CoreContext {
   chain: Chain;
   envs: ReadonlyMap<string, EnvDef>;
-  target: Target;
+  /** Where the chain's databases are: a default server, and any placed elsewhere. */
+  target: Placement;
   layout: Layout;
   provision: ProvisionOptions;
 }
 
 export interface TargetSpec {
-  /** --db */
-  db: string;
+  /** --db, repeatable: one URL (the default server), and NAME=URL for each of the chain's servers placed elsewhere. */
+  db: string | readonly string[];
   /** --defaults-file */
   defaultsFile: string | undefined;
 }
@@ -33,15 +36,49 @@ export interface ContextSpec extends TargetSpec {
   provision: ProvisionOptions;
 }
 
-/** --db, LEAPFROG_DB_PASSWORD and --defaults-file, as one target. */
-export function targetFrom(spec: TargetSpec): Target {
+/** --db, LEAPFROG_DB_PASSWORD and --defaults-file: the default server, and the chain's servers the command line places elsewhere. */
+export function serversFrom(spec: TargetSpec): { default: Target; named: Record<string, Target> } {
   const optionFile = spec.defaultsFile === undefined ? {} : readOptionFile(spec.defaultsFile);
-  return parseTargetUrl(spec.db, process.env.LEAPFROG_DB_PASSWORD || undefined, optionFile);
+  const parse = (url: string) => parseTargetUrl(url, process.env.LEAPFROG_DB_PASSWORD || undefined, optionFile);
+  const given = typeof spec.db === 'string' ? [spec.db] : spec.db;
+  const named: Record<string, Target> = {};
+  const defaults: string[] = [];
+  for (const raw of given) {
+    // NAME=URL: a name has no colon, so a URL (mysql://…?socket=/x, sqlite:DIR) is never taken for one.
+    const m = /^([A-Za-z0-9_.-]+)=(.+)$/.exec(raw);
+    if (m) named[m[1]!] = parse(m[2]!);
+    else defaults.push(raw);
+  }
+  if (defaults.length !== 1) {
+    throw new LeapfrogError('input', `--db: ${defaults.length === 0 ? 'no' : `${defaults.length}`} default server${defaults.length > 1 ? 's' : ''} given; give one --db URL for the default server, and --db NAME=URL for each of the chain's servers placed elsewhere`);
+  }
+  return { default: parse(defaults[0]!), named };
+}
+
+/** The one server --db names (commands and flags that take no placement: rehearse --server and --from, fixtures). */
+export function targetFrom(spec: TargetSpec): Target {
+  const s = serversFrom(spec);
+  if (Object.keys(s.named).length > 0) throw new LeapfrogError('input', `${Object.keys(s.named).map((n) => `${n}=…`).join(', ')}: this flag takes one server URL`);
+  return s.default;
+}
+
+/** Where each of the chain's databases is, from the servers the command line gave. */
+export function placementOf(chain: Chain, s: { default: Target; named: Record<string, Target> }): Placement {
+  const databaseServers: Record<string, string | undefined> = {};
+  const known = new Set<string>();
+  for (const p of Object.values(chain.projects)) {
+    for (const [logical, name] of Object.entries(p.databases)) {
+      const server = p.servers?.[logical];
+      databaseServers[name] = server;
+      if (server !== undefined) known.add(server);
+    }
+  }
+  return place(s.default, s.named, databaseServers, [...known].sort());
 }
 
 export function loadContext(spec: ContextSpec): CoreContext {
   const chain = loadChain(spec.chain, { envDir: spec.envDir });
   const envs = loadChainEnvs(chain);
-  const target = targetFrom(spec);
+  const target = placementOf(chain, serversFrom(spec));
   return { chain, envs, target, layout: layout(spec.stateDir, spec.cacheDir, chain, target), provision: spec.provision };
 }

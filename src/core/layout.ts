@@ -3,7 +3,8 @@ import path from 'node:path';
 import type { TemplatePlaces } from '../chain/argv.js';
 import type { Chain } from '../chain/types.js';
 import type { TargetSession } from '../database/session.js';
-import { describeTarget, type DatabaseAddress, type Target } from '../database/url.js';
+import { describePlacement, type Placement } from '../database/placement.js';
+import type { DatabaseAddress } from '../database/url.js';
 
 /**
  * Where things live in the state directory. Config files sit at a stable
@@ -22,11 +23,11 @@ export interface Layout {
   configDir: string;
 }
 
-export function targetKey(t: Target): string {
-  return createHash('sha256').update(describeTarget(t)).digest('hex').slice(0, 12);
+export function targetKey(t: Placement): string {
+  return createHash('sha256').update(describePlacement(t)).digest('hex').slice(0, 12);
 }
 
-export function layout(stateDir: string, cacheDir: string | undefined, chain: Chain, target: Target): Layout {
+export function layout(stateDir: string, cacheDir: string | undefined, chain: Chain, target: Placement): Layout {
   const state = path.resolve(stateDir);
   return {
     stateDir: state,

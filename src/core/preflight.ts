@@ -4,7 +4,7 @@ import { renderConfig } from '../chain/template.js';
 import type { Chain, Version } from '../chain/types.js';
 import { probeAll, probeNeeded } from '../database/probe.js';
 import type { TargetSession } from '../database/session.js';
-import { describeTarget } from '../database/url.js';
+import { describePlacement } from '../database/placement.js';
 import { LeapfrogError, type ErrorKind } from '../errors.js';
 import type { LedgerReader, RunRow } from '../ledger/ledger.js';
 import { describeDrift, findDrift, historyLost, survivorProblem, unfinishedRuns, type DeadRun, type Drift } from './history.js';
@@ -74,7 +74,7 @@ const asRefusal = (about: Refusal['about'], err: unknown): Refusal => {
 
 export async function preflight(c: PreflightContext, o: PreflightOptions = {}): Promise<Preflight> {
   const { chain, session, ledger } = c;
-  const target = describeTarget(session.target);
+  const target = describePlacement(session.placement);
   const refusals: Refusal[] = [];
 
   const unfinished = ledger ? unfinishedRuns(ledger, chain, target) : [];

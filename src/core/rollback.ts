@@ -4,7 +4,7 @@ import { withTargetLock } from '../database/lock.js';
 import { probeAll } from '../database/probe.js';
 import { withTarget } from '../database/session.js';
 import { fileSha256 } from '../database/snapshot.js';
-import { describeTarget } from '../database/url.js';
+import { describePlacement } from '../database/placement.js';
 import { LeapfrogError } from '../errors.js';
 import { Ledger, withLedger, type CheckpointRow, type LedgerReader, type SnapshotRow } from '../ledger/ledger.js';
 import type { CoreContext } from './context.js';
@@ -104,7 +104,7 @@ export interface RollbackOptions {
 
 export async function rollback(ctx: CoreContext, o: RollbackOptions, warn: (text: string) => void): Promise<RollbackResult> {
   const { chain, target, layout } = ctx;
-  const shown = describeTarget(target);
+  const shown = describePlacement(target);
   if (o.dryRun) {
     // Changes nothing: no lock, no ledger created.
     const ledger = Ledger.openForReading(layout.stateDir);

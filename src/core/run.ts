@@ -1,6 +1,6 @@
 import { withTargetLock } from '../database/lock.js';
 import { withTarget, type TargetSession } from '../database/session.js';
-import { describeTarget } from '../database/url.js';
+import { describePlacement } from '../database/placement.js';
 import { LeapfrogError } from '../errors.js';
 import { withLedger, type Ledger } from '../ledger/ledger.js';
 import type { RunEvent } from '../runner/events.js';
@@ -59,7 +59,7 @@ export interface RunOutcome {
  */
 async function isolation(session: TargetSession): Promise<readonly string[]> {
   if (!session.reachableWithoutNetwork()) {
-    throw new LeapfrogError('input', `--isolate-network: the target ${describeTarget(session.target)} is reached over TCP, which a step in its own network namespace cannot do; connect through the server's unix socket (mysql://user@localhost?socket=/path/mysqld.sock) or run without --isolate-network`);
+    throw new LeapfrogError('input', `--isolate-network: the target ${describePlacement(session.placement)} is reached over TCP, which a step in its own network namespace cannot do; connect through the server's unix socket (mysql://user@localhost?socket=/path/mysqld.sock) or run without --isolate-network`);
   }
   const probe = await probeNetworkIsolation();
   if ('why' in probe) {
@@ -81,7 +81,7 @@ function markCrashed(ledger: Ledger, found: readonly DeadRun[], pre: Preflight):
 
 export async function run(ctx: CoreContext, o: RunOptions, emit: (e: CoreEvent) => void): Promise<RunOutcome> {
   const { chain, target, layout } = ctx;
-  const shown = describeTarget(target);
+  const shown = describePlacement(target);
   return withStopSignals(
     (text) => emit({ type: 'signal', text }),
     (signal) =>

@@ -7,7 +7,7 @@ import Database from 'better-sqlite3';
 import type { Chain } from '../chain/types.js';
 import { LeapfrogError } from '../errors.js';
 import type { LockOptions, TargetSession } from './session.js';
-import { describeTarget } from './url.js';
+import { describePlacement } from './placement.js';
 
 /**
  * Only one `run` (or `rollback`) at a time on a target (STYLE.md, "lock
@@ -115,24 +115,19 @@ export function lockedError(what: string, holder: string, waited: number): Leapf
   );
 }
 
-/** The server lock names for a chain: one per database it touches, sorted (so two runs take them in the same order). */
-export function serverLockNames(chain: Chain): string[] {
-  const dbs = [...new Set(Object.values(chain.projects).flatMap((p) => Object.values(p.databases)))].sort();
-  // GET_LOCK names are at most 64 characters; a database name may be 64 itself.
-  return dbs.map((d) => (d.length <= 52 ? `leapfrog:db:${d}` : `leapfrog:db:${createHash('sha256').update(d).digest('hex').slice(0, 52)}`));
-}
-
 /**
  * Run `cb` holding the run locks for (target, chain): the state directory's,
  * then the target's own (session.lock: a lock file beside SQLite files,
  * GET_LOCK on a server). Released however `cb` ends.
  */
 export async function withTargetLock<T>(session: TargetSession, chain: Chain, stateDir: string, opts: LockOptions, cb: () => Promise<T>): Promise<T> {
-  const shown = describeTarget(session.target);
+  const shown = describePlacement(session.placement);
   const key = createHash('sha256').update(shown).digest('hex').slice(0, 16);
   const local = await FileLock.acquire(path.join(stateDir, 'locks', `${key}.lock`), `${shown} (state directory ${stateDir})`, opts);
   try {
-    const remote = await session.lock(serverLockNames(chain), shown, opts);
+    // Every database of the chain, sorted, so two runs take the server locks in the same order.
+    const databases = [...new Set(Object.values(chain.projects).flatMap((p) => Object.values(p.databases)))].sort();
+    const remote = await session.lock(databases, shown, opts);
     try {
       return await cb();
     } finally {

@@ -1,3 +1,4 @@
+import { createHash } from 'node:crypto';
 import mysql from 'mysql2/promise';
 import { lockedError } from './lock.js';
 import type { LockOptions } from './session.js';
@@ -42,4 +43,9 @@ class ServerLock {
 
 export function acquireServerLock(c: mysql.ConnectionOptions, names: readonly string[], what: string, opts: LockOptions): Promise<ServerLock> {
   return ServerLock.acquire(c, names, what, opts);
+}
+
+/** The server lock names for databases: one per database (GET_LOCK names are at most 64 characters; a database name may be 64 itself). */
+export function serverLockNames(databases: readonly string[]): string[] {
+  return databases.map((d) => (d.length <= 52 ? `leapfrog:db:${d}` : `leapfrog:db:${createHash('sha256').update(d).digest('hex').slice(0, 52)}`));
 }

@@ -5,8 +5,8 @@ import type { SchemaShape } from './fingerprint.js';
 import type { ServerInfo } from './inspect.js';
 import { dumpDatabase, restoreDump } from './mysql-dump.js';
 import { mysqlFacts } from './mysql-facts.js';
-import { acquireServerLock } from './mysql-lock.js';
-import { asDerivedTable, targetUnreachable, type ClientSession, type LockOptions, type Row, type ServerFacts, type TargetSession } from './session.js';
+import { acquireServerLock, serverLockNames } from './mysql-lock.js';
+import { asDerivedTable, targetUnreachable, type ClientSession, type LockOptions, type Row, type ServerFacts, type ServerSession } from './session.js';
 import { describeTarget, redactUrl, type DatabaseAddress, type Target } from './url.js';
 
 export type MysqlTarget = Extract<Target, { kind: 'mysql' }>;
@@ -28,7 +28,7 @@ export function mysqlConnection(t: MysqlTarget): mysql.ConnectionOptions {
  * the derived table `read` wraps the chain's SQL in. multipleStatements
  * stays off (mysql2's default).
  */
-export class MysqlSession implements TargetSession {
+export class MysqlSession implements ServerSession {
   private readonly pools = new Map<string, mysql.Pool>();
   private server: mysql.Pool | undefined;
 
@@ -163,7 +163,7 @@ export class MysqlSession implements TargetSession {
 
   async lock(names: readonly string[], what: string, opts: LockOptions): Promise<{ release(): Promise<void> }> {
     try {
-      return await acquireServerLock(mysqlConnection(this.target), names, what, opts);
+      return await acquireServerLock(mysqlConnection(this.target), serverLockNames(names), what, opts);
     } catch (err) {
       if (err instanceof LeapfrogError) throw err;
       throw new LeapfrogError('input', `${what}: cannot take the run lock (${(err as Error).message})`, { cause: err });

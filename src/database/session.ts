@@ -2,7 +2,8 @@ import { LeapfrogError } from '../errors.js';
 import type { SchemaShape } from './fingerprint.js';
 import type { FileHolder, MysqlFacts, ServerInfo, SqliteFileFact } from './inspect.js';
 import type { SnapshotFile } from './digest.js';
-import { describeTarget, type DatabaseAddress, type Target } from './url.js';
+import { singleServer, type Placement } from './placement.js';
+import type { DatabaseAddress, Target } from './url.js';
 
 /**
  * A session on the target: everything leapfrog asks of a database server,
@@ -41,7 +42,8 @@ export interface LockOptions {
   command: string;
 }
 
-export interface TargetSession {
+/** One server's session: what sqlite.ts and mysql.ts implement. */
+export interface ServerSession {
   readonly target: Target;
   /** The server answers (a clear input error otherwise: wrong password, server down). */
   connect(): Promise<void>;
@@ -77,18 +79,30 @@ export interface TargetSession {
   close(): Promise<void>;
 }
 
-export async function openSession(target: Target): Promise<TargetSession> {
+/**
+ * A session on every server of a placement (routed.ts): each database's
+ * questions go to its server; questions about several databases go to each
+ * of their servers and the answers are merged. `target` is the default server.
+ */
+export interface TargetSession extends ServerSession {
+  readonly placement: Placement;
+}
+
+export async function openServer(target: Target): Promise<ServerSession> {
   if (target.kind === 'sqlite') return new (await import('./sqlite.js')).SqliteSession(target);
   return new (await import('./mysql.js')).MysqlSession(target);
 }
 
 /**
- * Run `cb` with a session, closing it however `cb` ends. By default a server
- * that does not answer is an input error before `cb` runs; `check: false` is
- * for callers that report reachability themselves (check-migrations).
+ * Run `cb` with a session on the target (a server, or a placement of the
+ * chain's databases over several), closing it however `cb` ends. By
+ * default a server that does not answer is an input error before `cb`
+ * runs; `check: false` is for callers that report reachability themselves
+ * (check-migrations).
  */
-export async function withTarget<T>(target: Target, cb: (s: TargetSession) => Promise<T>, options: { check?: boolean } = {}): Promise<T> {
-  const s = await openSession(target);
+export async function withTarget<T>(target: Target | Placement, cb: (s: TargetSession) => Promise<T>, options: { check?: boolean } = {}): Promise<T> {
+  const placement = 'default' in target ? target : singleServer(target);
+  const s = await (await import('./routed.js')).RoutedSession.open(placement);
   try {
     if (options.check !== false) await s.connect();
     return await cb(s);
@@ -110,4 +124,3 @@ export function asDerivedTable(sql: string): string {
   return `SELECT * FROM (\n${body}\n) AS leapfrog_probe`;
 }
 
-export const describeSession = (s: TargetSession) => describeTarget(s.target);

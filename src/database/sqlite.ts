@@ -9,7 +9,7 @@ import { durableRename, gzipTo, type SnapshotFile } from './digest.js';
 import type { SchemaShape } from './fingerprint.js';
 import { processesHolding, sqliteFiles, type ServerInfo } from './inspect.js';
 import { FileLock } from './lock.js';
-import { asDerivedTable, type ClientSession, type LockOptions, type Row, type ServerFacts, type TargetSession } from './session.js';
+import { asDerivedTable, type ClientSession, type LockOptions, type Row, type ServerFacts, type ServerSession } from './session.js';
 import { sqliteFile, type DatabaseAddress, type Target } from './url.js';
 
 type SqliteTarget = Extract<Target, { kind: 'sqlite' }>;
@@ -22,7 +22,7 @@ const quote = (name: string) => `"${name.replace(/"/g, '""')}"`;
  * `reader` and `readonly`): a read-only handle alone still lets
  * `VACUUM INTO '/any/file'` write a new file.
  */
-export class SqliteSession implements TargetSession {
+export class SqliteSession implements ServerSession {
   private readonly handles = new Map<string, Database.Database>();
 
   constructor(readonly target: SqliteTarget) {}

@@ -5,6 +5,7 @@ import { LeapfrogError } from '../errors.js';
 import { Ledger, type RunRow } from '../ledger/ledger.js';
 import type { CoreContext } from '../core/context.js';
 import { layout } from '../core/layout.js';
+import { singleServer } from '../database/placement.js';
 import { run, type CoreEvent } from '../core/run.js';
 import { withStopSignals } from '../core/signals.js';
 import type { ProvisionOptions } from '../envs/store.js';
@@ -103,7 +104,8 @@ async function rehearseIn(o: RehearseOptions, signal: AbortSignal): Promise<{ re
     const counts = () => withTarget(target, (session) => countAll(session, chain));
     phase('counting rows before the chain');
     const before = await counts();
-    const ctx: CoreContext = { chain, envs: o.envs, target, layout: layout(dir, cacheDir, chain, target), provision: o.provision };
+    const placed = singleServer(target);
+    const ctx: CoreContext = { chain, envs: o.envs, target: placed, layout: layout(dir, cacheDir, chain, placed), provision: o.provision };
     phase(`running chain ${chain.name} (--parallel ${o.parallel})`);
     // The same path as a real run, on the copy: its own ledger, no snapshots (the dumps are the restore point).
     const outcome = await run(ctx, { until: undefined, parallel: o.parallel, snapshot: 'none', waitLockSeconds: 0, force: false, resume: false, acceptDrift: false, isolateNetwork: false, kind: 'rehearsal' }, (e) => o.emit({ type: 'run', event: e }));

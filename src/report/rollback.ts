@@ -1,6 +1,6 @@
 import type { RollbackResult } from '../core/rollback.js';
 import { snapshotVersion } from '../ledger/records.js';
-import { describeTarget, type Target } from '../database/url.js';
+import { describePlacement, type Placement } from '../database/placement.js';
 import { formatBytes } from './format.js';
 import { finalVersionsText, formatStoredVersion, versionsJson } from './render.js';
 
@@ -20,11 +20,11 @@ export function rollbackText(r: RollbackResult): string {
   return lines.join('\n');
 }
 
-export function rollbackJson(ctx: { chain: { name: string }; target: Target }, r: RollbackResult) {
+export function rollbackJson(ctx: { chain: { name: string }; target: Placement }, r: RollbackResult) {
   return {
     format: 'leapfrog.rollback/v1',
     chain: ctx.chain.name,
-    target: describeTarget(ctx.target),
+    target: describePlacement(ctx.target),
     dryRun: r.rollbackId === undefined,
     rollback: r.rollbackId ?? null,
     to: r.to,

@@ -4,7 +4,7 @@ import { versionToJson } from '../chain/version.js';
 import { fingerprint, type SchemaShape } from '../database/fingerprint.js';
 import { probeProject, probeVersion } from '../database/probe.js';
 import { snapshotDatabase } from '../database/snapshot.js';
-import { describeTarget } from '../database/url.js';
+import { describePlacement } from '../database/placement.js';
 import type { RunContext } from './context.js';
 import { pauseAt } from './pause.js';
 
@@ -33,7 +33,7 @@ export async function takeSnapshot(ctx: RunContext, runId: number, runDirectory:
   );
   pauseAt('snapshot', beforeStep);
   for (const f of taken) {
-    ctx.ledger.snapshot({ runId, chain: ctx.chain.name, target: describeTarget(ctx.target), database: f.database, beforeStep, position, file: f.file, sha256: f.sha256, bytes: f.bytes, durationMs: f.durationMs, version: versions.get(f.database) ?? null });
+    ctx.ledger.snapshot({ runId, chain: ctx.chain.name, target: describePlacement(ctx.target), database: f.database, beforeStep, position, file: f.file, sha256: f.sha256, bytes: f.bytes, durationMs: f.durationMs, version: versions.get(f.database) ?? null });
   }
   ctx.emit({ type: 'snapshot', beforeStep, databases: taken, durationMs: performance.now() - started });
 }

@@ -4,7 +4,7 @@ import type { ProvisionOptions } from '../envs/store.js';
 import { LeapfrogError } from '../errors.js';
 import type { Ledger, SnapshotRow, StepRow } from '../ledger/ledger.js';
 import type { TargetSession } from '../database/session.js';
-import type { Target } from '../database/url.js';
+import type { Placement } from '../database/placement.js';
 import type { Layout } from '../core/layout.js';
 import type { EventSink } from './events.js';
 
@@ -19,7 +19,7 @@ import type { EventSink } from './events.js';
 export interface RunContext {
   chain: Chain;
   envs: ReadonlyMap<string, EnvDef>;
-  target: Target;
+  target: Placement;
   layout: Layout;
   ledger: Ledger;
   session: TargetSession;

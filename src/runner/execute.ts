@@ -9,7 +9,7 @@ import { provisionAll } from '../envs/cache.js';
 import type { ProvisionedEnv } from '../envs/store.js';
 import { LeapfrogError } from '../errors.js';
 import { probeAll } from '../database/probe.js';
-import { describeTarget } from '../database/url.js';
+import { describePlacement } from '../database/placement.js';
 import { configPaths, projectAddresses, runDir } from '../core/layout.js';
 import { LEAPFROG_VERSION } from '../version.js';
 import { takeSnapshot } from './checkpoint.js';
@@ -54,7 +54,7 @@ export async function executePlan(ctx: RunContext, plan: Plan, prepared: readonl
   const runId = ledger.startRun({
     chain: chain.name,
     chainSha256: chain.sha256,
-    target: describeTarget(target),
+    target: describePlacement(target),
     kind: ctx.kind ?? 'run',
     until,
     host: os.hostname(),
@@ -105,7 +105,7 @@ export async function executePlan(ctx: RunContext, plan: Plan, prepared: readonl
   } catch {
     // A ledger that cannot be read now (a full disk) still has the rows on disk.
   }
-  return { runId, target: describeTarget(target), status, versions, error: failure, runDir: dir, ledgerFile: ledger.file, steps, snapshots };
+  return { runId, target: describePlacement(target), status, versions, error: failure, runDir: dir, ledgerFile: ledger.file, steps, snapshots };
 }
 
 async function renderConfigs(ctx: RunContext, projects: ReadonlySet<string>): Promise<void> {

@@ -7,6 +7,7 @@ import type { ProvisionedEnv } from '../envs/store.js';
 import { LeapfrogError } from '../errors.js';
 import { neededCount, probeProject } from '../database/probe.js';
 import { runStepProcess, type StepOutcome } from '../sandbox/run-step.js';
+import { servers } from '../database/placement.js';
 import { asRunError, interrupted, type Dirs, type RunContext } from './context.js';
 import { pauseAt } from './pause.js';
 
@@ -21,7 +22,7 @@ function describeOutcome(o: StepOutcome, timeoutMs: number): string {
 
 export async function runOne(ctx: RunContext, runId: number, p: PreparedStep, seq: number, env: ProvisionedEnv, dirs: Dirs): Promise<void> {
   const { step } = p;
-  const secrets = ctx.target.kind === 'mysql' && ctx.target.password ? [ctx.target.password] : [];
+  const secrets = [...new Set(servers(ctx.target).flatMap((t) => (t.kind === 'mysql' && t.password ? [t.password] : [])))];
   const logFile = path.join(dirs.logs, `${String(seq).padStart(3, '0')}-${step.id.replace(/\//g, '-')}.log`);
   pauseAt('step-start', step.id);
   const rowId = ctx.ledger.stepStarted({
