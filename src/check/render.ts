@@ -1,5 +1,5 @@
 import type { Plan } from '../chain/plan.js';
-import { formatMs, planJson, versionsJson, versionsLine } from '../report/render.js';
+import { formatMs, planJson, planLines, versionsJson } from '../report/render.js';
 import type { PreparedStep } from '../chain/argv.js';
 import type { Estimate } from './estimate.js';
 import { exitCodeFor, type CheckReport } from './report.js';
@@ -66,29 +66,12 @@ export function estimateLines(e: Estimate | undefined): string[] {
   return out;
 }
 
-/**
- * The plan as `leapfrog plan` prints it, wrapped to 80 columns: the step, why
- * it runs, then its argv ($CONFIG for the rendered-config directory).
- */
+/** The plan as `leapfrog plan` prints it (planLines), wrapped to 80 columns. */
 export function planText80(plan: Plan, target: string, steps: readonly PreparedStep[], configDir?: string): string {
   // wrap() splits on spaces, so indentation is added around it.
-  const at = (lead: string, text: string, cont = '') => wrap(text, WIDTH - lead.length, cont).map((l) => lead + l);
-  const out: string[] = [...at('', `Plan: chain ${plan.chain} on ${target}${plan.until ? `, until ${plan.until}` : ''}`)];
-  for (const p of plan.projects) {
-    out.push(...at('  ', `${p.project}: ${p.at ? `at ${p.at}` : 'at the chain start'} (${versionsLine(p.versions)}); ${p.steps.length === 0 ? 'nothing to run' : `${p.steps.length} step${p.steps.length === 1 ? '' : 's'} to run`}`, '  '));
-  }
-  if (steps.length === 0) return [...out, '', 'Nothing to run.'].join('\n');
-  out.push('', `Steps (${steps.length}, in order; projects run side by side with --parallel):`);
-  const width = String(steps.length).length;
-  const pad = ' '.repeat(width + 4);
-  steps.forEach((s, i) => {
-    const argv = s.argv.map((a) => (configDir && a.startsWith(configDir + '/') ? '$CONFIG' + a.slice(configDir.length) : a)).join(' ');
-    out.push(...at(' '.repeat(2 + width - String(i + 1).length), `${i + 1}. ${s.step.id} ${s.step.kind} [${s.step.env}]${s.step.name ? ` ${s.step.name}` : ''}`, ' '.repeat(width + 2)));
-    out.push(...at(pad, `${s.reason}${s.conditional ? ' (if its probe still says so)' : ''}`));
-    out.push(...at(pad, `$ ${argv}`, '  '));
-  });
-  if (configDir && steps.some((s) => s.argv.some((a) => a.startsWith(configDir + '/')))) out.push('', ...at('', `$CONFIG = ${configDir}`, '  '));
-  return out.join('\n');
+  return planLines(plan, target, steps, configDir)
+    .flatMap((l) => (l.text === '' ? [''] : wrap(l.text, WIDTH - l.indent, ' '.repeat(l.hang)).map((w) => ' '.repeat(l.indent) + w)))
+    .join('\n');
 }
 
 export function reportText(r: CheckReport, configDir?: string): string {

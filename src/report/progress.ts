@@ -1,6 +1,6 @@
 import cliProgress from 'cli-progress';
 import type { RunEvent } from '../runner/events.js';
-import { formatBytes } from './format.js';
+import { formatBytes, shellQuote } from './format.js';
 import { formatMs, versionsLine } from './render.js';
 
 /**
@@ -33,7 +33,7 @@ export function lineRenderer(write: (line: string) => void): Renderer {
           write(`${stamp()} run ${e.runId}: ${e.plan.steps.length} steps over ${e.plan.hops.length} hops; logs in ${e.runDir}/logs`);
           break;
         case 'step-start':
-          write(`${stamp()} ${e.step.step.id} ${e.step.step.kind} [${e.step.step.env}]: ${e.argv.join(' ')}`);
+          write(`${stamp()} ${e.step.step.id} ${e.step.step.kind} [${e.step.step.env}]: ${shellQuote(e.argv)}`);
           break;
         case 'step-batch':
           write(`${stamp()} ${e.step.step.id} run ${e.attempt}: exit ${e.exitCode}${e.remaining !== undefined ? `, ${e.remaining} left` : ''}`);

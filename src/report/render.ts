@@ -3,6 +3,7 @@ import type { Plan, PlannedStep } from '../chain/plan.js';
 import type { Version } from '../chain/types.js';
 import { formatVersion, versionToJson } from '../chain/version.js';
 import type { RunResult } from '../runner/context.js';
+import { shellQuote } from './format.js';
 
 /**
  * Plans and results as text (80-column friendly tables) and as JSON. The
@@ -61,29 +62,50 @@ export function planJson(plan: Plan, target: string, steps: readonly (PlannedSte
   };
 }
 
+/** An argv as it is shown: shell-quoted so it can be pasted, the rendered-config directory as $CONFIG. */
+export function shownArgv(argv: readonly string[], configDir?: string): string {
+  return argv.map((a) => (configDir && a.startsWith(configDir + '/') ? '$CONFIG' + shellQuote([a.slice(configDir.length)]).replace(/^'\//, "/'") : shellQuote([a]))).join(' ');
+}
+
+/** One logical line of a plan: `indent` spaces, then text that a renderer may wrap with `hang` more spaces. */
+export interface PlanLine {
+  indent: number;
+  text: string;
+  hang: number;
+}
+
 /**
- * The plan for people: a summary per project, then one entry per step with
- * its argv on its own line. Rendered config paths are long and the same for
- * every step of a project, so they are shown once, as $CONFIG.
+ * The plan for people, as lines: a summary per project, then per step its
+ * id, why it runs, and its argv on a line of its own. Rendered config paths
+ * are long and the same for every step of a project, so they are shown once,
+ * as $CONFIG. `plan` prints the lines as they are (an argv stays one line to
+ * paste); check-migrations wraps them to 80 columns.
  */
-export function planText(plan: Plan, target: string, steps: readonly (PlannedStep & { argv: readonly string[] })[], configDir?: string): string {
-  const out: string[] = [`Chain ${plan.chain} on ${target}${plan.until ? `, until ${plan.until}` : ''}`, ''];
+export function planLines(plan: Plan, target: string, steps: readonly (PlannedStep & { argv: readonly string[] })[], configDir?: string): PlanLine[] {
+  const line = (indent: number, text: string, hang = 2): PlanLine => ({ indent, text, hang });
+  const out: PlanLine[] = [line(0, `Plan: chain ${plan.chain} on ${target}${plan.until ? `, until ${plan.until}` : ''}`)];
   for (const p of plan.projects) {
-    out.push(`  ${p.project}: ${p.at ? `at ${p.at}` : 'at the chain start'} (${versionsLine(p.versions)}); ${p.steps.length === 0 ? 'nothing to run' : `${p.steps.length} step${p.steps.length === 1 ? '' : 's'} to run`}`);
+    out.push(line(2, `${p.project}: ${p.at ? `at ${p.at}` : 'at the chain start'} (${versionsLine(p.versions)}); ${p.steps.length === 0 ? 'nothing to run' : `${p.steps.length} step${p.steps.length === 1 ? '' : 's'} to run`}`));
   }
   if (steps.length === 0) {
-    out.push('', plan.until ? `Nothing to run: the target is already at ${plan.until} or beyond.` : `Nothing to run: the target is already at the end of chain ${plan.chain}.`);
-    return out.join('\n');
+    out.push(line(0, ''), line(0, plan.until ? `Nothing to run: the target is already at ${plan.until} or beyond.` : `Nothing to run: the target is already at the end of chain ${plan.chain}.`));
+    return out;
   }
-  out.push('', `Steps (${steps.length}, in order; projects run side by side with --parallel):`);
+  out.push(line(0, ''), line(0, `Steps (${steps.length}, in order; projects run side by side with --parallel):`));
   const width = String(steps.length).length;
   steps.forEach((s, i) => {
-    const argv = s.argv.map((a) => (configDir && a.startsWith(configDir + '/') ? '$CONFIG' + a.slice(configDir.length) : a)).join(' ');
-    out.push(`  ${String(i + 1).padStart(width)}. ${s.step.id} ${s.step.kind} [${s.step.env}]${s.step.name ? ` ${s.step.name}` : ''}: ${s.reason}`);
-    out.push(`  ${' '.repeat(width)}  $ ${argv}${s.conditional ? '   (if its probe still says so)' : ''}`);
+    out.push(line(2 + width - String(i + 1).length, `${i + 1}. ${s.step.id} ${s.step.kind} [${s.step.env}]${s.step.name ? ` ${s.step.name}` : ''}`, width + 2));
+    out.push(line(width + 4, `${s.reason}${s.conditional ? ' (if its probe still says so)' : ''}`));
+    out.push(line(width + 4, `$ ${shownArgv(s.argv, configDir)}`));
   });
-  if (configDir && steps.some((s) => s.argv.some((a) => a.startsWith(configDir + '/')))) out.push('', `$CONFIG = ${configDir}`);
-  return out.join('\n');
+  if (configDir && steps.some((s) => s.argv.some((a) => a.startsWith(configDir + '/')))) out.push(line(0, ''), line(0, `$CONFIG = ${configDir}`));
+  return out;
+}
+
+export function planText(plan: Plan, target: string, steps: readonly (PlannedStep & { argv: readonly string[] })[], configDir?: string): string {
+  return planLines(plan, target, steps, configDir)
+    .map((l) => ' '.repeat(l.indent) + l.text)
+    .join('\n');
 }
 
 /** One line per project, for the top of a run. */
