@@ -16,6 +16,7 @@ export interface FetchArgs {
   offline: boolean;
   'connect-timeout': number;
   'idle-timeout': number;
+  'download-timeout': number;
   retries: number;
   'max-env-bytes': number;
   'max-env-entries': number;
@@ -37,8 +38,9 @@ export function fetchOptions<T>(y: Argv<T>) {
     .option('offline', { type: 'boolean', default: false, describe: 'no network at all: envs must be cached (or come from local files)' })
     .option('connect-timeout', { type: 'number', default: DEFAULT_FETCH.connectTimeoutMs / 1000, describe: 'seconds to open a connection to an env\'s url' })
     .option('idle-timeout', { type: 'number', default: DEFAULT_FETCH.idleTimeoutMs / 1000, describe: 'seconds without a byte before a download is retried' })
+    .option('download-timeout', { type: 'number', default: DEFAULT_FETCH.deadlineMs / 1000, describe: 'seconds a whole download may take, retries and redirects included' })
     .option('retries', { type: 'number', default: DEFAULT_FETCH.retries, describe: 'retries per download (backoff doubles from 0.5 s)' })
-    .option('max-env-bytes', { type: 'number', default: DEFAULT_LIMITS.maxBytes, describe: 'refuse a tarball unpacking to more bytes (tar bomb)' })
+    .option('max-env-bytes', { type: 'number', default: DEFAULT_LIMITS.maxBytes, describe: 'refuse a tarball larger than this, or unpacking to more (tar bomb)' })
     .option('max-env-entries', { type: 'number', default: DEFAULT_LIMITS.maxEntries, describe: 'refuse a tarball with more entries (tar bomb)' });
 }
 
@@ -66,6 +68,7 @@ export function provisionOptions(args: FetchArgs, chains: readonly string[]): Pr
     fetch: {
       connectTimeoutMs: positive('connect-timeout', args['connect-timeout'], false) * 1000,
       idleTimeoutMs: positive('idle-timeout', args['idle-timeout'], false) * 1000,
+      deadlineMs: positive('download-timeout', args['download-timeout'], false) * 1000,
       retries: args.retries,
     },
     limits: { maxBytes: positive('max-env-bytes', args['max-env-bytes'], true), maxEntries: positive('max-env-entries', args['max-env-entries'], true) },

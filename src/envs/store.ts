@@ -62,6 +62,8 @@ export interface ProvisionOptions {
   /** The command that provisions this env ahead of time, for the offline error. */
   provisionHint?: string | undefined;
   onProgress?: ((env: string, p: FetchProgress) => void) | undefined;
+  /** A redirect followed while downloading an env (from, to, HTTP status). */
+  onRedirect?: ((env: string, from: string, to: string, status: number) => void) | undefined;
   /** Stops a download or an unpacking; the provision then fails as 'interrupted' and leaves nothing behind. */
   signal?: AbortSignal | undefined;
 }
@@ -94,8 +96,10 @@ export const defaultSource: TarballSource = async (env, spool, options) => {
   }
   const fetched = await fetchToFile(env.source.location, spool, {
     ...options.fetch,
+    maxBytes: limitsOf(options).maxBytes,
     signal: options.signal,
     onProgress: options.onProgress ? (p) => options.onProgress!(env.name, p) : undefined,
+    onRedirect: options.onRedirect ? (from, to, status) => options.onRedirect!(env.name, from, to, status) : undefined,
   });
   return { file: spool, sha256: fetched.sha256 };
 };
