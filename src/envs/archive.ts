@@ -40,6 +40,8 @@ export interface WalkEntry {
   header: Header;
   /** The entry's body, chunk by chunk; throws if the archive ends before `header.size` bytes. */
   body(): AsyncGenerator<Buffer>;
+  /** The whole body at once (for small entries: one promise, not one per chunk); the same check. */
+  whole(): Promise<Buffer>;
 }
 
 /** Headers larger than this (PAX records, GNU long names) are refused; names are limited to 4 KiB anyway. */
@@ -109,7 +111,10 @@ export async function walkArchive(file: string, o: WalkOptions, visit: (e: WalkE
     let total = 0;
     for await (const chunk of source) {
       total += chunk.length;
-      if (total > o.maxStreamBytes) throw new BadArchive(`more than ${o.maxStreamBytes} bytes once decompressed (limit)`);
+      if (total > o.maxStreamBytes) {
+        fail(new BadArchive(`more than ${o.maxStreamBytes} bytes once decompressed (limit)`));
+        throw failure;
+      }
       if (!parser.write(chunk)) await guard(once(parser, 'drain'));
       // Whatever follows the end-of-archive blocks is not read: it cannot matter, and inflating it is work a bomb asks for.
       if (atEof) break;
@@ -118,8 +123,9 @@ export async function walkArchive(file: string, o: WalkOptions, visit: (e: WalkE
   };
   const input = createReadStream(file, { highWaterMark: 1024 * 1024 });
   const fed = (gzip ? pipeline(input, createGunzip({ chunkSize: 64 * 1024 }), feed, { signal: stop.signal }) : pipeline(input, feed, { signal: stop.signal })).catch((e: NodeJS.ErrnoException) => {
-    // Stopping at end-of-archive aborts the rest of the pipeline on purpose.
-    if (atEof && !failure && e.code === 'ABORT_ERR') return;
+    // Stopping at end-of-archive aborts the rest of the pipeline on purpose;
+    // after a failure, tearing the pipeline down raises errors of its own.
+    if (failure || (atEof && e.code === 'ABORT_ERR')) return;
     if (e instanceof BadArchive) fail(e);
     else if (/^Z_/.test(e.code ?? '')) fail(new BadArchive(`not a readable gzip stream (${e.message})`));
     else fail(e);
@@ -138,6 +144,22 @@ export async function walkArchive(file: string, o: WalkOptions, visit: (e: WalkE
       if (got !== size) throw new BadArchive(`${entry.path}: truncated (${got} of ${size} bytes)`);
     };
 
+  const whole = (entry: tar.ReadEntry, size: number) => (): Promise<Buffer> => {
+    if (size === 0) return Promise.resolve(Buffer.alloc(0));
+    return guard(
+      new Promise<Buffer>((resolve, reject) => {
+        const chunks: Buffer[] = [];
+        let got = 0;
+        entry.on('data', (c: Buffer) => {
+          chunks.push(c);
+          got += c.length;
+        });
+        entry.on('end', () => (got === size ? resolve(chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks)) : reject(new BadArchive(`${entry.path}: truncated (${got} of ${size} bytes)`))));
+        entry.on('error', reject);
+      }),
+    );
+  };
+
   let index = 0;
   try {
     for (;;) {
@@ -148,7 +170,7 @@ export async function walkArchive(file: string, o: WalkOptions, visit: (e: WalkE
       if (!next) break;
       const { entry } = next;
       const header: Header = { path: entry.path, type: entry.type, size: entry.size ?? 0, mode: entry.mode, mtime: entry.mtime, linkpath: entry.linkpath, sparse: next.sparse };
-      await visit({ index: ++index, header, body: body(entry, header.size) });
+      await visit({ index: ++index, header, body: body(entry, header.size), whole: whole(entry, header.size) });
       if (failure) throw failure;
       // Skip what `visit` did not read; the parser then offers the next entry.
       entry.resume();

@@ -93,7 +93,7 @@ export async function writePlan(file: string, plan: Plan, dest: string, o: WalkO
   };
 
   try {
-    await walkArchive(file, o, async ({ index, header, body }) => {
+    await walkArchive(file, o, async ({ index, header, body, whole }) => {
       if (failure) throw failure;
       const p = plan.entries[index - 1];
       if (!p || !sameHeader(p, header)) throw new BadArchive(`entry ${index} (${show(header.path)}) is not the one the header pass read; the file changed while it was unpacked`);
@@ -110,16 +110,16 @@ export async function writePlan(file: string, plan: Plan, dest: string, o: WalkO
         const target = p.target!;
         await run(p.name, async () => {
           await written.get(target);
-          await link(at(target), at(p.name));
+          await link(at(target), at(p.name)).catch((e: NodeJS.ErrnoException) => {
+            throw e.code === 'EMLINK' ? new UnsafeTarball(`${show(p.name)}: more hard links to ${show(target)} than this filesystem allows`) : e;
+          });
           manifest[p.name] = { ...manifest[target]! };
         });
         return;
       }
       const hash = createHash('sha256');
       if (header.size <= WHOLE) {
-        const chunks: Buffer[] = [];
-        for await (const c of body()) chunks.push(c);
-        const data = chunks.length === 1 ? chunks[0]! : Buffer.concat(chunks);
+        const data = await whole();
         manifest[p.name] = { type: 'file', mode: p.mode, size: data.length, sha256: hash.update(data).digest('hex') };
         await run(p.name, async () => {
           const fh = await open(at(p.name), CREATE, p.mode);

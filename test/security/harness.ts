@@ -37,11 +37,12 @@ export function newCase(prefix = 'sec'): Case {
 }
 
 /** Everything under dir, never following a link: type, mode, size, mtime, content hash or target. */
-export function snapshot(dir: string): Record<string, string> {
+export function snapshot(dir: string, skip: (full: string) => boolean = () => false): Record<string, string> {
   const out: Record<string, string> = {};
   const walk = (d: string) => {
     for (const name of readdirSync(d).sort()) {
       const full = path.join(d, name);
+      if (skip(full)) continue;
       const st = lstatSync(full);
       const rel = path.relative(dir, full);
       const common = `${(st.mode & 0o177777).toString(8)} ${st.mtimeMs}`;
@@ -94,8 +95,7 @@ export const tmpEntries = (c: Case) => (existsSync(path.join(c.cache, '.tmp')) ?
 
 /** Everything in the case directory besides the cache: what the archive must never touch. */
 export function outside(c: Case): Record<string, string> {
-  const all = snapshot(c.dir);
-  return Object.fromEntries(Object.entries(all).filter(([k]) => k !== 'cache' && !k.startsWith(`cache${path.sep}`)));
+  return snapshot(c.dir, (full) => full === c.cache);
 }
 
 /**
