@@ -104,6 +104,13 @@ test('a large run of zeros becomes a hole: 64 MiB of zeros takes almost no disk,
   assert.equal(m['img']!.size, st.size);
 });
 
+test('an mtime tar cannot read (a PAX mtime that is not a number) leaves the unpacking time', async () => {
+  const dest = emptyDir();
+  await safeExtract(file([{ path: 'a', body: 'a', pax: { mtime: 'soon' } }, { path: 'b', body: 'b', pax: { mtime: '1234567890.5' } }]), dest);
+  assert.ok(Math.abs(statSync(path.join(dest, 'a')).mtimeMs - Date.now()) < 600_000);
+  assert.equal(statSync(path.join(dest, 'b')).mtimeMs, 1234567890500);
+});
+
 test('an uncompressed tar unpacks as well as a gzipped one', async () => {
   const f = path.join(work, 'plain.tar');
   writeFileSync(f, tarBytes([{ path: 'a', body: 'plain\n' }]));
@@ -131,7 +138,7 @@ test('a truncated entry is an error from the header pass, never a hang', async (
 test('an abort stops the unpacking with the signal\'s reason', async () => {
   const ac = new AbortController();
   ac.abort(new Error('stop now'));
-  await assert.rejects(safeExtract(file([{ path: 'a', body: 'a' }]), emptyDir(), undefined, ac.signal), /stop now/);
+  await assert.rejects(safeExtract(file([{ path: 'a', body: 'a' }]), emptyDir(), undefined, { signal: ac.signal }), /stop now/);
 });
 
 const h = (path: string, more: Partial<Header> = {}): Header => ({ path, type: 'File', size: 0, ...more });
@@ -167,6 +174,10 @@ test('Planner: order-independent rules, limits and the plan', () => {
   refused([h('l', { type: 'Link', linkpath: 'f' }), h('f')], /not an earlier entry/);
   refused(Array.from({ length: 4 }, (_, i) => h(`f${i}`)), /more than 3 entries/, { maxBytes: 10, maxEntries: 3 });
   refused([h('a', { size: 6 }), h('b', { size: 6 })], /more than 10 bytes of files .* reached at b/, { maxBytes: 10, maxEntries: 3 });
+  // Directories a name implies count as entries: 3 names 3 deep are 3 files and 6 directories.
+  refused([h('a/b/c/f'), h('d/e/g/f'), h('h/i/j/f')], /more than 8 entries, counting the directories their names imply/, { maxBytes: 10, maxEntries: 8 });
+  assert.equal(plan([h('a/b/c/f'), h('a/', { type: 'Directory' }), h('d/e/g/f'), h('h/i/j/f')], { maxBytes: 10, maxEntries: 12 }).dirs.length, 9, 'a directory named after it was implied is not counted twice');
+  assert.throws(() => new Planner({ maxBytes: 10, maxEntries: 10 }, { filesOnly: true }).add(h('s', { type: 'SymbolicLink', linkpath: 'x' })), /s: a symlink; only regular files and directories are allowed here/);
   assert.equal(safeMode('dir', 0o1777), 0o755);
   assert.equal(safeMode('file', 0o6777), 0o755);
   assert.equal(safeMode('file', 0o200), 0o600);

@@ -124,7 +124,8 @@ export async function importBundle(file: string, to: string, cacheDir: string, o
   await mkdir(stage, { recursive: true, mode: 0o700 });
   try {
     try {
-      await safeExtract(file, stage, options.limits ?? { ...DEFAULT_LIMITS, maxEntries: 10_000 }, options.signal);
+      // filesOnly: `bundle create` writes no links, and every file of the stage is read below (a link could point at /dev/zero).
+      await safeExtract(file, stage, options.limits ?? { ...DEFAULT_LIMITS, maxEntries: 10_000 }, { signal: options.signal, filesOnly: true });
     } catch (err) {
       if (options.signal?.aborted) throw new LeapfrogError('interrupted', `bundle ${file}: interrupted; nothing was installed`, { cause: err });
       const why = err instanceof UnsafeTarball ? `refused: ${err.message}` : `not a readable bundle (${(err as Error).message})`;

@@ -29,15 +29,21 @@ export function streamLimit(limits: ExtractLimits): number {
   return limits.maxBytes + limits.maxEntries * 8192 + 16 * 1024 * 1024;
 }
 
+export interface ExtractOptions {
+  signal?: AbortSignal | undefined;
+  /** Refuse symlinks and hard links as well (bundles). */
+  filesOnly?: boolean | undefined;
+}
+
 /** The header pass alone: the plan, or UnsafeTarball/BadArchive. Nothing is written. */
-export async function planArchive(file: string, limits: ExtractLimits = DEFAULT_LIMITS, signal?: AbortSignal): Promise<Plan> {
-  const planner = new Planner(limits);
-  await walkArchive(file, { maxStreamBytes: streamLimit(limits), signal }, ({ header }) => planner.add(header));
+export async function planArchive(file: string, limits: ExtractLimits = DEFAULT_LIMITS, options: ExtractOptions = {}): Promise<Plan> {
+  const planner = new Planner(limits, { filesOnly: options.filesOnly });
+  await walkArchive(file, { maxStreamBytes: streamLimit(limits), signal: options.signal }, ({ header }) => planner.add(header));
   return planner.finish();
 }
 
 /** Unpack `file` into the empty directory `dest`; returns the manifest of what was written, each file hashed as it was written. */
-export async function safeExtract(file: string, dest: string, limits: ExtractLimits = DEFAULT_LIMITS, signal?: AbortSignal): Promise<Manifest> {
-  const plan = await planArchive(file, limits, signal);
-  return writePlan(file, plan, dest, { maxStreamBytes: streamLimit(limits), signal });
+export async function safeExtract(file: string, dest: string, limits: ExtractLimits = DEFAULT_LIMITS, options: ExtractOptions = {}): Promise<Manifest> {
+  const plan = await planArchive(file, limits, options);
+  return writePlan(file, plan, dest, { maxStreamBytes: streamLimit(limits), signal: options.signal });
 }

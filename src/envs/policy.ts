@@ -169,7 +169,11 @@ export class Planner {
   private bytes = 0;
   private count = 0;
 
-  constructor(private readonly limits: ExtractLimits) {}
+  /** `filesOnly`: symlinks and hard links are refused too (a bundle made by `bundle create` has neither). */
+  constructor(
+    private readonly limits: ExtractLimits,
+    private readonly options: { filesOnly?: boolean | undefined } = {},
+  ) {}
 
   add(h: Header): void {
     const index = this.entries.length + 1;
@@ -180,7 +184,9 @@ export class Planner {
     if (problem) refuse(problem);
     const name = (normalise(h.path) as { name: string }).name;
     const kind: Kind = name === '' ? 'root' : KINDS[h.type]!;
-    if (kind !== 'root' && ++this.count > this.limits.maxEntries) refuse(`more than ${this.limits.maxEntries} entries (limit; --max-env-entries)`);
+    if (this.options.filesOnly && (kind === 'symlink' || kind === 'hardlink')) refuse(`${show(h.path)}: ${article(kind)}; only regular files and directories are allowed here`);
+    // A directory already implied by an earlier name was counted then.
+    if (kind !== 'root' && !(kind === 'dir' && (this.implied.has(name) || this.named.has(name))) && ++this.count > this.limits.maxEntries) refuse(`more than ${this.limits.maxEntries} entries, counting the directories their names imply (limit; --max-env-entries), reached at ${show(h.path)}`);
     if (kind === 'file') {
       this.bytes += h.size;
       this.files++;
@@ -193,7 +199,11 @@ export class Planner {
         const prefix = parts.slice(0, i).join('/');
         const there = this.named.get(prefix);
         if (there && there.kind !== 'dir') refuse(`${show(h.path)}: passes through ${show(prefix)}, ${article(there.kind)} (entry ${there.index}); nothing is written through a link or below a file`);
-        if (!this.implied.has(prefix)) this.implied.set(prefix, index);
+        if (!this.implied.has(prefix)) {
+          this.implied.set(prefix, index);
+          // A directory a name implies is created like any entry: it counts, or 500,000 names 128 deep would make 63 million.
+          if (!this.named.has(prefix) && ++this.count > this.limits.maxEntries) refuse(`more than ${this.limits.maxEntries} entries, counting the directories their names imply (limit; --max-env-entries), reached at ${show(h.path)}`);
+        }
       }
       const before = this.named.get(name);
       if (before && !(before.kind === 'dir' && kind === 'dir')) {
@@ -214,7 +224,8 @@ export class Planner {
       kind,
       name,
       mode: kind === 'dir' || kind === 'root' ? safeMode('dir', h.mode) : safeMode('file', h.mode),
-      mtime: h.mtime,
+      // An mtime tar could not read (a PAX mtime that is not a number) is left as the unpacking time.
+      mtime: h.mtime && Number.isFinite(h.mtime.getTime()) ? h.mtime : undefined,
       target: kind === 'symlink' ? h.linkpath : kind === 'hardlink' ? (normalise(h.linkpath ?? '') as { name: string }).name : undefined,
     });
   }

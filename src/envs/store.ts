@@ -142,7 +142,7 @@ export async function provisionEnv(env: EnvDef, cacheDir: string, options: Provi
       );
     }
     try {
-      const files = await safeExtract(spool, tmp, limits, options.signal);
+      const files = await safeExtract(spool, tmp, limits, { signal: options.signal });
       await writeManifest(tmp, { sha256: env.source.sha256, env: env.name, source: shown, unpackedAt: new Date().toISOString(), files });
     } catch (err) {
       if (options.signal?.aborted) throw interrupted(err);

@@ -25,8 +25,14 @@ describe('bombs', { concurrency: 2 }, () => {
     const c = newCase('bomb');
     const entries: Entry[] = Array.from({ length: 200_000 }, (_, i) => ({ path: `d${Math.floor(i / 1000)}/f${i}` }));
     const started = Date.now();
-    await assertRefused(c, craft(path.join(c.dir, 'many.tar.gz'), entries), /more than 100000 entries \(limit; --max-env-entries\)/, ['--max-env-entries', '100000']);
+    await assertRefused(c, craft(path.join(c.dir, 'many.tar.gz'), entries), /more than 100000 entries, counting the directories their names imply \(limit; --max-env-entries\)/, ['--max-env-entries', '100000']);
     assert.ok(Date.now() - started < 120_000);
+  });
+
+  test('names that imply many directories count them: 2,000 names 100 deep are 200,000 entries', async () => {
+    const c = newCase('bomb');
+    const entries: Entry[] = Array.from({ length: 2000 }, (_, i) => ({ path: `t${i}/${'d/'.repeat(99)}f`, pax: { path: `t${i}/${'d/'.repeat(99)}f` } }));
+    await assertRefused(c, craft(path.join(c.dir, 'deep.tar.gz'), entries), /more than 10000 entries, counting the directories their names imply \(limit; --max-env-entries\), reached at t\d+\//, ['--max-env-entries', '10000']);
   });
 
   test('a 4 GiB file of zeros in a 4 MB tarball: refused under --max-env-bytes before a byte is written', async () => {
