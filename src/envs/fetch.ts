@@ -238,7 +238,7 @@ export async function fetchToFile(url: string, spool: string, options: Partial<F
     } catch (err) {
       if (o.signal?.aborted) throw new LeapfrogError('interrupted', `download of ${shown} interrupted`, { cause: err });
       if (deadline.aborted) {
-        throw new LeapfrogError('input', `download of ${shown} did not finish within ${o.deadlineMs / 1000} s (${received} bytes in ${attempt} attempt${attempt === 1 ? '' : 's'}); the server is too slow or stalled. Raise --download-timeout, or provision the env from a file or a bundle (see README, "Offline")`, { cause: err });
+        throw new LeapfrogError('input', `download of ${shown} did not finish within ${o.deadlineMs / 1000} s (${received} bytes in ${attempt} attempt${attempt === 1 ? '' : 's'}); the server is too slow or stalled. Raise --download-timeout, or provision the env from a file or a bundle with leapfrog bundle create (see README)`, { cause: err });
       }
       if (err instanceof Answer) throw new LeapfrogError('input', `${shown}: ${err.message}`, { cause: err });
       lastError = err;
@@ -249,7 +249,7 @@ export async function fetchToFile(url: string, spool: string, options: Partial<F
   const why = lastError instanceof Error ? `${(lastError as { code?: string }).code ? `${(lastError as { code?: string }).code}: ` : ''}${lastError.message}` : String(lastError);
   throw new LeapfrogError(
     'input',
-    `cannot download ${shown}: ${o.retries + 1} attempts failed, the last with ${why}. Check the network and the artifact server, or provision the env from a file or a bundle (see README, "Offline")`,
+    `cannot download ${shown}: ${o.retries + 1} attempts failed, the last with ${why}. Check the network and the artifact server, or provision the env from a file or a bundle with leapfrog bundle create (see README)`,
     { cause: lastError },
   );
 }
