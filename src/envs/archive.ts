@@ -69,19 +69,36 @@ export async function walkArchive(file: string, o: WalkOptions, visit: (e: WalkE
   const gzip = await isGzip(file);
   const stop = new AbortController();
   let failure: Error | undefined;
-  let rejectFailed!: (e: Error) => void;
-  const failed = new Promise<never>((_, reject) => (rejectFailed = reject));
-  failed.catch(() => undefined);
+  // Who waits now, rejected by the first failure. Not Promise.race with one
+  // long-lived promise: that keeps a reaction per wait (several per entry)
+  // until the walk ends.
+  const waiting = new Set<(e: Error) => void>();
   const fail = (e: Error) => {
     if (failure) return;
     failure = e;
-    rejectFailed(e);
+    for (const reject of waiting) reject(e);
+    waiting.clear();
     stop.abort(e);
   };
   const onAbort = () => fail(o.signal!.reason instanceof Error ? o.signal!.reason : new Error('interrupted'));
   if (o.signal?.aborted) onAbort();
   o.signal?.addEventListener('abort', onAbort);
-  const guard = <T>(p: Promise<T>): Promise<T> => Promise.race([p, failed]);
+  const guard = <T>(p: Promise<T>): Promise<T> => {
+    if (failure) return Promise.reject(failure);
+    return new Promise<T>((resolve, reject) => {
+      waiting.add(reject);
+      p.then(
+        (v) => {
+          waiting.delete(reject);
+          resolve(v);
+        },
+        (e: unknown) => {
+          waiting.delete(reject);
+          reject(e);
+        },
+      );
+    });
+  };
 
   const parser = new tar.Parser({ strict: true, maxMetaEntrySize: MAX_META_BYTES, brotli: false, zstd: false });
   const queue: { entry: tar.ReadEntry; sparse: boolean }[] = [];

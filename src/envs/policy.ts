@@ -119,7 +119,9 @@ export function normalise(raw: string, what = 'name'): { name: string } | { prob
   if (parts.includes('..')) return { problem: `".." in the ${what}` };
   if (parts.length > MAX_DEPTH) return { problem: `${what} ${parts.length} directories deep (limit ${MAX_DEPTH})` };
   if (parts.some((p) => Buffer.byteLength(p) > MAX_COMPONENT_BYTES)) return { problem: `a component of the ${what} is longer than ${MAX_COMPONENT_BYTES} bytes` };
-  return { name: parts.join('/') };
+  const name = parts.join('/');
+  // The same string when nothing changed: a plan holds one per entry.
+  return { name: name === raw ? raw : name };
 }
 
 /** The mode an entry gets: the archive's, less setuid/setgid/sticky and group/other write; owner access kept. */
@@ -220,7 +222,8 @@ export class Planner {
       this.named.set(name, { kind, index });
     }
     this.entries.push({
-      header: h,
+      // What the writer compares; mode and mtime are kept below, already made safe.
+      header: { path: h.path, type: h.type, size: h.size, linkpath: h.linkpath },
       kind,
       name,
       mode: kind === 'dir' || kind === 'root' ? safeMode('dir', h.mode) : safeMode('file', h.mode),
