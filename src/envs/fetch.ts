@@ -163,7 +163,8 @@ async function follow(start: string, headers: Record<string, string>, o: FetchOp
 export async function fetchToFile(url: string, spool: string, options: Partial<FetchOptions> = {}): Promise<Fetched> {
   const o: FetchOptions = { ...DEFAULT_FETCH, ...options };
   const shown = showUrl(url);
-  const deadline = AbortSignal.timeout(o.deadlineMs);
+  // Node's timers hold at most 2^31-1 ms (24.8 days); a longer deadline is that one.
+  const deadline = AbortSignal.timeout(Math.min(o.deadlineMs, 2 ** 31 - 1));
   const signal = o.signal ? AbortSignal.any([o.signal, deadline]) : deadline;
   await (await open(spool, constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW, 0o600)).close();
   let hash = createHash('sha256');

@@ -100,6 +100,13 @@ describe('downloads', { concurrency: 3 }, () => {
     assert.ok(ms < 15_000, `${ms} ms`);
   });
 
+  test('a --download-timeout longer than a timer can hold (24.8 days) is that long, not an error', async () => {
+    const { c } = remote(small);
+    const r = await provision(c, ['--download-timeout', '100000000']);
+    assert.equal(r.exitCode, 0, r.stderr);
+    assert.deepEqual(cacheEntries(c), [sha256(small)]);
+  });
+
   test('a Content-Length over --max-env-bytes is refused before the body is read', async () => {
     const { c, name } = remote(small);
     server.generate(name, 3_000_000_000);
