@@ -12,11 +12,13 @@ import Database from 'better-sqlite3';
 import { execa } from 'execa';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
-import { describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { ROOT, leapfrog } from '../helpers.js';
 import { craft, tarBytes, zeroBomb, type Entry } from './craft.js';
-import { assertRefused, assertUnpacked, cacheEntries, newCase, outside, provision, sha256, tmpEntries, useTarball } from './harness.js';
+import { assertRefused, assertUnpacked, cacheEntries, newCase, outside, provision, removeCases, sha256, tmpEntries, useTarball } from './harness.js';
+
+after(removeCases);
 
 const GiB = 1024 ** 3;
 

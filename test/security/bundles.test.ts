@@ -9,10 +9,12 @@
 import assert from 'node:assert/strict';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import { leapfrog } from '../helpers.js';
 import { craft, type Entry } from './craft.js';
-import { cacheEntries, newCase, outside, tmpEntries } from './harness.js';
+import { cacheEntries, newCase, outside, removeCases, tmpEntries } from './harness.js';
+
+after(removeCases);
 
 async function refusedBundle(entries: (canary: string) => Entry[], why: RegExp): Promise<void> {
   const c = newCase('bundle');

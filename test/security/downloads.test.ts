@@ -9,14 +9,14 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { existsSync, readdirSync, writeFileSync } from 'node:fs';
+import { existsSync, readdirSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { startTarballServer, type TarballServer } from '../../fixtures/http-server.js';
 import { fetchToFile } from '../../src/envs/fetch.js';
 import { eventually, leapfrog, spawnLeapfrog, tempDir } from '../helpers.js';
 import { craft } from './craft.js';
-import { cacheEntries, newCase, outside, provision, sha256, tmpEntries, useTarball, useUrl, type Case } from './harness.js';
+import { cacheEntries, newCase, outside, provision, removeCases, sha256, tmpEntries, useTarball, useUrl, type Case } from './harness.js';
 
 let server: TarballServer;
 let other: TarballServer;
@@ -37,6 +37,8 @@ before(async () => {
 after(async () => {
   await server.close();
   await other.close();
+  removeCases();
+  rmSync(work, { recursive: true, force: true });
 });
 
 /** A fresh name on the main server serving `file`, and a case whose env downloads it. */

@@ -12,7 +12,7 @@
  */
 import assert from 'node:assert/strict';
 import { createHash } from 'node:crypto';
-import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, symlinkSync, writeFileSync } from 'node:fs';
+import { existsSync, lstatSync, mkdirSync, readFileSync, readdirSync, readlinkSync, rmSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { stringify } from 'yaml';
 import { leapfrog, tempDir, type CliResult } from '../helpers.js';
@@ -25,9 +25,17 @@ export interface Case {
   envFile: string;
 }
 
+const made: string[] = [];
+
+/** Remove every case directory this test file made (its caches hold tens of thousands of files). */
+export function removeCases(): void {
+  for (const d of made.splice(0)) rmSync(d, { recursive: true, force: true });
+}
+
 /** A fresh case directory with its canary. */
 export function newCase(prefix = 'sec'): Case {
   const dir = tempDir(prefix);
+  made.push(dir);
   const canary = path.join(dir, 'canary');
   mkdirSync(path.join(canary, 'sub'), { recursive: true });
   writeFileSync(path.join(canary, 'file.txt'), 'canary\n', { mode: 0o644 });

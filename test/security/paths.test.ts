@@ -11,9 +11,11 @@
 import assert from 'node:assert/strict';
 import { lstatSync, readFileSync, readlinkSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { describe, test } from 'node:test';
+import { after, describe, test } from 'node:test';
 import { craft, type Entry } from './craft.js';
-import { assertRefused, assertUnpacked, newCase } from './harness.js';
+import { assertRefused, assertUnpacked, newCase, removeCases } from './harness.js';
+
+after(removeCases);
 
 const OK: Entry[] = [{ path: 'bin/', type: 'Directory' }, { path: 'bin/tool', mode: 0o755, body: '#!/bin/sh\necho ok\n' }];
 
