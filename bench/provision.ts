@@ -5,9 +5,10 @@
  *
  * A ~200 MB env of many small files (a venv's shape), served by the
  * fixtures' HTTP server. Cold: leapfrog's provisionEnv into an empty cache
- * (download hashed while spooled, safe extraction, the manifest of file
- * hashes for `envs verify`) against the baseline a careful operator would
- * type, run in the same process tree and the same round:
+ * (download hashed while spooled, the header pass, the writer with mtimes and
+ * each file hashed as written, the manifest for `envs verify`) against the
+ * baseline a careful operator would type, run in the same process tree and
+ * the same round:
  *
  *   curl -sS -o f URL && sha256sum f && tar -xzf f -C dir
  *
@@ -124,7 +125,7 @@ try {
 const c = median(cold);
 const b = median(baseline);
 console.log(`provision: ${(size / 1024 ** 2).toFixed(1)} MB tar.gz, ${FILES} files, ${ROUNDS} rounds, medians`);
-console.log(`  leapfrog cold provision (fetch+hash, safe unpack, manifest): ${c.toFixed(0)} ms`);
-console.log(`  baseline curl -o && sha256sum && tar -xzf:                   ${b.toFixed(0)} ms`);
+console.log(`  leapfrog cold provision (fetch+hash, header pass, unpack, manifest): ${c.toFixed(0)} ms`);
+console.log(`  baseline curl -o && sha256sum && tar -xzf:                         ${b.toFixed(0)} ms`);
 console.log(`  ratio leapfrog / baseline: ${(c / b).toFixed(2)}  (goal <= 0.8)`);
 console.log(`  warm provision (cached env): ${median(warm).toFixed(3)} ms median, ${Math.max(...warm).toFixed(3)} ms max  (goal < 20 ms)`);

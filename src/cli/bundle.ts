@@ -4,7 +4,7 @@ import { createBundle, importBundle } from '../envs/bundle.js';
 import { LeapfrogError } from '../errors.js';
 import { fetchArgs, provisionOptions, type FetchArgs } from './context.js';
 import type { Args } from './options.js';
-import { cacheDirOf } from './envs.js';
+import { cacheDirOf, reportRedirect, withInterrupt } from './envs.js';
 import type { Io } from './io.js';
 
 /**
@@ -31,14 +31,14 @@ export async function bundleCommand(args: BundleArgs, io: Io): Promise<void> {
     if (!args.output) throw new LeapfrogError('input', 'bundle create needs -o FILE: where to write the bundle');
     const chain = loadChain(args.chain, { envDir: args.envs });
     const envs = loadChainEnvs(chain);
-    const made = await createBundle(chain, envs, args.output, provisionOptions(args, [args.chain]));
+    const made = await withInterrupt(io, (signal) => createBundle(chain, envs, args.output!, { ...provisionOptions(args, [args.chain!]), onRedirect: reportRedirect(io), signal }));
     io.out(args.format === 'json' ? JSON.stringify({ format: 'leapfrog.bundle.create/v1', ...made }, null, 2) : `Bundle ${made.file}: chain ${made.chain} with ${made.envs} env tarballs. On the offline host: leapfrog bundle import ${path.basename(made.file)}`);
     return;
   }
   if (!args.file) throw new LeapfrogError('input', 'bundle import needs the bundle FILE');
   const cacheDir = cacheDirOf(args);
   const to = args.to ?? path.join(path.resolve(args['state-dir']), 'bundles', path.basename(args.file).replace(/\.(tar|tgz|tar\.gz|bundle)$/, ''));
-  const got = await importBundle(args.file, to, cacheDir, { ...provisionOptions(args, []), offline: true });
+  const got = await withInterrupt(io, (signal) => importBundle(args.file!, to, cacheDir, { ...provisionOptions(args, []), offline: true, signal }));
   if (args.format === 'json') {
     io.out(JSON.stringify({ format: 'leapfrog.bundle.import/v1', chain: got.chain, chainFile: got.chainFile, dir: got.dir, cache: cacheDir, envs: got.envs.map((e) => ({ env: e.def.name, sha256: e.sha256, root: e.root })) }, null, 2));
     return;

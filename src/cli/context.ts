@@ -12,6 +12,7 @@ export interface FetchArgs {
   'connect-timeout': number;
   'idle-timeout': number;
   retries: number;
+  'download-timeout': number;
   'max-env-bytes': number;
   'max-env-entries': number;
 }
@@ -22,6 +23,7 @@ export function fetchArgs(args: Args): FetchArgs {
     'connect-timeout': num(args, 'connect-timeout', { above: 0, what: 'of seconds' }),
     'idle-timeout': num(args, 'idle-timeout', { above: 0, what: 'of seconds' }),
     retries: num(args, 'retries', { whole: true, min: 0 }),
+    'download-timeout': num(args, 'download-timeout', { above: 0, what: 'of seconds' }),
     'max-env-bytes': num(args, 'max-env-bytes', { whole: true, min: 1 }),
     'max-env-entries': num(args, 'max-env-entries', { whole: true, min: 1 }),
   };

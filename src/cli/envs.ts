@@ -1,6 +1,7 @@
 import path from 'node:path';
 import { rm } from 'node:fs/promises';
 import { gcDecisions, listCache, provisionAll, removeEntry, staleTemps, usage, verifyEntry } from '../envs/cache.js';
+import { withStopSignals } from '../core/signals.js';
 import { LeapfrogError } from '../errors.js';
 import { downloadRenderer, formatBytes } from '../report/progress.js';
 import { table } from '../report/render.js';
@@ -25,6 +26,20 @@ export interface EnvsArgs extends FetchArgs {
   'older-than': number | undefined;
   'dry-run': boolean;
 }
+
+/**
+ * SIGINT and SIGTERM abort the work in `cb` (a download, an unpacking)
+ * instead of killing the process in the middle of a write: the aborted
+ * provisioning removes its spool and temporary tree, and the command exits
+ * 130 with nothing left behind.
+ */
+/** The one stop policy (core/signals.ts) for provisioning: a signal removes what was half-downloaded or half-unpacked. */
+export function withInterrupt<T>(io: Io, cb: (signal: AbortSignal) => Promise<T>): Promise<T> {
+  return withStopSignals((text) => io.err(`\n${text}; removing what was half-downloaded or half-unpacked…`), cb);
+}
+
+/** A redirect followed while downloading an env, said on stderr (never with credentials). */
+export const reportRedirect = (io: Io) => (env: string, from: string, to: string, status: number) => io.err(`env ${env}: ${from} redirected (HTTP ${status}) to ${to}`);
 
 export function cacheDirOf(args: { 'state-dir': string; 'cache-dir': string | undefined }): string {
   return args['cache-dir'] ? path.resolve(args['cache-dir']) : path.join(path.resolve(args['state-dir']), 'envs');
@@ -100,13 +115,19 @@ export async function envsCommand(args: EnvsArgs, io: Io): Promise<void> {
       const envs = chains.flatMap((c) => [...c.envs.values()]);
       const render = downloadRenderer(io.tty && !json, process.stderr, io.err);
       const started = Date.now();
-      const options = { ...provisionOptions(args, chains.map((c) => c.chain.file)), onProgress: (env: string, p: { bytes: number; total: number | undefined; attempt: number }) => render.progress(env, p.bytes, p.total, p.attempt) };
+      const options = {
+        ...provisionOptions(args, chains.map((c) => c.chain.file)),
+        onProgress: (env: string, p: { bytes: number; total: number | undefined; attempt: number }) => render.progress(env, p.bytes, p.total, p.attempt),
+        onRedirect: reportRedirect(io),
+      };
       let result;
       try {
-        result = await provisionAll(envs, cacheDir, args.parallel, options, (env, r) => {
-          if (json) return;
-          render.done(env.name, r instanceof LeapfrogError ? `env ${env.name}: FAILED` : `env ${env.name}: ${r.cached ? 'already cached' : 'unpacked'} in ${r.root}`);
-        });
+        result = await withInterrupt(io, (signal) =>
+          provisionAll(envs, cacheDir, args.parallel, { ...options, signal }, (env, r) => {
+            if (json) return;
+            render.done(env.name, r instanceof LeapfrogError ? `env ${env.name}: FAILED` : `env ${env.name}: ${r.cached ? 'already cached' : 'unpacked'} in ${r.root}`);
+          }),
+        );
       } finally {
         render.stop();
       }
@@ -117,7 +138,7 @@ export async function envsCommand(args: EnvsArgs, io: Io): Promise<void> {
       }
       if (result.failed.length === 1) throw result.failed[0]!;
       if (result.failed.length > 1) {
-        const kind = result.failed.every((f) => f.kind === 'input') ? 'input' : 'unexpected';
+        const kind = result.failed.some((f) => f.kind === 'interrupted') ? 'interrupted' : result.failed.every((f) => f.kind === 'input') ? 'input' : 'unexpected';
         throw new LeapfrogError(kind, `${result.failed.length} envs could not be provisioned:`, { details: result.failed.map((f) => f.message) });
       }
       return;

@@ -17,7 +17,7 @@ import { LeapfrogError } from '../errors.js';
  */
 
 // Kept in step with src/envs (DEFAULT_FETCH, DEFAULT_LIMITS); test/cli-options.test.ts checks.
-export const FETCH_DEFAULTS = { connectTimeout: 15, idleTimeout: 60, retries: 5, maxEnvBytes: 8 * 1024 ** 3, maxEnvEntries: 500_000 };
+export const FETCH_DEFAULTS = { connectTimeout: 15, idleTimeout: 60, downloadTimeout: 3600, retries: 5, maxEnvBytes: 8 * 1024 ** 3, maxEnvEntries: 500_000 };
 
 const text = (describe: string, extra: Options = {}): Options => ({ type: 'string', requiresArg: true, describe, ...extra });
 const flag = (describe: string): Options => ({ type: 'boolean', default: false, describe });
@@ -36,8 +36,9 @@ export const FLAGS = {
   offline: flag('no network at all: envs must be cached (or come from local files)'),
   'connect-timeout': numeric("seconds to open a connection to an env's url", FETCH_DEFAULTS.connectTimeout),
   'idle-timeout': numeric('seconds without a byte before a download is retried', FETCH_DEFAULTS.idleTimeout),
+  'download-timeout': numeric('seconds a whole download may take, retries and redirects included', FETCH_DEFAULTS.downloadTimeout),
   retries: numeric('retries per download (backoff doubles from 0.5 s)', FETCH_DEFAULTS.retries),
-  'max-env-bytes': numeric('refuse a tarball unpacking to more bytes (tar bomb)', FETCH_DEFAULTS.maxEnvBytes),
+  'max-env-bytes': numeric('refuse a tarball larger than this, or unpacking to more (tar bomb)', FETCH_DEFAULTS.maxEnvBytes),
   'max-env-entries': numeric('refuse a tarball with more entries (tar bomb)', FETCH_DEFAULTS.maxEnvEntries),
   parallel: numeric('run up to N projects at once', 1),
   'wait-lock': numeric("wait up to SECONDS for another run on this target (or a dead run's last step) to finish; default: fail at once, naming it", 0),
@@ -54,7 +55,7 @@ export function withFlags<T>(y: Argv<T>, names: readonly FlagName[], overrides: 
 }
 
 export const TARGET_FLAGS: readonly FlagName[] = ['chain', 'db', 'defaults-file', 'state-dir', 'cache-dir', 'envs', 'format'];
-export const FETCH_FLAGS: readonly FlagName[] = ['offline', 'connect-timeout', 'idle-timeout', 'retries', 'max-env-bytes', 'max-env-entries'];
+export const FETCH_FLAGS: readonly FlagName[] = ['offline', 'connect-timeout', 'idle-timeout', 'download-timeout', 'retries', 'max-env-bytes', 'max-env-entries'];
 
 export type Args = Record<string, unknown>;
 
@@ -115,6 +116,7 @@ export function provisionFrom(args: Args, chains: readonly string[]): ProvisionO
     fetch: {
       connectTimeoutMs: num(args, 'connect-timeout', { above: 0, what: 'of seconds', fallback: FETCH_DEFAULTS.connectTimeout }) * 1000,
       idleTimeoutMs: num(args, 'idle-timeout', { above: 0, what: 'of seconds', fallback: FETCH_DEFAULTS.idleTimeout }) * 1000,
+      deadlineMs: num(args, 'download-timeout', { above: 0, what: 'of seconds', fallback: FETCH_DEFAULTS.downloadTimeout }) * 1000,
       retries: num(args, 'retries', { whole: true, min: 0, fallback: FETCH_DEFAULTS.retries }),
     },
     limits: {

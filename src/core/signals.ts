@@ -8,6 +8,8 @@
  * Ctrl-C cannot kill leapfrog while its step is still rolling back.
  */
 
+import { LeapfrogError } from '../errors.js';
+
 export const STOP_SIGNALS = ['SIGINT', 'SIGTERM', 'SIGHUP'] as const;
 
 let active: AbortSignal | undefined;
@@ -23,7 +25,7 @@ export async function withStopSignals<T>(say: (text: string) => void, cb: (signa
   active = abort.signal;
   const onSignal = (sig: NodeJS.Signals) => {
     say(abort.signal.aborted ? `${sig}: already stopping; a running step gets SIGKILL if it has not ended 10 s after its SIGTERM` : `${sig}: stopping at a safe point (a running step gets SIGTERM)…`);
-    abort.abort(sig);
+    abort.abort(new LeapfrogError('interrupted', `interrupted by ${sig}: stopped at a safe point; run again to resume`));
   };
   for (const s of STOP_SIGNALS) process.on(s, onSignal);
   try {

@@ -1,6 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { existsSync } from 'node:fs';
-import { copyFile, mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
+import { mkdir, readFile, readdir, rename, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import * as tar from 'tar';
 import { parseDocument, stringify } from 'yaml';
@@ -75,12 +75,18 @@ export async function createBundle(chain: Chain, envs: ReadonlyMap<string, EnvDe
       const tarball = `tarballs/${env.source.sha256}.tar.gz`;
       const dest = path.join(stage, tarball);
       if (!existsSync(dest)) {
-        // A url source is downloaded straight into the bundle; a file is copied.
-        const got = await defaultSource(env, dest, options);
+        // A url is downloaded straight into the bundle, a file copied; either way hashed as it is written.
+        let got;
+        try {
+          got = await defaultSource(env, dest, options);
+        } catch (err) {
+          if (err instanceof LeapfrogError) throw err;
+          if (options.signal?.aborted) throw new LeapfrogError('interrupted', `bundle create: interrupted; the bundle was not written`, { cause: err });
+          throw new LeapfrogError('input', `env ${env.name}: cannot read ${env.source.location} (${(err as Error).message}); the bundle was not written`, { cause: err });
+        }
         if (got.sha256 !== env.source.sha256) {
           throw new LeapfrogError('input', `env ${env.name}: checksum mismatch for ${env.source.location}: expected sha256 ${env.source.sha256}, got ${got.sha256}; the bundle was not written`);
         }
-        if (got.file !== dest) await copyFile(got.file, dest);
       }
       const envRel = `envs/${path.basename(env.file).replace(/\.json$/, '.yaml')}`;
       const original = await readFile(env.file, 'utf8');
@@ -118,8 +124,10 @@ export async function importBundle(file: string, to: string, cacheDir: string, o
   await mkdir(stage, { recursive: true, mode: 0o700 });
   try {
     try {
-      await safeExtract(file, stage, options.limits ?? { ...DEFAULT_LIMITS, maxEntries: 10_000 });
+      // filesOnly: `bundle create` writes no links, and every file of the stage is read below (a link could point at /dev/zero).
+      await safeExtract(file, stage, options.limits ?? { ...DEFAULT_LIMITS, maxEntries: 10_000 }, { signal: options.signal, filesOnly: true });
     } catch (err) {
+      if (options.signal?.aborted) throw new LeapfrogError('interrupted', `bundle ${file}: interrupted; nothing was installed`, { cause: err });
       const why = err instanceof UnsafeTarball ? `refused: ${err.message}` : `not a readable bundle (${(err as Error).message})`;
       throw new LeapfrogError('input', `bundle ${file}: ${why}; nothing was installed`, { cause: err });
     }

@@ -1,11 +1,13 @@
 import { createHash, randomBytes } from 'node:crypto';
 import { createReadStream, existsSync } from 'node:fs';
-import { mkdir, rename, rm, stat, writeFile } from 'node:fs/promises';
+import { mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { LeapfrogError } from '../errors.js';
 import type { EnvDef } from '../chain/types.js';
-import { DEFAULT_LIMITS, MANIFEST, safeExtract, UnsafeTarball, type ExtractLimits } from './extract.js';
+import { BadArchive, DEFAULT_LIMITS, safeExtract, UnsafeTarball, type ExtractLimits } from './extract.js';
 import { fetchToFile, showUrl, type FetchOptions, type FetchProgress } from './fetch.js';
+import { writeManifest } from './manifest.js';
+import { spoolCopy, TooBig } from './spool.js';
 
 /**
  * The content-addressed env cache: an env's tarball is unpacked under
@@ -16,15 +18,13 @@ import { fetchToFile, showUrl, type FetchOptions, type FetchProgress } from './f
  * verify`) is written, so a crash or a bad tarball never leaves a
  * half-filled entry under a real checksum.
  *
- * Verify before unpacking: tar only ever reads bytes whose checksum matched,
- * so a truncated download is reported as what it is (a checksum mismatch) and
- * a tarball nobody pinned never reaches the extractor. The cost is a second
- * read of the tarball, kept small: a download is hashed while it is written
- * to the spool file (one pass over the network bytes, no separate hashing
- * pass), and a local file is hashed where it lies and unpacked from there,
- * never copied. A local file could change between hashing and unpacking;
- * the manifest then records what was actually unpacked, and the window
- * between the two is that of one provisioning on the operator's own disk.
+ * Read once, verify, then unpack: every source, a download or a local file,
+ * is copied into a private spool in the cache's .tmp while it is hashed
+ * (spool.ts), and only that spool, once its sha256 matched, reaches the
+ * extractor. A truncated download is reported as what it is (a checksum
+ * mismatch); a local file swapped after it was hashed is never read again.
+ * Whatever fails, the spool and the temporary tree are removed before the
+ * error is reported.
  */
 
 export interface ProvisionedEnv {
@@ -47,8 +47,9 @@ export interface TarballBytes {
 }
 
 /**
- * Where an env's tarball comes from: given a spool path it may write to,
- * it returns a local file and that file's sha256.
+ * Where an env's tarball comes from: given a new spool path it may write to,
+ * it returns a local file and that file's sha256. A file other than the
+ * spool is copied into the spool (and hashed again) before it is used.
  */
 export type TarballSource = (env: EnvDef, spool: string, options: ProvisionOptions) => Promise<TarballBytes>;
 
@@ -61,6 +62,10 @@ export interface ProvisionOptions {
   /** The command that provisions this env ahead of time, for the offline error. */
   provisionHint?: string | undefined;
   onProgress?: ((env: string, p: FetchProgress) => void) | undefined;
+  /** A redirect followed while downloading an env (from, to, HTTP status). */
+  onRedirect?: ((env: string, from: string, to: string, status: number) => void) | undefined;
+  /** Stops a download or an unpacking; the provision then fails as 'interrupted' and leaves nothing behind. */
+  signal?: AbortSignal | undefined;
 }
 
 export async function sha256File(file: string): Promise<string> {
@@ -69,14 +74,19 @@ export async function sha256File(file: string): Promise<string> {
   return hash.digest('hex');
 }
 
+const limitsOf = (options: ProvisionOptions) => options.limits ?? DEFAULT_LIMITS;
+
 export const defaultSource: TarballSource = async (env, spool, options) => {
   if (env.source.kind === 'file') {
+    const where = env.source.location;
     try {
-      await stat(env.source.location);
-    } catch {
-      throw new LeapfrogError('input', `env ${env.name} (${env.file}): source.file ${env.source.location} does not exist; build or copy the tarball there`);
+      return { file: spool, ...(await spoolCopy(where, spool, limitsOf(options).maxBytes, options.signal)) };
+    } catch (err) {
+      const code = (err as NodeJS.ErrnoException).code;
+      if (code === 'ENOENT') throw new LeapfrogError('input', `env ${env.name} (${env.file}): source.file ${where} does not exist; build or copy the tarball there`);
+      if (code === 'EISDIR') throw new LeapfrogError('input', `env ${env.name} (${env.file}): source.file ${where} is a directory; it must be a tar or tar.gz file`);
+      throw err;
     }
-    return { file: env.source.location, sha256: await sha256File(env.source.location) };
   }
   if (options.offline) {
     throw new LeapfrogError(
@@ -86,7 +96,10 @@ export const defaultSource: TarballSource = async (env, spool, options) => {
   }
   const fetched = await fetchToFile(env.source.location, spool, {
     ...options.fetch,
+    maxBytes: limitsOf(options).maxBytes,
+    signal: options.signal,
     onProgress: options.onProgress ? (p) => options.onProgress!(env.name, p) : undefined,
+    onRedirect: options.onRedirect ? (from, to, status) => options.onRedirect!(env.name, from, to, status) : undefined,
   });
   return { file: spool, sha256: fetched.sha256 };
 };
@@ -101,6 +114,7 @@ export async function provisionEnv(env: EnvDef, cacheDir: string, options: Provi
   const hit = cachedEnv(env, cacheDir);
   if (hit) return hit;
   const root = envRoot(cacheDir, env.source.sha256);
+  const limits = limitsOf(options);
 
   const tmpBase = path.join(cacheDir, '.tmp');
   await mkdir(tmpBase, { recursive: true, mode: 0o700 });
@@ -108,12 +122,17 @@ export async function provisionEnv(env: EnvDef, cacheDir: string, options: Provi
   const spool = `${tmp}.tar`;
   await mkdir(tmp, { mode: 0o700 });
   const shown = env.source.kind === 'url' ? showUrl(env.source.location) : env.source.location;
+  const interrupted = (err: unknown) => new LeapfrogError('interrupted', `env ${env.name}: interrupted; nothing was cached`, { cause: err });
   try {
     let bytes: TarballBytes;
     try {
       bytes = await (options.source ?? defaultSource)(env, spool, options);
+      // Only the spool is ever unpacked: what was hashed is what is read.
+      if (bytes.file !== spool) bytes = { file: spool, ...(await spoolCopy(bytes.file, spool, limits.maxBytes, options.signal)) };
     } catch (err) {
       if (err instanceof LeapfrogError) throw err;
+      if (options.signal?.aborted) throw interrupted(err);
+      if (err instanceof TooBig) throw new LeapfrogError('input', `env ${env.name}: ${shown} is ${err.message}; nothing was cached. Raise --max-env-bytes if the env really is that large`, { cause: err });
       throw new LeapfrogError('input', `env ${env.name}: cannot read ${shown} (${(err as Error).message})`, { cause: err });
     }
     if (bytes.sha256 !== env.source.sha256) {
@@ -123,13 +142,16 @@ export async function provisionEnv(env: EnvDef, cacheDir: string, options: Provi
       );
     }
     try {
-      const files = await safeExtract(bytes.file, tmp, options.limits ?? DEFAULT_LIMITS);
-      await writeFile(path.join(tmp, MANIFEST), JSON.stringify({ sha256: env.source.sha256, env: env.name, source: shown, unpackedAt: new Date().toISOString(), files }), { mode: 0o444 });
+      const files = await safeExtract(spool, tmp, limits, { signal: options.signal });
+      await writeManifest(tmp, { sha256: env.source.sha256, env: env.name, source: shown, unpackedAt: new Date().toISOString(), files });
     } catch (err) {
+      if (options.signal?.aborted) throw interrupted(err);
       if (err instanceof UnsafeTarball) {
         throw new LeapfrogError('input', `env ${env.name}: refused to unpack ${shown}: ${err.message}. Nothing was cached; rebuild the tarball without it`, { cause: err });
       }
-      throw new LeapfrogError('input', `env ${env.name}: ${shown} is not a readable tar.gz (${(err as Error).message})`, { cause: err });
+      if (err instanceof BadArchive) throw new LeapfrogError('input', `env ${env.name}: ${shown} is not a tar or tar.gz leapfrog can unpack (${err.message}); nothing was cached`, { cause: err });
+      const e = err as NodeJS.ErrnoException;
+      throw new LeapfrogError('unexpected', `env ${env.name}: cannot unpack ${shown} into ${cacheDir}: ${e.code ? `${e.code}: ` : ''}${e.message}${e.code === 'ENOSPC' ? ' (free space there, or use --cache-dir elsewhere)' : ''}; nothing was cached`, { cause: err });
     }
     try {
       await rename(tmp, root);
@@ -139,8 +161,8 @@ export async function provisionEnv(env: EnvDef, cacheDir: string, options: Provi
     }
     return { def: env, root, sha256: env.source.sha256, cached: false };
   } finally {
-    // tar may still be finishing writes when it reports an error: retry on
-    // ENOTEMPTY rather than let the cleanup's error hide the real one.
+    // Every write has settled before safeExtract returns or throws; the
+    // retries only cover a filesystem slow to release what it just wrote.
     await Promise.all(
       [tmp, spool].map((p) => rm(p, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 }).catch(() => undefined)),
     );

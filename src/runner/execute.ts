@@ -22,7 +22,7 @@ import { schedule } from './schedule.js';
 const PROVISION_PARALLEL = 4;
 
 /** Fetch/unpack every env the steps need, before the run starts; every failure reported together. */
-export async function provisionFor(ctx: Pick<RunContext, 'envs' | 'layout' | 'emit' | 'provision'>, steps: readonly PlannedStep[]): Promise<Map<string, ProvisionedEnv>> {
+export async function provisionFor(ctx: Pick<RunContext, 'envs' | 'layout' | 'emit' | 'provision' | 'signal'>, steps: readonly PlannedStep[]): Promise<Map<string, ProvisionedEnv>> {
   const defs: EnvDef[] = [];
   for (const name of new Set(steps.map((s) => s.step.env))) {
     const def = ctx.envs.get(name);
@@ -33,7 +33,7 @@ export async function provisionFor(ctx: Pick<RunContext, 'envs' | 'layout' | 'em
     defs,
     ctx.layout.cacheDir,
     PROVISION_PARALLEL,
-    { ...ctx.provision, onProgress: (e, p) => ctx.emit({ type: 'env-progress', env: e, bytes: p.bytes, total: p.total }) },
+    { ...ctx.provision, signal: ctx.signal, onProgress: (e, p) => ctx.emit({ type: 'env-progress', env: e, bytes: p.bytes, total: p.total }) },
     (def, r) => {
       if (!(r instanceof LeapfrogError)) ctx.emit({ type: 'env', env: def.name, cached: r.cached, root: r.root });
     },
