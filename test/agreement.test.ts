@@ -128,4 +128,18 @@ describeTargets('plan, check-migrations and run agree', (kind) => {
     assert.equal(run.exitCode, 0, run.stderr);
     assert.equal(Number(await cloud.scalar('compute', 'SELECT version FROM migrate_version')), 334);
   });
+
+  test('a database with tables but no version (a first migration killed part-way) is partly created for all three, never absent', async () => {
+    const cloud = await fakeCloud({ kind, instances: 5 });
+    await cloud.exec('image', 'DELETE FROM alembic_version');
+    const expected = /project image, database main \(\S+\): partly created: \d+ tables \(.*images.*\) but no version recorded/;
+    const { plan, check, checkJson } = await allThree(cloud);
+    assert.equal(plan.exitCode, 3);
+    assert.match(plan.stderr, expected);
+    assert.equal(check.exitCode, 2);
+    assert.match(row(checkJson, 'Versions').details, expected);
+    const run = await leapfrog(['run', ...cloud.args()]);
+    assert.equal(run.exitCode, 3);
+    assert.match(run.stderr, expected);
+  });
 });

@@ -173,4 +173,37 @@ describe('plan', () => {
     const p = plan(inputs(atStart));
     assert.deepEqual(p.steps.find((s) => s.step.id === 'mitaka/image/1')!.step.after, [{ project: 'compute', release: 'mitaka' }]);
   });
+
+  test('a database sqlalchemy-migrate moved until a release handed it over to alembic (nova, cinder, keystone in zed) is ordered across the handover', () => {
+    const nova: ProjectDef = {
+      name: 'nova',
+      databases: { main: 'nova' },
+      version: { main: { kind: 'alembic-else-sqlalchemy-migrate', repositories: undefined } },
+      start: { main: num(412) },
+      config: {},
+    };
+    const c: Chain = {
+      ...chain,
+      projects: { nova },
+      releases: [
+        { release: 'zed', steps: [step('zed', 'nova', 1, 'sync', { expect: { main: heads('ccb0fa1a2252') } })] },
+        { release: 'epoxy', steps: [step('epoxy', 'nova', 1, 'sync', { expect: { main: heads('2903cd72dc14') } })] },
+      ],
+    };
+    const at = (v: Version) => plan({ chain: c, versions: { nova: { main: v } }, neededCounts: {}, ledgerDone: new Set() }).steps.map((x) => x.step.id);
+    assert.deepEqual(at(num(412)), ['zed/nova/1', 'epoxy/nova/1']);
+    assert.deepEqual(at(num(418)), ['zed/nova/1', 'epoxy/nova/1'], 'zed stopped in its legacy migrations (413-422): zed resumes');
+    assert.deepEqual(at(heads('ccb0fa1a2252')), ['epoxy/nova/1']);
+    assert.deepEqual(at(heads('2903cd72dc14')), []);
+  });
+
+  test('a database with tables and no version is partly created, never absent: refused naming its tables', () => {
+    assert.throws(
+      () => plan(inputs({ ...atStart, image: { main: { kind: 'partial', tables: ['images', 'image_members'] } } })),
+      (e: unknown) =>
+        e instanceof LeapfrogError &&
+        e.kind === 'refused' &&
+        e.details.some((d) => /project image, database main \(image\): partly created: 2 tables \(images, image_members\) but no version recorded/.test(d)),
+    );
+  });
 });

@@ -194,12 +194,16 @@ const DEFAULT_MAX_RUNS = 1000;
 function parseProbe(raw: unknown): VersionProbe | string {
   if (raw === 'sqlalchemy-migrate') return { kind: 'sqlalchemy-migrate', repositories: undefined };
   if (raw === 'alembic') return { kind: 'alembic' };
-  if (typeof raw === 'string') return `unknown version probe "${raw}"; use sqlalchemy-migrate, alembic, or { kind: sql, query: … }`;
+  if (raw === 'alembic-else-sqlalchemy-migrate') return { kind: 'alembic-else-sqlalchemy-migrate', repositories: undefined };
+  if (typeof raw === 'string') return `unknown version probe "${raw}"; use sqlalchemy-migrate, alembic, alembic-else-sqlalchemy-migrate, or { kind: sql, query: … }`;
   const o = raw as { kind?: string; repositories?: string[]; query?: string; numeric?: boolean };
   switch (o.kind) {
     case 'sqlalchemy-migrate':
       if (o.query !== undefined || o.numeric !== undefined) return 'query/numeric belong to kind: sql';
       return { kind: 'sqlalchemy-migrate', repositories: o.repositories };
+    case 'alembic-else-sqlalchemy-migrate':
+      if (o.query !== undefined || o.numeric !== undefined) return 'query/numeric belong to kind: sql';
+      return { kind: 'alembic-else-sqlalchemy-migrate', repositories: o.repositories };
     case 'alembic':
       if (o.query !== undefined || o.numeric !== undefined || o.repositories !== undefined) return 'kind: alembic takes no other keys';
       return { kind: 'alembic' };
@@ -208,7 +212,7 @@ function parseProbe(raw: unknown): VersionProbe | string {
       if (o.repositories !== undefined) return 'repositories belong to kind: sqlalchemy-migrate';
       return { kind: 'sql', query: o.query, numeric: o.numeric ?? false };
     default:
-      return 'needs a kind: sqlalchemy-migrate, alembic or sql';
+      return 'needs a kind: sqlalchemy-migrate, alembic, alembic-else-sqlalchemy-migrate or sql';
   }
 }
 

@@ -114,6 +114,13 @@ function databaseProblems(chain: Chain, project: ProjectDef, versions: Versions,
     const start = project.start[db];
     const expects = steps.map((s) => s.expect[db]).filter((e): e is Expectation => e !== undefined);
     const order = orders[db]!;
+    if (v.kind === 'partial') {
+      const shown = v.tables.slice(0, 8).join(', ') + (v.tables.length > 8 ? `, … (${v.tables.length - 8} more)` : '');
+      problems.push(
+        `${where}: partly created: ${v.tables.length} table${v.tables.length === 1 ? '' : 's'} (${shown}) but no version recorded, so a first migration was stopped part-way and running it again would fail on the tables already there. Restore the database from its backup, or, if it held nothing yet, drop it (DROP DATABASE ${dbName}) and run again.`,
+      );
+      continue;
+    }
     if (v.kind === 'absent') {
       if (start) problems.push(`${where}: does not exist or has no version table, but the chain starts it at ${formatVersion(start)}. Check --db, or restore the database.`);
       continue;

@@ -18,7 +18,7 @@ const versionValue = { type: ['integer', 'string', 'array', 'object'] } as const
 const probe = {
   type: ['string', 'object'],
   properties: {
-    kind: { enum: ['sqlalchemy-migrate', 'alembic', 'sql'] },
+    kind: { enum: ['sqlalchemy-migrate', 'alembic', 'alembic-else-sqlalchemy-migrate', 'sql'] },
     repositories: { type: 'array', minItems: 1, items: { type: 'string', minLength: 1 }, uniqueItems: true },
     query: { type: 'string', minLength: 1 },
     numeric: { type: 'boolean' },

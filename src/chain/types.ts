@@ -10,6 +10,13 @@ export type VersionProbe =
   | { kind: 'sqlalchemy-migrate'; repositories: readonly string[] | undefined }
   /** Table alembic_version: one or several heads. */
   | { kind: 'alembic' }
+  /**
+   * alembic_version when it has a row, else migrate_version: a database that
+   * sqlalchemy-migrate moved until some release handed it over to alembic
+   * (nova, cinder and keystone in zed). Expectations are numbers (or
+   * per-repository numbers) before the handover and revisions after.
+   */
+  | { kind: 'alembic-else-sqlalchemy-migrate'; repositories: readonly string[] | undefined }
   /** Any query; the first column of the first row is the version. */
   | { kind: 'sql'; query: string; numeric: boolean };
 
@@ -19,6 +26,8 @@ export type VersionProbe =
  */
 export type Version =
   | { kind: 'absent' }
+  /** The database has tables but records no version: a first migration stopped part-way. */
+  | { kind: 'partial'; tables: readonly string[] }
   | { kind: 'number'; value: number }
   | { kind: 'repos'; repos: Readonly<Record<string, number | null>> }
   | { kind: 'heads'; heads: readonly string[] }

@@ -22,6 +22,15 @@ export function parseExpectation(probe: VersionProbe, raw: unknown): Expectation
         if (!Number.isInteger(v) || (v as number) < 0) return `repository "${repo}": must be a whole number`;
       }
       return { kind: 'repos', repos: raw as Record<string, number> };
+    case 'alembic-else-sqlalchemy-migrate': {
+      // A number (or per-repository numbers) is a sqlalchemy-migrate version, from before the handover; anything else a revision.
+      if (typeof raw === 'number' || (raw !== null && typeof raw === 'object' && !Array.isArray(raw))) {
+        const migrate = parseExpectation({ kind: 'sqlalchemy-migrate', repositories: probe.repositories }, raw);
+        return typeof migrate === 'string' ? `${migrate}, or an alembic revision` : migrate;
+      }
+      const alembic = parseExpectation({ kind: 'alembic' }, raw);
+      return typeof alembic === 'string' ? 'must be an alembic revision or a list of heads (after the handover), or a sqlalchemy-migrate version (before it)' : alembic;
+    }
     case 'alembic':
       if (typeof raw === 'string' && raw !== '') return { kind: 'heads', heads: [raw] };
       if (Array.isArray(raw) && raw.length > 0 && raw.every((h) => typeof h === 'string' && h !== '')) {
@@ -40,6 +49,8 @@ export function formatVersion(v: Version | Expectation): string {
   switch (v.kind) {
     case 'absent':
       return '(absent)';
+    case 'partial':
+      return `(partly created: ${v.tables.length} table${v.tables.length === 1 ? '' : 's'}, no version)`;
     case 'number':
       return String(v.value);
     case 'text':
@@ -59,6 +70,8 @@ export function versionToJson(v: Version | Expectation): unknown {
   switch (v.kind) {
     case 'absent':
       return null;
+    case 'partial':
+      return { partial: [...v.tables] };
     case 'number':
       return v.value;
     case 'text':
@@ -77,8 +90,18 @@ export function versionToJson(v: Version | Expectation): unknown {
  */
 export type Standing = 'below' | 'equal' | 'above' | 'unknown';
 
+/**
+ * A sqlalchemy-migrate version comes before every alembic revision: where a
+ * probe reads both (alembic-else-sqlalchemy-migrate), the database moved
+ * from one to the other once, at the handover.
+ */
+const MIGRATE = new Set(['number', 'repos']);
+
 export function compareToExpectation(v: Version, e: Expectation, order: readonly string[]): Standing {
   if (v.kind === 'absent') return 'below';
+  if (v.kind === 'partial') return 'unknown';
+  if (MIGRATE.has(v.kind) && e.kind === 'heads') return 'below';
+  if (v.kind === 'heads' && MIGRATE.has(e.kind)) return 'above';
   switch (e.kind) {
     case 'number':
       if (v.kind !== 'number') return 'unknown';
