@@ -173,7 +173,7 @@ describe('the command line', () => {
     const cloud = await fakeCloud();
     const flag = await leapfrog(['run', ...cloud.args(), '--paralel', '2']);
     assert.equal(flag.exitCode, 2);
-    assert.match(flag.stderr, /Unknown argument: paralel/);
+    assert.match(flag.stderr, /unknown flag --paralel \(did you mean --parallel\?\)/);
     const url = await leapfrog(['plan', '--chain', CHAIN, '--db', 'postgres://x@y', '--state-dir', cloud.state]);
     assert.equal(url.exitCode, 2);
     assert.match(url.stderr, /--db postgres:\/\/x@y: unknown scheme; use sqlite:DIR/);
