@@ -1,10 +1,8 @@
 import { createHash } from 'node:crypto';
-import { readFileSync, existsSync } from 'node:fs';
+import { existsSync } from 'node:fs';
 import path from 'node:path';
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
-import { LineCounter, parseDocument, isMap, isPair, isScalar, type Document, type Node } from 'yaml';
 import { inputError, LeapfrogError } from '../errors.js';
-import { chainSchema, envSchema } from './schema.js';
+import { readAndParse, schemaProblems, validateChain, validateEnv } from './source.js';
 import type { BlockerDef, Chain, EnvDef, Expectation, ProjectDef, ReleaseDef, StepDef, StepKind, VersionProbe } from './types.js';
 import { parseExpectation } from './version.js';
 
@@ -14,144 +12,6 @@ import { parseExpectation } from './version.js';
  * depend on the probe kind). Every problem is collected and reported at once,
  * each as `file:line:column: field: what is wrong`.
  */
-
-type Path = readonly (string | number)[];
-
-class Problems {
-  readonly list: string[] = [];
-  constructor(
-    private readonly file: string,
-    private readonly doc: Document,
-    private readonly lines: LineCounter,
-  ) {}
-
-  add(at: Path, message: string, pointAtKey = false): void {
-    const { line, col } = this.locate(at, pointAtKey);
-    const field = formatPath(at);
-    this.list.push(`${this.file}:${line}:${col}: ${field === '' ? '' : field + ': '}${message}`);
-  }
-
-  private locate(at: Path, pointAtKey: boolean): { line: number; col: number } {
-    // Walk down as far as the document goes; report the deepest node found.
-    let node: unknown = this.doc.contents;
-    let offset = (node as Node | null)?.range?.[0] ?? 0;
-    for (const key of at) {
-      if (!isMap(node) && !(node && typeof node === 'object' && 'items' in node)) break;
-      const items = (node as { items: unknown[] }).items;
-      let next: unknown;
-      if (isMap(node)) {
-        const pair = items.find((p) => isPair(p) && isScalar(p.key) && p.key.value === key);
-        if (!isPair(pair)) break;
-        next = pair.value;
-        const keyNode = pair.key as Node;
-        offset = (pointAtKey && key === at[at.length - 1] ? keyNode.range?.[0] : (pair.value as Node | null)?.range?.[0] ?? keyNode.range?.[0]) ?? offset;
-      } else {
-        next = typeof key === 'number' ? items[key] : undefined;
-        if (next === undefined) break;
-        offset = (next as Node).range?.[0] ?? offset;
-      }
-      node = next;
-    }
-    const pos = this.lines.linePos(offset);
-    return { line: pos.line, col: pos.col };
-  }
-
-  throwIfAny(what: string): void {
-    if (this.list.length === 0) return;
-    const n = this.list.length;
-    throw new LeapfrogError('input', `${this.file}: ${n} problem${n === 1 ? '' : 's'} in this ${what}; fix ${n === 1 ? 'it' : 'them'} and run again:`, {
-      details: this.list,
-    });
-  }
-}
-
-function formatPath(at: Path): string {
-  let out = '';
-  for (const k of at) out += typeof k === 'number' ? `[${k}]` : out === '' ? k : `.${k}`;
-  return out;
-}
-
-function ajvPath(instancePath: string): (string | number)[] {
-  if (instancePath === '') return [];
-  return instancePath
-    .slice(1)
-    .split('/')
-    .map((s) => s.replace(/~1/g, '/').replace(/~0/g, '~'))
-    .map((s) => (/^\d+$/.test(s) ? Number(s) : s));
-}
-
-const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, verbose: true });
-const validateChain: ValidateFunction = ajv.compile(chainSchema);
-const validateEnv: ValidateFunction = ajv.compile(envSchema);
-
-function describeAjvError(e: ErrorObject): { at: (string | number)[]; message: string; key: boolean } {
-  const at = ajvPath(e.instancePath);
-  switch (e.keyword) {
-    case 'additionalProperties': {
-      const key = (e.params as { additionalProperty: string }).additionalProperty;
-      return { at: [...at, key], message: `unknown key "${key}"`, key: true };
-    }
-    case 'required':
-      return { at, message: `missing required key "${(e.params as { missingProperty: string }).missingProperty}"`, key: false };
-    case 'type':
-      return { at, message: `must be ${(e.params as { type: string | string[] }).type.toString().replace(/,/g, ' or ')}`, key: false };
-    case 'enum':
-      return { at, message: `must be one of ${(e.params as { allowedValues: unknown[] }).allowedValues.join(', ')}`, key: false };
-    case 'pattern':
-      return { at, message: `"${String(e.data)}" is not valid here (${patternHint(e.params as { pattern: string })})`, key: false };
-    case 'propertyNames':
-      return { at, message: `has a key that is not a valid name`, key: false };
-    default:
-      return { at, message: e.message ?? e.keyword, key: false };
-  }
-}
-
-function patternHint(p: { pattern: string }): string {
-  if (p.pattern.includes('@')) return 'expected project@release';
-  if (p.pattern.includes('64')) return 'expected 64 lowercase hex digits';
-  if (p.pattern.startsWith('^https?')) return 'expected an http:// or https:// URL';
-  return 'letters, digits, ".", "_" and "-"';
-}
-
-interface Parsed {
-  data: unknown;
-  problems: Problems;
-  bytes: Buffer;
-}
-
-/** `shown` is the name problems are reported under (relative to cwd when shorter). */
-function readAndParse(file: string, shown: string, what: string): Parsed {
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(file);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw inputError(`${shown}: cannot read this ${what} (${code === 'ENOENT' ? 'no such file' : code ?? String(err)})`);
-  }
-  const lines = new LineCounter();
-  const doc = parseDocument(bytes.toString('utf8'), { lineCounter: lines, prettyErrors: true, uniqueKeys: true });
-  const problems = new Problems(shown, doc, lines);
-  if (doc.errors.length > 0) {
-    for (const e of doc.errors) {
-      const pos = e.linePos?.[0];
-      problems.list.push(`${shown}:${pos?.line ?? 1}:${pos?.col ?? 1}: ${e.message.split('\n')[0]}`);
-    }
-    problems.throwIfAny(what);
-  }
-  return { data: doc.toJS({ maxAliasCount: 100 }), problems, bytes };
-}
-
-function schemaProblems(validate: ValidateFunction, data: unknown, problems: Problems): void {
-  if (validate(data)) return;
-  const seen = new Set<string>();
-  for (const e of validate.errors ?? []) {
-    const d = describeAjvError(e);
-    const key = formatPath(d.at) + d.message;
-    if (seen.has(key)) continue;
-    seen.add(key);
-    problems.add(d.at, d.message, d.key);
-  }
-}
 
 // ---- chains ---------------------------------------------------------------
 
