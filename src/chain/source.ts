@@ -1,8 +1,8 @@
 import { readFileSync } from 'node:fs';
-import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
+import type { ErrorObject, ValidateFunction } from 'ajv';
 import { LineCounter, parseDocument, isMap, isPair, isScalar, type Document, type Node } from 'yaml';
 import { inputError, LeapfrogError } from '../errors.js';
-import { chainSchema, envSchema } from './schema.js';
+import * as validators from './validators.js';
 
 /**
  * Reading an untrusted chain or env file (YAML or JSON) and locating each
@@ -75,9 +75,10 @@ function ajvPath(instancePath: string): (string | number)[] {
     .map((s) => (/^\d+$/.test(s) ? Number(s) : s));
 }
 
-const ajv = new Ajv({ allErrors: true, strict: true, allowUnionTypes: true, verbose: true });
-export const validateChain: ValidateFunction = ajv.compile(chainSchema);
-export const validateEnv: ValidateFunction = ajv.compile(envSchema);
+// Compiled ahead of time from schema.ts (tools/compile-schema.ts): compiling at
+// every start was most of a command's start-up.
+export const validateChain = validators.validateChain as ValidateFunction;
+export const validateEnv = validators.validateEnv as ValidateFunction;
 
 function describeAjvError(e: ErrorObject): { at: (string | number)[]; message: string; key: boolean } {
   const at = ajvPath(e.instancePath);
