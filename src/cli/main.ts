@@ -58,6 +58,11 @@ function explainUnknown(msg: string, known: readonly string[]): string {
 
 export async function main(argv: string[]): Promise<number> {
   quietBrokenPipes();
+  // The one answer that needs no parser: yargs alone is most of a bare start-up.
+  if (argv.length === 1 && argv[0] === '--version') {
+    processIo.out(`${LEAPFROG_VERSION}\n`);
+    return 0;
+  }
   try {
     const { default: yargs } = await import('yargs');
     const y = yargs(argv)
