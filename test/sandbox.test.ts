@@ -7,7 +7,7 @@ import { chmodSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { childEnvironment, runStepProcess, type StepProcess } from '../src/sandbox/run-step.js';
-import { tempDir } from './helpers.js';
+import { ROOT, tempDir } from './helpers.js';
 
 let work: string;
 let envRoot: string;
@@ -22,6 +22,7 @@ before(() => {
   // Pauses between writes: stdout and stderr are two pipes, so only writes apart in time have an order.
   script('bin/both-streams', 'for i in 1 2 3; do echo "out $i"; sleep 0.1; echo "err $i" >&2; sleep 0.1; done\n');
   script('bin/many-lines', 'i=1\nwhile [ $i -le 50 ]; do echo "line $i"; i=$((i+1)); done\nprintf "no newline at the end"\n');
+  script('bin/replays', 'cat "$1"\nexit 1\n');
   script('bin/exits', 'echo "exiting with $1"\nexit "$1"\n');
   script('bin/kills-itself', 'echo "about to die"\nkill -9 $$\n');
   // Records its own pid and its sleep's, so a test can see that both are gone.
@@ -166,16 +167,28 @@ test('stdout and stderr both land in the log, interleaved, under a header line',
   assert.deepEqual([...o.tail].sort(), body.sort());
 });
 
-test('tail keeps the last 20 lines, including a last line without a newline', async () => {
+test('tail keeps the last 20 lines, including a last line without a newline, and marks what it left out', async () => {
   const p = step(['many-lines']);
   const o = await runStepProcess(p);
   assert.equal(o.exitCode, 0);
-  assert.equal(o.tail.length, 20);
-  assert.equal(o.tail[0], 'line 32');
-  assert.equal(o.tail[18], 'line 50');
-  assert.equal(o.tail[19], 'no newline at the end');
+  assert.equal(o.tail.length, 21);
+  assert.equal(o.tail[0], '…');
+  assert.equal(o.tail[1], 'line 32');
+  assert.equal(o.tail[19], 'line 50');
+  assert.equal(o.tail[20], 'no newline at the end');
   const log = readFileSync(p.logFile, 'utf8');
   assert.ok(log.includes('line 1\n') && log.includes('line 50\n'), 'the log keeps every line');
+});
+
+test("a real tool's failure keeps its error line in the tail, under the SQL it printed after it, without ANSI codes", async () => {
+  // Debian nova 26's own output (fixtures/outputs/README.md): the error, then 20 lines of SQL and a second traceback.
+  const p = step(['replays', path.join(ROOT, 'fixtures', 'outputs', 'nova-zed-db-sync-rerun.log')]);
+  const o = await runStepProcess(p);
+  assert.equal(o.exitCode, 1);
+  assert.ok(o.tail.some((l) => l.includes("Can't DROP INDEX `shadow_instance_extra_idx`")), o.tail.join('\n'));
+  assert.ok(o.tail.includes('Traceback (most recent call last):'));
+  assert.ok(o.tail.every((l) => !l.includes('\u001b')), 'no escape codes');
+  assert.ok(readFileSync(p.logFile, 'utf8').includes('\u001b[00m'), 'the log itself is verbatim');
 });
 
 test('secrets are masked in the log, the header and the tail, even when the child prints them', async () => {

@@ -4,6 +4,7 @@ import { performance } from 'node:perf_hooks';
 import { StringDecoder } from 'node:string_decoder';
 import { execa } from 'execa';
 import { LeapfrogError } from '../errors.js';
+import { failureTail } from '../report/tail.js';
 import { clientEnvironment, SYSTEM_PATH } from './child-env.js';
 
 /**
@@ -13,8 +14,15 @@ import { clientEnvironment, SYSTEM_PATH } from './child-env.js';
  * streamed to one log file per step. The only module that imports execa.
  */
 
+
 export { INHERITED_VARS } from './child-env.js';
-const TAIL_LINES = 20;
+/**
+ * The output kept in memory to choose the failure tail from (report/tail.ts):
+ * enough to hold a real tool's error and the SQL and traceback after it,
+ * bounded per line so one huge line cannot grow it.
+ */
+const WINDOW_LINES = 2000;
+const WINDOW_LINE_CHARS = 2000;
 /** Between SIGTERM and SIGKILL: time for a tool to roll back its transaction. */
 const GRACE_MS = 10_000;
 
@@ -126,14 +134,14 @@ export async function runStepProcess(p: StepProcess): Promise<StepOutcome> {
   });
   // The header shows argv: mask it too, in case the caller's shownArgv still carries a secret.
   log.write(`# ${new Date().toISOString()} $ ${mask([...(p.wrapper ?? []), ...p.shownArgv].join(' '), p.secrets)}\n`);
-  const tail: string[] = [];
+  const window: string[] = [];
   let partial = '';
   const keep = (text: string) => {
     const lines = (partial + text).split('\n');
     partial = lines.pop() ?? '';
     for (const l of lines) {
-      tail.push(l);
-      if (tail.length > TAIL_LINES) tail.shift();
+      window.push(l.length > WINDOW_LINE_CHARS ? `${l.slice(0, WINDOW_LINE_CHARS)}…` : l);
+      if (window.length > WINDOW_LINES) window.shift();
     }
   };
   const masker = streamMasker(p.secrets);
@@ -227,7 +235,7 @@ export async function runStepProcess(p: StepProcess): Promise<StepOutcome> {
     timedOut,
     spawnError,
     durationMs,
-    tail,
+    tail: failureTail(window),
   };
   const how = spawnError
     ? `could not start: ${spawnError}`
