@@ -96,7 +96,12 @@ export async function run(ctx: CoreContext, o: RunOptions, emit: (e: CoreEvent) 
             // A rehearsal's databases are its own copies: no service can be connected to them.
             if (o.kind !== 'rehearsal') await offlineGuard(session, chain, o.force, (text) => emit({ type: 'warning', text }));
             const pre = await preflight({ chain, layout, session, ledger }, o);
-            if (pre.refusals.length > 0) throw refusalError(pre.refusals);
+            // A dead run is marked whatever comes next: a refusal below must not leave it `running`.
+            const crashed = markCrashed(ledger, pre.unfinished, pre);
+            if (pre.refusals.length > 0) {
+              for (const text of crashed) emit({ type: 'note', text: text.replace(/ Resuming( from there)?\.$/, '') });
+              throw refusalError(pre.refusals);
+            }
             const last = pre.lastRun;
             if (o.resume && pre.unfinished.length === 0 && last?.status !== 'interrupted' && last?.status !== 'failed') {
               throw new LeapfrogError('input', `--resume: nothing to resume; ${last ? `the last run of chain ${chain.name} on this target (${last.id}) ${last.status}` : `no run of chain ${chain.name} on this target is recorded`}. Run without --resume.`);
@@ -107,7 +112,7 @@ export async function run(ctx: CoreContext, o: RunOptions, emit: (e: CoreEvent) 
               notes.push(`no history of chain ${chain.name} on this target in ${ledger.file}, but its databases are past the chain's start: the plan is derived from their versions alone; data steps without a needed-when query will run again`);
             }
             for (const d of pre.drift) notes.push(`drift accepted (--accept-drift): ${describeDrift(d)}`);
-            notes.push(...markCrashed(ledger, pre.unfinished, pre));
+            notes.push(...crashed);
             for (const text of notes) emit({ type: 'note', text });
 
             if (!pre.plan || !pre.steps || pre.steps.length === 0) return { preflight: pre, result: undefined };

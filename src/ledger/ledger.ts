@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { EvidenceStore } from './evidence.js';
 import { MIGRATIONS } from './migrations.js';
 import { openReadable, openWritable } from './open.js';
 import type { CheckpointRow, RollbackRow, RunRow, RunStatus, SnapshotRow, StepRow, StepStatus } from './records.js';
@@ -23,9 +24,13 @@ export class Ledger {
 
   private readonly statements = new Map<string, Database.Statement>();
 
+  /** Evidence of what sync steps did (evidence.ts). */
+  readonly evidence: EvidenceStore;
+
   private constructor(file: string, db: Database.Database) {
     this.file = file;
     this.db = db;
+    this.evidence = new EvidenceStore(db);
   }
 
   /** Statements are compiled once per ledger: a step's two writes sit on the runner's hot path. */
@@ -293,5 +298,5 @@ export async function withLedger<T>(stateDir: string, cb: (l: Ledger) => Promise
 /** The reads of the ledger: what the pre-flight may use (a ledger opened for reading, or none at all). */
 export type LedgerReader = Pick<
   Ledger,
-  'file' | 'unfinished' | 'lastRun' | 'lastCheckpoints' | 'succeededSteps' | 'inFlightSteps' | 'succeededRuns' | 'unfinishedSteps' | 'checkpointsOf' | 'run' | 'steps' | 'checkpoints' | 'snapshots' | 'rollbacks' | 'exactSnapshot' | 'firstSnapshots' | 'runs'
+  'file' | 'evidence' | 'unfinished' | 'lastRun' | 'lastCheckpoints' | 'succeededSteps' | 'inFlightSteps' | 'succeededRuns' | 'unfinishedSteps' | 'checkpointsOf' | 'run' | 'steps' | 'checkpoints' | 'snapshots' | 'rollbacks' | 'exactSnapshot' | 'firstSnapshots' | 'runs'
 >;
