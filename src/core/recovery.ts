@@ -3,6 +3,8 @@ import { versionOrder } from '../chain/position.js';
 import { compareToExpectation, formatVersion, versionToJson } from '../chain/version.js';
 import { diffShapes, fingerprint, type SchemaShape } from '../database/fingerprint.js';
 import type { TargetSession } from '../database/session.js';
+import { stampStatements, type StampStatement } from '../database/stamp.js';
+import type { Ledger } from '../ledger/ledger.js';
 import { completedAttempts, type EvidenceRow } from '../ledger/evidence.js';
 import type { LedgerReader, StepRow } from '../ledger/ledger.js';
 import { restorablePoints } from './rollback.js';
@@ -33,7 +35,7 @@ export type Verdict =
   /** The version moved inside the step on a target whose DDL is transactional (SQLite): each migration committed with its version; the tool resumes. */
   | { kind: 'resumable' }
   /** The schema equals the evidence after this step, but the version was never written. */
-  | { kind: 'applied'; source: string }
+  | { kind: 'applied'; source: string; stamp?: StampStatement[] | { why: string } }
   /** Some of the step's work is there, some is missing (compared with the evidence after it). */
   | { kind: 'partial'; there: string[]; missing: string[]; source: string }
   /** Something changed since the step started, and no evidence says what the step would leave. */
@@ -128,6 +130,7 @@ export async function assessInFlight(ledger: LedgerReader | undefined, chain: Ch
         afters,
         transactionalDdl,
       });
+      if (verdict.kind === 'applied') verdict.stamp = stampStatements(project.version[db]!, version, expected);
       out.push({ step: row, project: project.name, database: db, name, version, verdict });
     }
   }
@@ -135,7 +138,40 @@ export async function assessInFlight(ledger: LedgerReader | undefined, chain: Ch
 }
 
 /** Verdicts that forbid running the step again: its work is (partly) there. */
-export const blocking = (r: Recovery): boolean => r.verdict.kind === 'partial' || r.verdict.kind === 'unknown' || r.verdict.kind === 'applied';
+export const blocking = (r: Recovery): boolean => r.verdict.kind === 'partial' || r.verdict.kind === 'unknown' || (r.verdict.kind === 'applied' && !Array.isArray(r.verdict.stamp));
+
+/** Steps whose every declared database is done or applied with a version leapfrog can write: recorded as done without running again. */
+export function recordable(recovery: readonly Recovery[]): Map<number, Recovery[]> {
+  const by = new Map<number, Recovery[]>();
+  for (const r of recovery) (by.get(r.step.id) ?? by.set(r.step.id, []).get(r.step.id)!).push(r);
+  for (const [id, rs] of by) {
+    const ok = rs.every((r) => r.verdict.kind === 'done' || (r.verdict.kind === 'applied' && Array.isArray(r.verdict.stamp))) && rs.some((r) => r.verdict.kind === 'applied');
+    if (!ok) by.delete(id);
+  }
+  return by;
+}
+
+/**
+ * Record as done the steps whose work the evidence proves complete: write
+ * each database's version (stamp.ts), then the step row, so a crash between
+ * the two leaves a version the next run reads as done. Returns notes.
+ */
+export async function recordApplied(ledger: Ledger, session: TargetSession, steps: ReadonlyMap<number, Recovery[]>): Promise<string[]> {
+  const notes: string[] = [];
+  for (const rs of steps.values()) {
+    const step = rs[0]!.step;
+    const stamped: string[] = [];
+    for (const r of rs) {
+      if (r.verdict.kind !== 'applied' || !Array.isArray(r.verdict.stamp)) continue;
+      await session.stamp(r.name, r.verdict.stamp);
+      stamped.push(`${r.project} ${r.database} from ${formatVersion(r.version)} (the schema equals the evidence after this step: ${r.verdict.source})`);
+    }
+    const text = `${step.step_id} (run ${step.run_id}) was fully applied but not recorded: recorded as done without running it again; version written for ${stamped.join(', ')}`;
+    ledger.recordRecovered(step.id, text);
+    notes.push(text);
+  }
+  return notes;
+}
 
 /** One line per database for people: "partial work of newton/compute/1 on compute main: …". */
 export function describeRecovery(r: Recovery): string {
@@ -149,7 +185,7 @@ export function describeRecovery(r: Recovery): string {
     case 'resumable':
       return `${where}: stopped between two migrations, each committed with its version; it resumes from there`;
     case 'applied':
-      return `${where}: fully applied but not recorded: the schema equals the evidence after this step (${v.source}), but the version was never written`;
+      return `${where}: fully applied but not recorded: the schema equals the evidence after this step (${v.source}), but the version was never written; ${v.stamp === undefined || Array.isArray(v.stamp) ? '`leapfrog run` records it without running the step again' : `leapfrog cannot write it: ${v.stamp.why}`}`;
     case 'partial':
       return `partial work of ${where}: ${v.there.join('; ') || 'nothing visible'}. Missing compared with the evidence after this step (${v.source}): ${v.missing.join('; ') || 'nothing'}`;
     case 'unknown':

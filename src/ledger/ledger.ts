@@ -113,6 +113,11 @@ export class Ledger {
     }).immediate();
   }
 
+  /** A step a run died in whose work the evidence proves complete (core/recovery.ts): succeeded, saying so. */
+  recordRecovered(stepRowId: number, why: string): void {
+    this.sql(`UPDATE steps SET status = 'succeeded', finished_at = COALESCE(finished_at, ?), error = ? WHERE id = ? AND status IN ('started', 'interrupted')`).run(now(), why, stepRowId);
+  }
+
   /** A data step ran one more batch. */
   stepAttempt(rowId: number, attempts: number): void {
     this.sql(`UPDATE steps SET attempts = ? WHERE id = ?`).run(attempts, rowId);
