@@ -81,9 +81,9 @@ export const COMMANDS: readonly CommandModule[] = [
   ),
   lazy(
     'ledger [action] [run]',
-    "history: `ledger runs` lists runs, `ledger show [RUN]` shows one run's steps, timings and checkpoints",
+    "history: `ledger runs` lists runs, `ledger show [RUN]` shows one run's steps, timings and checkpoints; `ledger export [FILE]` / `ledger import FILE` carry a rehearsal's evidence of what each step does to another host",
     (y) =>
-      flags(y.positional('action', { choices: ['runs', 'show'], describe: 'runs (default) or show' }).positional('run', { type: 'string', describe: 'run id for show (default: the latest)' }), ['state-dir', 'format', 'offline'], {
+      flags(y.positional('action', { choices: ['runs', 'show', 'export', 'import'], describe: 'runs (default), show, export or import' }).positional('run', { type: 'string', describe: 'run id for show (default: the latest); the file for export (default: stdout) and import' }), ['state-dir', 'format', 'offline'], {
         offline: { describe: 'no network (the ledger never needs any)' },
       }),
     () => import('./ledger.js'),

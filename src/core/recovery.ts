@@ -204,7 +204,7 @@ export function recoveryRefusal(ledger: LedgerReader, chain: Chain, target: stri
       ...blocked.map(describeRecovery),
       'Options:',
       points.length > 0
-        ? `  roll back to a snapshot from before the step: leapfrog rollback --chain ${chain.file} --db … --to ID, with ID one of ${points.join(', ')}; then run again`
+        ? `  roll back to a snapshot from before the step: leapfrog rollback --chain ${chain.file} --db ${target} --to ID, with ID one of ${points.join(', ')}; then run again`
         : '  roll back: no snapshot in this ledger holds a state from before the step (restore your own backup of these databases), then run again',
       applied
         ? '  or record the version by hand with the project\'s own tool (stamp it to the step\'s version), then run again'

@@ -214,6 +214,11 @@ export class Ledger {
     return this.sql(`SELECT * FROM runs WHERE id = ?`).get(id) as RunRow | undefined;
   }
 
+  /** The run a step row belongs to. */
+  runOfStep(stepRow: number): RunRow | undefined {
+    return this.sql(`SELECT r.* FROM runs r JOIN steps s ON s.run_id = r.id WHERE s.id = ?`).get(stepRow) as RunRow | undefined;
+  }
+
   steps(runId: number): StepRow[] {
     return this.sql(`SELECT * FROM steps WHERE run_id = ? ORDER BY id`).all(runId) as StepRow[];
   }
