@@ -70,7 +70,7 @@ test('opening creates the ledger in WAL mode, synchronous FULL, at the current s
       assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
       assert.equal(db.pragma('user_version', { simple: true }), LEDGER_SCHEMA_VERSION);
       const tables = (db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`).all() as { name: string }[]).map((r) => r.name);
-      assert.deepEqual(tables, ['checkpoints', 'rollbacks', 'runs', 'snapshots', 'steps']);
+      assert.deepEqual(tables, ['checkpoints', 'evidence', 'rollbacks', 'runs', 'snapshots', 'steps']);
     });
     // synchronous and foreign_keys are per connection: read them on the ledger's own.
     const own = (ledger as unknown as { db: Database.Database }).db;

@@ -3,7 +3,7 @@ import type { Plan } from '../chain/plan.js';
 import type { Version } from '../chain/types.js';
 import { estimate, type Estimate } from './estimate.js';
 import type { CheckFacts, CheckRow, Result } from './facts.js';
-import { blockerCheck, chainCheck, databasesCheck, driftCheck, envsCheck, ledgerCheck, planCheck, targetCheck, versionsCheck } from './rules.js';
+import { blockerCheck, chainCheck, recoveryCheck, databasesCheck, driftCheck, envsCheck, ledgerCheck, planCheck, targetCheck, versionsCheck } from './rules.js';
 import { clientsCheck, collationsCheck, enginesCheck, freeSpaceCheck, transactionsCheck } from './rules-server.js';
 
 /**
@@ -57,6 +57,8 @@ export function evaluate(f: CheckFacts): CheckReport {
     if (pc) checks.push(pc);
     for (const b of f.blockers) checks.push(blockerCheck(chain, b, pre.plan));
     checks.push(clientsCheck(f), transactionsCheck(f), enginesCheck(f), collationsCheck(chain, f), freeSpaceCheck(f), driftCheck(pre));
+    const rc = recoveryCheck(pre);
+    if (rc) checks.push(rc);
   }
   checks.push(ledgerCheck(f));
   return { ...base, checks, result: worst(checks), plan: pre?.plan, steps: pre?.steps, estimate: pre?.plan ? estimate(pre.plan, f.ledger.history) : undefined };

@@ -3,6 +3,7 @@ import type { Chain, StepDef } from '../chain/types.js';
 import { formatVersion } from '../chain/version.js';
 import type { Preflight } from '../core/preflight.js';
 import { describeDrift } from '../core/history.js';
+import { describeRecovery } from '../core/recovery.js';
 import type { BlockerFact, CheckFacts, CheckRow, Result } from './facts.js';
 
 /**
@@ -104,7 +105,8 @@ export function versionsCheck(chain: Chain, pre: Preflight): CheckRow {
   if (refused.length > 0) {
     return row('Versions', 'Failure', [`Chain ${chain.name} cannot start from here; \`leapfrog run\` would refuse:`, ...refused.flatMap((r) => r.details), ...standing].join('\n'), data);
   }
-  const inside = [...pre.inFlight].filter((id) => chain.releases.some((r) => r.steps.some((s) => s.id === id && s.kind === 'sync')));
+  const blockedIds = new Set(pre.recovery.filter((r) => pre.refusals.some((x) => x.about === 'recovery') && r.verdict.kind !== 'done' && r.verdict.kind !== 'not-started').map((r) => r.step.step_id));
+  const inside = [...pre.inFlight].filter((id) => !blockedIds.has(id)).filter((id) => chain.releases.some((r) => r.steps.some((s) => s.id === id && s.kind === 'sync')));
   const atEnd = pre.plan !== undefined && pre.plan.steps.length === 0 && pre.plan.until === undefined;
   return row(
     'Versions',
@@ -177,6 +179,15 @@ export function driftCheck(pre: Preflight): CheckRow {
     [`${plural(pre.drift.length, 'database')} changed since the last checkpoint although the version did not (changed by hand?); \`leapfrog run\` refuses unless --accept-drift:`, ...pre.drift.map(describeDrift)].join('\n'),
     pre.drift,
   );
+}
+
+/** What a run that died inside a sync step left behind, judged against the step's evidence (core/recovery.ts). */
+export function recoveryCheck(pre: Preflight): CheckRow | undefined {
+  const refused = pre.refusals.find((r) => r.about === 'recovery');
+  if (refused) return row('Crash recovery', 'Failure', [refused.message, ...refused.details].join('\n'), pre.recovery.map((r) => ({ step: r.step.step_id, run: r.step.run_id, project: r.project, database: r.database, verdict: r.verdict })));
+  const seen = pre.recovery.filter((r) => r.verdict.kind !== 'done');
+  if (seen.length === 0) return undefined;
+  return row('Crash recovery', 'Warning', seen.map(describeRecovery).join('\n'), seen.map((r) => ({ step: r.step.step_id, run: r.step.run_id, project: r.project, database: r.database, verdict: r.verdict })));
 }
 
 /** Runs that died, or are still running, against this target; the ledger's own health. */

@@ -106,8 +106,11 @@ const SPECS: readonly CommandSpec[] = [
   },
   {
     command: 'ledger [action] [run]',
-    describe: "history: `ledger runs` lists runs, `ledger show [RUN]` shows one run's steps, timings and checkpoints",
-    positionals: { action: { choices: ['runs', 'show'], describe: 'runs (default) or show' }, run: { type: 'string', describe: 'run id for show (default: the latest)' } },
+    describe: "history: `ledger runs` lists runs, `ledger show [RUN]` shows one run's steps, timings and checkpoints; `ledger export [FILE]` / `ledger import FILE` carry a rehearsal's evidence of what each step does to another host",
+    positionals: {
+      action: { choices: ['runs', 'show', 'export', 'import'], describe: 'runs (default), show, export or import' },
+      run: { type: 'string', describe: 'run id for show (default: the latest); the file for export (default: stdout) and import' },
+    },
     flags: ['state-dir', 'format', 'offline'],
     overrides: { offline: { describe: 'no network (the ledger never needs any)' } },
     load: () => import('./ledger.js'),

@@ -9,6 +9,7 @@ import { LeapfrogError, type ErrorKind } from '../errors.js';
 import type { LedgerReader, RunRow } from '../ledger/ledger.js';
 import { describeDrift, findDrift, historyLost, survivorProblem, unfinishedRuns, type DeadRun, type Drift } from './history.js';
 import { templatePlaces, type Layout } from './layout.js';
+import { assessInFlight, blocking, recoveryRefusal, type Recovery } from './recovery.js';
 
 /**
  * The pre-flight: everything `plan`, `check-migrations`, `run` and
@@ -33,7 +34,7 @@ export interface PreflightOptions {
 export interface Refusal {
   kind: ErrorKind;
   /** What it is about: check-migrations files each under its check. */
-  about: 'history' | 'versions' | 'drift' | 'plan';
+  about: 'history' | 'versions' | 'drift' | 'recovery' | 'plan';
   message: string;
   details: readonly string[];
 }
@@ -50,7 +51,10 @@ export interface Preflight {
   lastRun: RunRow | undefined;
   /** Runs that never recorded their end, and what may be alive of them. */
   unfinished: readonly DeadRun[];
+  /** Schema changes since the last checkpoint that no unfinished step explains ("changed by hand"). */
   drift: readonly Drift[];
+  /** What in-flight sync steps left behind, judged against their evidence (recovery.ts). */
+  recovery: readonly Recovery[];
   /** The databases are past the chain's start but the ledger knows nothing of them. */
   historyLost: boolean;
   plan: Plan | undefined;
@@ -90,7 +94,16 @@ export async function preflight(c: PreflightContext, o: PreflightOptions = {}): 
   const neededCounts = versions ? await probeNeeded(session, chain) : {};
   const ledgerDone = ledger?.succeededSteps(chain.name, target) ?? new Set<string>();
   const inFlight = new Set((ledger?.inFlightSteps(chain.name, target) ?? []).map((s) => s.step_id));
-  const drift = versions ? await findDrift(ledger, chain, session, target, versions) : [];
+  const recovery = versions ? await assessInFlight(ledger, chain, session, target, versions) : [];
+  const blocked = recovery.filter(blocking);
+  if (blocked.length > 0 && ledger) {
+    // Never re-run a step over its own partial work; --accept-drift does not cover it (it is not drift).
+    const r = recoveryRefusal(ledger, chain, target, blocked);
+    refusals.push({ kind: 'refused', about: 'recovery', message: r.message, details: r.details });
+  }
+  // A schema change an unfinished step explains is that step's work, not a change by hand.
+  const explained = (d: Drift) => recovery.some((r) => r.project === d.project && r.database === d.database && r.verdict.kind !== 'not-started' && r.verdict.kind !== 'done');
+  const drift = versions ? (await findDrift(ledger, chain, session, target, versions)).filter((d) => !explained(d)) : [];
   if (drift.length > 0 && !o.acceptDrift) {
     refusals.push({
       kind: 'refused',
@@ -135,6 +148,7 @@ export async function preflight(c: PreflightContext, o: PreflightOptions = {}): 
     lastRun: ledger?.lastRun(chain.name, target),
     unfinished,
     drift,
+    recovery,
     historyLost: versions !== undefined && historyLost(ledger, chain, target, versions),
     plan,
     steps,

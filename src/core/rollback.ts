@@ -49,12 +49,20 @@ function exactAt(ledger: LedgerReader, chain: Chain, target: string, cp: Checkpo
   return { rows, missing };
 }
 
+/** The points `rollback --to` can restore exactly, newest checkpoints last, then `start`: "12 (compute@mitaka, run 3)". */
+export function restorablePoints(ledger: LedgerReader, chain: Chain, target: string): string[] {
+  const exact = ledger
+    .checkpointsOf(chain.name, target)
+    .filter((c) => exactAt(ledger, chain, target, c).missing.length === 0)
+    .map((c) => `${c.id} (${c.project}@${c.release}, run ${c.run_id})`);
+  const start = ledger.firstSnapshots(chain.name, target).length > 0 ? ['start'] : [];
+  return [...exact.slice(-12), ...start];
+}
+
 export async function chooseSnapshots(chain: Chain, target: string, ledger: LedgerReader, to: RollbackPoint): Promise<RollbackChoice> {
   const checkpoints = ledger.checkpointsOf(chain.name, target);
   const restorable = () => {
-    const exact = checkpoints.filter((c) => exactAt(ledger, chain, target, c).missing.length === 0).map((c) => `${c.id} (${c.project}@${c.release}, run ${c.run_id})`);
-    const start = ledger.firstSnapshots(chain.name, target).length > 0 ? ['start'] : [];
-    const all = [...exact.slice(-12), ...start];
+    const all = restorablePoints(ledger, chain, target);
     return all.length === 0 ? 'no checkpoint of this chain and target has snapshots to restore' : `the points that can be restored exactly are: ${all.join(', ')}`;
   };
   let rows: SnapshotRow[];

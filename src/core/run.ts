@@ -11,6 +11,7 @@ import type { CoreContext } from './context.js';
 import { offlineGuard } from './guard.js';
 import { awaitSurvivors, describeDrift, probedNow, survivorProblem, type DeadRun } from './history.js';
 import { preflight, refusalError, type Preflight } from './preflight.js';
+import { recordable, recordApplied } from './recovery.js';
 import { withStopSignals } from './signals.js';
 
 /**
@@ -95,8 +96,17 @@ export async function run(ctx: CoreContext, o: RunOptions, emit: (e: CoreEvent) 
             if (alive.length > 0) throw new LeapfrogError('refused', alive[0]!, { details: alive.slice(1) });
             // A rehearsal's databases are its own copies: no service can be connected to them.
             if (o.kind !== 'rehearsal') await offlineGuard(session, chain, o.force, (text) => emit({ type: 'warning', text }));
-            const pre = await preflight({ chain, layout, session, ledger }, o);
-            if (pre.refusals.length > 0) throw refusalError(pre.refusals);
+            let pre = await preflight({ chain, layout, session, ledger }, o);
+            // A dead run is marked whatever comes next: a refusal below must not leave it `running`.
+            const crashed = markCrashed(ledger, pre.unfinished, pre);
+            // Steps the evidence proves fully applied are recorded, not run again; the plan is then made anew.
+            const applied = pre.refusals.length === 0 ? recordable(pre.recovery) : new Map();
+            const recorded = applied.size > 0 ? await recordApplied(ledger, session, applied) : [];
+            if (recorded.length > 0) pre = await preflight({ chain, layout, session, ledger }, o);
+            if (pre.refusals.length > 0) {
+              for (const text of crashed) emit({ type: 'note', text: text.replace(/ Resuming( from there)?\.$/, '') });
+              throw refusalError(pre.refusals);
+            }
             const last = pre.lastRun;
             if (o.resume && pre.unfinished.length === 0 && last?.status !== 'interrupted' && last?.status !== 'failed') {
               throw new LeapfrogError('input', `--resume: nothing to resume; ${last ? `the last run of chain ${chain.name} on this target (${last.id}) ${last.status}` : `no run of chain ${chain.name} on this target is recorded`}. Run without --resume.`);
@@ -107,7 +117,7 @@ export async function run(ctx: CoreContext, o: RunOptions, emit: (e: CoreEvent) 
               notes.push(`no history of chain ${chain.name} on this target in ${ledger.file}, but its databases are past the chain's start: the plan is derived from their versions alone; data steps without a needed-when query will run again`);
             }
             for (const d of pre.drift) notes.push(`drift accepted (--accept-drift): ${describeDrift(d)}`);
-            notes.push(...markCrashed(ledger, pre.unfinished, pre));
+            notes.push(...crashed, ...recorded);
             for (const text of notes) emit({ type: 'note', text });
 
             if (!pre.plan || !pre.steps || pre.steps.length === 0) return { preflight: pre, result: undefined };

@@ -7,6 +7,7 @@ import { dumpDatabase, restoreDump } from './mysql-dump.js';
 import { mysqlFacts } from './mysql-facts.js';
 import { acquireServerLock, serverLockNames } from './mysql-lock.js';
 import { asDerivedTable, targetUnreachable, type ClientSession, type LockOptions, type Row, type ServerFacts, type ServerSession } from './session.js';
+import type { StampStatement } from './stamp.js';
 import { describeTarget, redactUrl, type DatabaseAddress, type Target } from './url.js';
 
 export type MysqlTarget = Extract<Target, { kind: 'mysql' }>;
@@ -183,6 +184,25 @@ export class MysqlSession implements ServerSession {
   /** A socket file is a file, seen from any network namespace; TCP is not. */
   reachableWithoutNetwork(): boolean {
     return this.target.socket !== undefined;
+  }
+
+  /** A write: on its own short-lived connection, never the read-only pools; all or nothing. */
+  async stamp(name: string, statements: readonly StampStatement[]): Promise<void> {
+    const c = await mysql.createConnection({ ...mysqlConnection(this.target), database: name });
+    try {
+      await c.query('START TRANSACTION');
+      for (const st of statements) {
+        const [res] = await c.query(st.sql, st.params);
+        const changed = (res as { affectedRows: number }).affectedRows;
+        if (changed !== 1) {
+          await c.query('ROLLBACK');
+          throw new LeapfrogError('refused', `recording the version of ${name}: ${st.sql} [${st.params.join(', ')}] changed ${changed} rows, not 1; nothing was written`);
+        }
+      }
+      await c.query('COMMIT');
+    } finally {
+      await c.end();
+    }
   }
 
   /** Dropping is a write: on its own short-lived connection, never the read-only pools. */

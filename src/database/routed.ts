@@ -3,6 +3,7 @@ import type { SchemaShape } from './fingerprint.js';
 import type { MysqlFacts, ServerInfo } from './inspect.js';
 import { describePlacement, serverFor, servers, type Placement } from './placement.js';
 import { openServer, type ClientSession, type LockOptions, type Row, type ServerFacts, type ServerSession, type TargetSession } from './session.js';
+import type { StampStatement } from './stamp.js';
 import { describeTarget, type DatabaseAddress, type Target } from './url.js';
 
 /**
@@ -130,6 +131,10 @@ export class RoutedSession implements TargetSession {
 
   reachableWithoutNetwork(): boolean {
     return [...this.sessions.values()].every((s) => s.reachableWithoutNetwork());
+  }
+
+  stamp(name: string, statements: readonly StampStatement[]): Promise<void> {
+    return this.of(name).stamp(name, statements);
   }
 
   async drop(names: readonly string[]): Promise<void> {

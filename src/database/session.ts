@@ -1,5 +1,6 @@
 import { LeapfrogError } from '../errors.js';
 import type { SchemaShape } from './fingerprint.js';
+import type { StampStatement } from './stamp.js';
 import type { FileHolder, MysqlFacts, ServerInfo, SqliteFileFact } from './inspect.js';
 import type { SnapshotFile } from './digest.js';
 import { singleServer, type Placement } from './placement.js';
@@ -74,6 +75,8 @@ export interface ServerSession {
   /** A step in a network namespace of its own can still reach the target (files, a unix socket). */
   reachableWithoutNetwork(): boolean;
   drop(names: readonly string[]): Promise<void>;
+  /** Write a version the toolchain applied but never recorded (stamp.ts): all statements in one transaction, each changing exactly one row. */
+  stamp(name: string, statements: readonly StampStatement[]): Promise<void>;
   /** Close connections so a toolchain (or a file copy) sees the database alone. */
   release(name?: string): Promise<void>;
   close(): Promise<void>;

@@ -10,6 +10,7 @@ import type { SchemaShape } from './fingerprint.js';
 import { processesHolding, sqliteFiles, type ServerInfo } from './inspect.js';
 import { FileLock } from './lock.js';
 import { asDerivedTable, type ClientSession, type LockOptions, type Row, type ServerFacts, type ServerSession } from './session.js';
+import type { StampStatement } from './stamp.js';
 import { sqliteFile, type DatabaseAddress, type Target } from './url.js';
 
 type SqliteTarget = Extract<Target, { kind: 'sqlite' }>;
@@ -170,6 +171,22 @@ export class SqliteSession implements ServerSession {
 
   reachableWithoutNetwork(): boolean {
     return true;
+  }
+
+  /** A write: on its own read-write handle, closed at once; the read-only handles stay read-only. */
+  async stamp(name: string, statements: readonly StampStatement[]): Promise<void> {
+    await this.release(name);
+    const db = new Database(sqliteFile(this.target.dir, name), { fileMustExist: true, timeout: 10_000 });
+    try {
+      db.transaction(() => {
+        for (const st of statements) {
+          const changed = db.prepare(st.sql).run(...st.params).changes;
+          if (changed !== 1) throw new LeapfrogError('refused', `recording the version of ${name}: ${st.sql} [${st.params.join(', ')}] changed ${changed} rows, not 1; nothing was written`);
+        }
+      }).immediate();
+    } finally {
+      db.close();
+    }
   }
 
   async drop(names: readonly string[]): Promise<void> {

@@ -1,4 +1,5 @@
 import type Database from 'better-sqlite3';
+import { EvidenceStore } from './evidence.js';
 import { MIGRATIONS } from './migrations.js';
 import { openReadable, openWritable } from './open.js';
 import type { CheckpointRow, RollbackRow, RunRow, RunStatus, SnapshotRow, StepRow, StepStatus } from './records.js';
@@ -23,9 +24,13 @@ export class Ledger {
 
   private readonly statements = new Map<string, Database.Statement>();
 
+  /** Evidence of what sync steps did (evidence.ts). */
+  readonly evidence: EvidenceStore;
+
   private constructor(file: string, db: Database.Database) {
     this.file = file;
     this.db = db;
+    this.evidence = new EvidenceStore(db);
   }
 
   /** Statements are compiled once per ledger: a step's two writes sit on the runner's hot path. */
@@ -106,6 +111,11 @@ export class Ledger {
       }
       this.sql(`UPDATE runs SET status = 'interrupted', finished_at = COALESCE(finished_at, ?), error = COALESCE(error, ?) WHERE id = ?`).run(now(), why, runId);
     }).immediate();
+  }
+
+  /** A step a run died in whose work the evidence proves complete (core/recovery.ts): succeeded, saying so. */
+  recordRecovered(stepRowId: number, why: string): void {
+    this.sql(`UPDATE steps SET status = 'succeeded', finished_at = COALESCE(finished_at, ?), error = ? WHERE id = ? AND status IN ('started', 'interrupted')`).run(now(), why, stepRowId);
   }
 
   /** A data step ran one more batch. */
@@ -204,6 +214,11 @@ export class Ledger {
     return this.sql(`SELECT * FROM runs WHERE id = ?`).get(id) as RunRow | undefined;
   }
 
+  /** The run a step row belongs to. */
+  runOfStep(stepRow: number): RunRow | undefined {
+    return this.sql(`SELECT r.* FROM runs r JOIN steps s ON s.run_id = r.id WHERE s.id = ?`).get(stepRow) as RunRow | undefined;
+  }
+
   steps(runId: number): StepRow[] {
     return this.sql(`SELECT * FROM steps WHERE run_id = ? ORDER BY id`).all(runId) as StepRow[];
   }
@@ -293,5 +308,5 @@ export async function withLedger<T>(stateDir: string, cb: (l: Ledger) => Promise
 /** The reads of the ledger: what the pre-flight may use (a ledger opened for reading, or none at all). */
 export type LedgerReader = Pick<
   Ledger,
-  'file' | 'unfinished' | 'lastRun' | 'lastCheckpoints' | 'succeededSteps' | 'inFlightSteps' | 'succeededRuns' | 'unfinishedSteps' | 'checkpointsOf' | 'run' | 'steps' | 'checkpoints' | 'snapshots' | 'rollbacks' | 'exactSnapshot' | 'firstSnapshots' | 'runs'
+  'file' | 'evidence' | 'unfinished' | 'lastRun' | 'lastCheckpoints' | 'succeededSteps' | 'inFlightSteps' | 'succeededRuns' | 'unfinishedSteps' | 'checkpointsOf' | 'run' | 'steps' | 'checkpoints' | 'snapshots' | 'rollbacks' | 'exactSnapshot' | 'firstSnapshots' | 'runs'
 >;

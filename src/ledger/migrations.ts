@@ -102,6 +102,30 @@ export const MIGRATIONS: readonly string[] = [
   // 4: the database's version when a snapshot was taken, so a rollback (and
   // its --dry-run) can say which version it restores.
   `ALTER TABLE snapshots ADD COLUMN version TEXT;`,
+  // 5: evidence of what each sync step does (evidence.ts): per database it
+  // declares, its version and schema (fingerprint and shape) before the child
+  // starts and after the step succeeded. `attempt` pairs a before with its
+  // after across ledgers (an import keeps it); `source` says where a row was
+  // recorded (this ledger, or the ledger an import came from).
+  `CREATE TABLE evidence (
+     id INTEGER PRIMARY KEY,
+     attempt TEXT NOT NULL,
+     source TEXT NOT NULL,
+     chain TEXT NOT NULL,
+     chain_sha256 TEXT NOT NULL,
+     step_id TEXT NOT NULL,
+     step_row INTEGER,
+     run_kind TEXT NOT NULL,
+     env_sha256 TEXT NOT NULL,
+     database TEXT NOT NULL,
+     phase TEXT NOT NULL CHECK (phase IN ('before', 'after')),
+     version TEXT NOT NULL,
+     sha256 TEXT,
+     shape TEXT,
+     created_at TEXT NOT NULL,
+     UNIQUE (attempt, database, phase)
+   );
+   CREATE INDEX evidence_by_step ON evidence(chain, step_id);`,
 ];
 
 /** The ledger schema this leapfrog writes: one per migration above. */

@@ -9,6 +9,7 @@ import { neededCount, probeProject } from '../database/probe.js';
 import { runStepProcess, type StepOutcome } from '../sandbox/run-step.js';
 import { servers } from '../database/placement.js';
 import { asRunError, interrupted, type Dirs, type RunContext } from './context.js';
+import { evidenceWriter } from './evidence.js';
 import { pauseAt } from './pause.js';
 
 /** One step: recorded `started`, its child run (in batches for a data step), verified, recorded with its end. */
@@ -36,6 +37,7 @@ export async function runOne(ctx: RunContext, runId: number, p: PreparedStep, se
     command: p.argv,
     logPath: logFile,
   });
+  const evidence = evidenceWriter(ctx, p, rowId, env.sha256);
   ctx.emit({ type: 'step-start', step: p, argv: p.argv, logFile });
   const started = performance.now();
   let attempts = 0;
@@ -82,6 +84,8 @@ export async function runOne(ctx: RunContext, runId: number, p: PreparedStep, se
   };
 
   try {
+    // What the step's databases look like before its child touches them (a sync's evidence).
+    if (step.kind === 'sync') await evidence.record('before');
     if (step.kind === 'data') {
       const dbName = step.neededWhen ? ctx.chain.projects[step.project]!.databases[step.neededWhen.database]! : undefined;
       // When the step is about to run, its query must work: an error here is a chain mistake, not "nothing to do".
@@ -133,6 +137,7 @@ export async function runOne(ctx: RunContext, runId: number, p: PreparedStep, se
           `exited 0, but ${wrong.map(([db, e]) => `${db} is at ${formatVersion(versions[db] ?? { kind: 'absent' })}, not ${formatVersion(e)}`).join('; ')}: the toolchain did not do what the chain declares; stopping before anything else runs on it`,
         );
       }
+      await evidence.record('after');
     }
     finish('succeeded');
   } catch (err) {
