@@ -2,6 +2,7 @@ import { randomBytes } from 'node:crypto';
 import mysql from 'mysql2/promise';
 import { LeapfrogError } from '../errors.js';
 import { mysqlConnection, type MysqlTarget } from './mysql.js';
+import { registerSecret } from '../report/secrets.js';
 import { describeTarget } from './url.js';
 
 /**
@@ -71,6 +72,7 @@ async function connect(t: MysqlTarget): Promise<mysql.Connection> {
 export async function withConfinedAccount<T>(admin: MysqlTarget, prefix: string, log: (line: string) => void, cb: (a: ConfinedAccount) => Promise<T>): Promise<T> {
   const user = `leapfrog_r_${randomBytes(4).toString('hex')}`;
   const password = randomBytes(18).toString('base64url');
+  registerSecret(password);
   const pattern = grantPattern(prefix);
   const created: string[] = [];
   let hosts: string[] = [];
