@@ -148,6 +148,16 @@ describe('a password with @ : / % + = \' " and a space never shows [mariadb]', (
     record('plan with a wrong password', wrong);
   });
 
+  test('a step whose argv would carry the password percent-encoded (the URL) is refused by plan, naming the step', async () => {
+    const leaky = cloud.variant('url-in-argv', (c) => {
+      c.releases[0].steps[1].sync = [...c.releases[0].steps[1].sync, '--connection={{ db.main.url }}'];
+    });
+    const r = await leapfrog(['plan', '--chain', leaky, '--state-dir', cloud.state, '--cache-dir', CACHE, '--db', url]);
+    assert.equal(r.exitCode, 2, r.stderr);
+    assert.match(r.stderr, /argument \d+: renders the database password \(raw or encoded\) into the command line/);
+    record('plan refusing a URL in argv', r);
+  });
+
   test('run: no child argv carries it while the steps run; output, ledger, logs and ledger show mask it', async () => {
     const env = { LEAPFROG_DB_PASSWORD: PASSWORD };
     const first = await leapfrog(['run', ...args(), '--db', bare], { env });
