@@ -3,7 +3,7 @@
  * scratch env, the way the runner starts a step's command.
  */
 import assert from 'node:assert/strict';
-import { chmodSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
+import { chmodSync, existsSync, mkdirSync, readFileSync, realpathSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, test } from 'node:test';
 import { childEnvironment, runStepProcess, type StepProcess } from '../src/sandbox/run-step.js';
@@ -27,7 +27,7 @@ before(() => {
   script('bin/kills-itself', 'echo "about to die"\nkill -9 $$\n');
   // Records its own pid and its sleep's, so a test can see that both are gone.
   script('bin/sleeps', 'sleep 30 &\necho "$$ $!" > "$1.tmp" && mv "$1.tmp" "$1"\nwait\necho "woke up"\n');
-  script('bin/prints-secret', 'echo "connecting with password=$1 to the server"\necho "again: $1" >&2\n');
+  script('bin/prints-secret', 's=$(cat "$1")\necho "connecting with password=$s to the server"\necho "again: $s" >&2\necho "as a URL: mysql://u:$(cat "$1.url")@h"\n');
   script('bin/slow-secret', 'printf "pass: s3"\nsleep 0.3\nprintf "cr3t-pw and more\\n"\n');
   script('bin/leaves-a-child', 'sleep 30 &\necho "$!" > "$1.tmp" && mv "$1.tmp" "$1"\necho "done, sleep left behind"\n');
   // A two-byte character and a non-ASCII secret, each split across two writes, the secret last with no newline.
@@ -191,17 +191,29 @@ test("a real tool's failure keeps its error line in the tail, under the SQL it p
   assert.ok(readFileSync(p.logFile, 'utf8').includes('\u001b[00m'), 'the log itself is verbatim');
 });
 
-test('secrets are masked in the log, the header and the tail, even when the child prints them', async () => {
-  const secret = 'Pa55-w0rd!';
-  const p = step(['prints-secret', secret], { secrets: [secret] });
+test('secrets are masked in the log and the tail, raw and percent-encoded, when the child prints them', async () => {
+  const secret = 'Pa55-w0rd! @:/%';
+  const p = step(['prints-secret', path.join(work, 'secret.txt')], { secrets: [secret] });
+  writeFileSync(path.join(work, 'secret.txt'), secret);
+  writeFileSync(path.join(work, 'secret.txt.url'), encodeURIComponent(secret));
   const o = await runStepProcess(p);
   assert.equal(o.exitCode, 0);
   const log = readFileSync(p.logFile, 'utf8');
-  assert.ok(!log.includes(secret), `the secret is in the log:\n${log}`);
+  assert.ok(!log.includes(secret) && !log.includes(encodeURIComponent(secret)), `the secret is in the log:\n${log}`);
   assert.ok(log.includes('connecting with password=**** to the server'));
   assert.ok(log.includes('again: ****'));
+  assert.ok(log.includes('as a URL: mysql://u:****@h'), log);
   assert.ok(!o.tail.join('\n').includes(secret));
   assert.ok(o.tail.includes('connecting with password=**** to the server'));
+});
+
+test('a secret in argv, raw or in any encoding, is refused before anything starts: argv is public in /proc', async () => {
+  const secret = 'Pa55 w0rd@x';
+  for (const arg of [secret, `--url=mysql://u:${encodeURIComponent(secret)}@h/db`, new URLSearchParams({ pw: secret }).toString()]) {
+    const p = step(['prints-secret', arg], { secrets: [secret] });
+    await assert.rejects(runStepProcess(p), (err: Error) => /argument 2 carries the database password/.test(err.message) && !err.message.includes(secret));
+    assert.ok(!existsSync(p.logFile), 'nothing ran, no log was opened');
+  }
 });
 
 test('a secret the child prints across two writes is still masked', async () => {

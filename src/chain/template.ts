@@ -1,6 +1,7 @@
 import nunjucks from 'nunjucks';
 import { LeapfrogError } from '../errors.js';
 import type { DatabaseAddress } from '../database/url.js';
+import { containsSecret } from '../report/secrets.js';
 import type { Chain, ProjectDef, StepDef } from './types.js';
 
 /**
@@ -39,8 +40,8 @@ export function renderArgv(chain: Chain, step: StepDef, addresses: Addresses, co
     const where = `${chain.file}: step ${step.id} (${step.kind}), argument ${i + 1}`;
     const out = render(arg, context, where);
     for (const a of Object.values(addresses)) {
-      if (a.password !== '' && out.includes(a.password)) {
-        throw new LeapfrogError('input', `${where}: renders the database password into the command line, where any user of the machine can read it; reference a config file instead (e.g. {{ config['x.conf'] }})`);
+      if (a.password !== '' && containsSecret(out, a.password)) {
+        throw new LeapfrogError('input', `${where}: renders the database password (raw or encoded) into the command line, where any user of the machine can read it; reference a config file instead (e.g. {{ config['x.conf'] }})`);
       }
     }
     return out;

@@ -1,3 +1,5 @@
+import { maskKnown } from '../report/secrets.js';
+
 /** Where commands write: results to stdout, progress and diagnostics to stderr. */
 export interface Io {
   out(text: string): void;
@@ -26,8 +28,10 @@ export function quietBrokenPipes(): void {
   }
 }
 
-function writeTo(s: NodeJS.WriteStream, text: string): void {
+function writeTo(s: NodeJS.WriteStream, raw: string): void {
   if (closed.has(s) || s.destroyed) return;
+  // Every password leapfrog has learnt is masked in every form it may take (src/report/secrets.ts), whatever printed it.
+  const text = maskKnown(raw);
   try {
     s.write(text.endsWith('\n') ? text : text + '\n');
   } catch (err) {

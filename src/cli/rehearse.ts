@@ -8,6 +8,7 @@ import { rehearse, type RehearsalPlace } from '../rehearse/rehearse.js';
 import { barRenderer, lineRenderer } from '../report/progress.js';
 import { rehearsalHtml, rehearsalText } from '../report/rehearsal.js';
 import { restoreRenderer } from '../report/restore-progress.js';
+import { maskKnown } from '../report/secrets.js';
 import type { Io } from './io.js';
 import { bool, formatOf, num, provisionFrom, required, str, type Args } from './options.js';
 
@@ -74,7 +75,7 @@ export async function handler(args: Args, io: Io): Promise<void> {
   const { report, error } = result;
   const html = str(args, 'report');
   if (html) {
-    writeFileSync(html, rehearsalHtml(report));
+    writeFileSync(html, maskKnown(rehearsalHtml(report)));
     io.err(`report: ${html}`);
   }
   io.out(formatOf(args) === 'json' ? JSON.stringify(report, null, 2) : rehearsalText(report));

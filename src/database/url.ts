@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { inputError } from '../errors.js';
+import { registerSecret } from '../report/secrets.js';
 import type { ClientOptions } from './option-file.js';
 
 /**
@@ -65,7 +66,15 @@ export function parseTargetUrl(raw: string, passwordFromEnv?: string, optionFile
     const hostInUrl = u.hostname !== '';
     // As the mysql clients do: a socket only when the host is localhost.
     const socket = u.searchParams.get('socket') ?? (!hostInUrl && (optionFile.host ?? 'localhost') === 'localhost' ? optionFile.socket : undefined);
-    const password = u.password !== '' ? decodeURIComponent(u.password) : (passwordFromEnv ?? optionFile.password);
+    let password: string | undefined;
+    try {
+      password = u.password !== '' ? decodeURIComponent(u.password) : (passwordFromEnv ?? optionFile.password);
+    } catch {
+      throw inputError(`--db ${redactUrl(raw)}: the password has a % that does not start an escape (%XX); write a literal % as %25`);
+    }
+    // From here on, output, the ledger and step logs mask it in every form leapfrog writes it.
+    registerSecret(password);
+    registerSecret(u.password);
     return {
       kind: 'mysql',
       host: hostInUrl ? u.hostname : (optionFile.host ?? 'localhost'),
@@ -78,9 +87,13 @@ export function parseTargetUrl(raw: string, passwordFromEnv?: string, optionFile
   throw inputError(`--db ${redactUrl(raw)}: unknown scheme; use sqlite:DIR (one file per database in DIR) or mysql://user@host:port`);
 }
 
-/** Replace any password in a URL-ish string with ****. */
+/**
+ * Replace the password in a URL with ****. A URL's userinfo ends at its
+ * last `@` (WHATWG URL parsing, https://url.spec.whatwg.org/#authority-state),
+ * so a password typed with a raw `@` or space is masked whole.
+ */
 export function redactUrl(raw: string): string {
-  return raw.replace(/(\/\/[^:/@\s]*:)[^@\s]*@/g, '$1****@');
+  return raw.replace(/^([a-z][a-z0-9+.-]*:\/\/[^:/@\s]*:).*@/is, '$1****@');
 }
 
 /**

@@ -1,5 +1,6 @@
 import type Database from 'better-sqlite3';
 import { EvidenceStore } from './evidence.js';
+import { maskKnown } from '../report/secrets.js';
 import { MIGRATIONS } from './migrations.js';
 import { openReadable, openWritable } from './open.js';
 import type { CheckpointRow, RollbackRow, RunRow, RunStatus, SnapshotRow, StepRow, StepStatus } from './records.js';
@@ -15,8 +16,9 @@ export { LEDGER_SCHEMA_VERSION, MIGRATIONS } from './migrations.js';
  * and finished after, so a dangling `started` is the truth about a crash).
  */
 
-
 const now = () => new Date().toISOString();
+/** Free text (errors, notes, log tails, argv) never carries a password, in any form (src/report/secrets.ts). */
+const masked = (text: string | undefined) => (text === undefined ? null : maskKnown(text));
 
 export class Ledger {
   private readonly db: Database.Database;
@@ -77,7 +79,7 @@ export class Ledger {
   }
 
   finishRun(runId: number, status: Exclude<RunStatus, 'running'>, error?: string): void {
-    this.sql(`UPDATE runs SET status = ?, finished_at = ?, error = ? WHERE id = ?`).run(status, now(), error ?? null, runId);
+    this.sql(`UPDATE runs SET status = ?, finished_at = ?, error = ? WHERE id = ?`).run(status, now(), masked(error), runId);
   }
 
   stepStarted(s: { runId: number; stepId: string; project: string; release: string; kind: string; env: string; envSha256: string; command: readonly string[]; logPath: string }): number {
@@ -85,7 +87,7 @@ export class Ledger {
         `INSERT INTO steps (run_id, step_id, project, release, kind, env, env_sha256, command, status, started_at, log_path)
          VALUES (?, ?, ?, ?, ?, ?, ?, ?, 'started', ?, ?)`,
       )
-      .run(s.runId, s.stepId, s.project, s.release, s.kind, s.env, s.envSha256, JSON.stringify(s.command), now(), s.logPath);
+      .run(s.runId, s.stepId, s.project, s.release, s.kind, s.env, s.envSha256, maskKnown(JSON.stringify(s.command)), now(), s.logPath);
     return Number(info.lastInsertRowid);
   }
 
@@ -96,7 +98,7 @@ export class Ledger {
 
   /** Append a line to a run's notes (accepted drift, lost history, a resumed crash). */
   note(runId: number, line: string): void {
-    this.sql(`UPDATE runs SET notes = COALESCE(notes || char(10), '') || ? WHERE id = ?`).run(line, runId);
+    this.sql(`UPDATE runs SET notes = COALESCE(notes || char(10), '') || ? WHERE id = ?`).run(maskKnown(line), runId);
   }
 
   /**
@@ -107,9 +109,9 @@ export class Ledger {
   markInterrupted(runId: number, stepRowIds: readonly number[], why: string): void {
     this.db.transaction(() => {
       for (const id of stepRowIds) {
-        this.sql(`UPDATE steps SET status = 'interrupted', finished_at = ?, error = ? WHERE id = ? AND status = 'started'`).run(now(), why, id);
+        this.sql(`UPDATE steps SET status = 'interrupted', finished_at = ?, error = ? WHERE id = ? AND status = 'started'`).run(now(), maskKnown(why), id);
       }
-      this.sql(`UPDATE runs SET status = 'interrupted', finished_at = COALESCE(finished_at, ?), error = COALESCE(error, ?) WHERE id = ?`).run(now(), why, runId);
+      this.sql(`UPDATE runs SET status = 'interrupted', finished_at = COALESCE(finished_at, ?), error = COALESCE(error, ?) WHERE id = ?`).run(now(), maskKnown(why), runId);
     }).immediate();
   }
 
@@ -125,7 +127,7 @@ export class Ledger {
 
   stepFinished(rowId: number, f: { status: Exclude<StepStatus, 'started'>; exitCode: number | null; durationMs: number; attempts: number; logTail: string; error?: string | undefined }): void {
     this.sql(`UPDATE steps SET status = ?, exit_code = ?, finished_at = ?, duration_ms = ?, attempts = ?, log_tail = ?, error = ? WHERE id = ?`)
-      .run(f.status, f.exitCode, now(), f.durationMs, f.attempts, f.logTail, f.error ?? null, rowId);
+      .run(f.status, f.exitCode, now(), f.durationMs, f.attempts, maskKnown(f.logTail), masked(f.error), rowId);
   }
 
   checkpoint(c: { runId: number; project: string; release: string; versions: unknown; fingerprints: unknown; shapes?: unknown }): void {
@@ -157,7 +159,7 @@ export class Ledger {
   }
 
   rollbackFinished(id: number, status: 'succeeded' | 'failed', error?: string): void {
-    this.sql(`UPDATE rollbacks SET status = ?, finished_at = ?, error = ? WHERE id = ?`).run(status, now(), error ?? null, id);
+    this.sql(`UPDATE rollbacks SET status = ?, finished_at = ?, error = ? WHERE id = ?`).run(status, now(), masked(error), id);
   }
 
   // ---- reads ---------------------------------------------------------------

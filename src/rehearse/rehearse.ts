@@ -9,6 +9,7 @@ import { singleServer } from '../database/placement.js';
 import { run, type CoreEvent } from '../core/run.js';
 import { withStopSignals } from '../core/signals.js';
 import type { ProvisionOptions } from '../envs/store.js';
+import { withConfinedAccount } from '../database/confined-account.js';
 import { dropDatabases, tableRowCounts } from '../database/raw.js';
 import { withTarget, type TargetSession } from '../database/session.js';
 import { describeTarget, type Target } from '../database/url.js';
@@ -170,18 +171,22 @@ async function rehearseIn(o: RehearseOptions, signal: AbortSignal): Promise<{ re
         throw new LeapfrogError('refused', `--server: database(s) ${clash.join(', ')} already exist on ${describeTarget(target)}; a rehearsal never touches existing databases: choose another --prefix, or drop them`);
       }
       const created = new Set(names);
-      try {
-        const restored = await restore(target, (db) => {
-          created.add(prefix + db);
-          return prefix + db;
-        });
-        return await body(target, chain, restored, { mode: 'server', description: describeTarget(target), prefix, kept: o.keep });
-      } finally {
-        if (!o.keep) {
-          phase(`dropping the rehearsal's databases (${prefix}*)`);
-          await dropDatabases(target, [...created]);
+      // Restore and run as an account the server confines to prefix*: a dump statement or a step that names
+      // another database is refused by the server itself. Its databases are dropped by the server's own account.
+      return withConfinedAccount(target, prefix, phase, async (account) => {
+        try {
+          const restored = await restore(account.target, (db) => {
+            created.add(prefix + db);
+            return prefix + db;
+          });
+          return await body(account.target, chain, restored, { mode: 'server', description: describeTarget(target), prefix, kept: o.keep });
+        } finally {
+          if (!o.keep) {
+            phase(`dropping the rehearsal's databases (${prefix}*)`);
+            await dropDatabases(target, [...created]);
+          }
         }
-      }
+      });
     }
     case 'sqlite': {
       const dbDir = path.join(dir, 'db');

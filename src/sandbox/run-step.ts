@@ -5,6 +5,7 @@ import { StringDecoder } from 'node:string_decoder';
 import { execa } from 'execa';
 import { LeapfrogError } from '../errors.js';
 import { failureTail } from '../report/tail.js';
+import { containsSecret, maskSecrets as mask, streamMasker } from '../report/secrets.js';
 import { clientEnvironment, SYSTEM_PATH } from './child-env.js';
 
 /**
@@ -62,62 +63,13 @@ export function childEnvironment(p: Pick<StepProcess, 'envRoot' | 'envPath' | 'e
   return clientEnvironment({ path: p.envPath.map((d) => path.join(p.envRoot, d)), vars: { HOME: p.home, TMPDIR: p.tmp, ...p.envVars } }, parent);
 }
 
-function mask(text: string, secrets: readonly string[]): string {
-  let out = text;
-  for (const s of secrets) if (s !== '') out = out.split(s).join('****');
-  return out;
-}
-
-/**
- * Masks secrets in a stream of text that arrives in arbitrary chunks: a
- * secret the child prints in two writes (or that a pipe splits) must not
- * slip through, so the last `longest - 1` characters are held back until
- * the next chunk (or the end) shows whether they start a secret.
- */
-function streamMasker(secrets: readonly string[]): { push(text: string): string; end(): string } {
-  const list = [...new Set(secrets.filter((s) => s !== ''))].sort((a, b) => b.length - a.length);
-  const hold = list.length === 0 ? 0 : list[0]!.length - 1;
-  let pending = '';
-  const drain = (final: boolean): string => {
-    const text = pending;
-    const limit = final ? text.length : text.length - hold;
-    let out = '';
-    let i = 0;
-    while (i < limit) {
-      // The earliest occurrence of any secret, the longest one on a tie.
-      let at = -1;
-      let len = 0;
-      for (const s of list) {
-        const j = text.indexOf(s, i);
-        if (j !== -1 && (at === -1 || j < at)) {
-          at = j;
-          len = s.length;
-        }
-      }
-      if (at === -1 || at >= limit) {
-        out += text.slice(i, limit);
-        i = limit;
-        break;
-      }
-      // at < limit, so the whole secret is already in `text`.
-      out += text.slice(i, at) + '****';
-      i = at + len;
-    }
-    pending = text.slice(i);
-    return out;
-  };
-  return {
-    push(text) {
-      pending += text;
-      return drain(false);
-    },
-    end() {
-      return drain(true);
-    },
-  };
-}
-
 export async function runStepProcess(p: StepProcess): Promise<StepOutcome> {
+  // The argv guard at the last edge: argv is readable by every user through /proc/PID/cmdline and ps,
+  // so no form of a password (raw, percent-encoded, quoted) may reach it, whatever rendered it.
+  const leaking = [...(p.wrapper ?? []), ...p.argv].findIndex((a) => p.secrets.some((s) => s !== '' && containsSecret(a, s)));
+  if (leaking >= 0) {
+    throw new LeapfrogError('input', `refusing to start the step: its argument ${leaking + 1} carries the database password (raw or encoded), which any user of the machine could read from the process list; pass it through a config file instead`);
+  }
   // Open the log before anything runs: a step whose output cannot be kept
   // must not start (and an unopenable file must not surface later as an
   // unhandled 'error' event on the stream).
