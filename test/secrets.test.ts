@@ -33,6 +33,8 @@ test('secretForms: the raw password and every encoding leapfrog or a toolchain w
     `p@ss:w/o%rd+x=1\\s'q"${tail}`, // option file, bare
     `p@ss:w/o%rd+x=1 &#39;q&quot;${tail}`, // HTML
     `p@ss:w/o%rd+x=1 '\\''q"${tail}`, // shell single-quoted
+    `p%40ss%3Aw%2Fo%25rd%2Bx%3D1+'q%22${tail}`, // LiquidJS url_encode
+    `p@ss:w/o%25rd+x=1%20'q%22${tail}`, // encodeURI
   ]) {
     assert.ok(forms.includes(f), `${f} is a form`);
   }
