@@ -6,7 +6,7 @@
  * A server account that cannot create such an account is refused first.
  */
 import assert from 'node:assert/strict';
-import { appendFileSync, readdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { execa } from 'execa';
@@ -77,7 +77,10 @@ describe('rehearse --server is confined to its prefixed databases [mariadb]', ()
     await writeDump(dump, { instances: 12, nullUuids: 1, seed: 3, prefix: '' });
     before0 = await victimState();
   });
-  after(() => dropDatabases([VICTIM]));
+  after(async () => {
+    await dropDatabases([VICTIM]);
+    rmSync(dir, { recursive: true, force: true });
+  });
 
   for (const attack of [
     `UPDATE \`${VICTIM}\`.t SET v = v + 1`,

@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { execa } from 'execa';
@@ -129,6 +129,8 @@ describe('a password with @ : / % + = \' " and a space never shows [mariadb]', (
       for (const h of ['127.0.0.1', 'localhost']) await c.query('DROP USER IF EXISTS ?@?', [user, h]);
     });
     await cloud?.dispose();
+    rmSync(dir, { recursive: true, force: true });
+    if (cloud) rmSync(cloud.dir, { recursive: true, force: true });
   });
 
   const args = () => ['--chain', chain, '--state-dir', cloud.state, '--cache-dir', CACHE];
