@@ -6,12 +6,13 @@
  * A server account that cannot create such an account is refused first.
  */
 import assert from 'node:assert/strict';
-import { appendFileSync, readdirSync, readFileSync } from 'node:fs';
+import { appendFileSync, readdirSync, readFileSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { execa } from 'execa';
 import { writeDump } from '../fixtures/dump.js';
 import { grantPattern, missingPrivileges } from '../src/database/confined-account.js';
+import { currentUserDefiner } from '../src/rehearse/restore.js';
 import { CACHE, chainVariant, dropDatabases, eventually, leapfrog, MARIADB_URL, ROOT, tempDir, uniquePrefix, withMariadb } from './helpers.js';
 
 const VICTIM = `${uniquePrefix()}victim`;
@@ -76,7 +77,10 @@ describe('rehearse --server is confined to its prefixed databases [mariadb]', ()
     await writeDump(dump, { instances: 12, nullUuids: 1, seed: 3, prefix: '' });
     before0 = await victimState();
   });
-  after(() => dropDatabases([VICTIM]));
+  after(async () => {
+    await dropDatabases([VICTIM]);
+    rmSync(dir, { recursive: true, force: true });
+  });
 
   for (const attack of [
     `UPDATE \`${VICTIM}\`.t SET v = v + 1`,
@@ -146,6 +150,32 @@ describe('rehearse --server is confined to its prefixed databases [mariadb]', ()
     assert.deepEqual(await victimState(), before0);
   });
 
+  test('views and triggers whose DEFINER is another account restore, as the confined account', async () => {
+    const file = path.join(dir, 'definers.sql');
+    await writeDump(file, { instances: 5, nullUuids: 0, seed: 3, prefix: '' });
+    appendFileSync(
+      file,
+      [
+        '',
+        'CREATE DATABASE /*!32312 IF NOT EXISTS*/ `extradb` /*!40100 DEFAULT CHARACTER SET utf8mb4 */;',
+        'USE `extradb`;',
+        'CREATE TABLE `t` (`id` int NOT NULL, `n` int DEFAULT NULL, PRIMARY KEY (`id`)) ENGINE=InnoDB;',
+        'DELIMITER ;;',
+        "/*!50003 CREATE*/ /*!50017 DEFINER=`root`@`localhost`*/ /*!50003 TRIGGER `t_bi` BEFORE INSERT ON `t` FOR EACH ROW SET NEW.n = 1 */;;",
+        'DELIMITER ;',
+        '/*!50001 CREATE ALGORITHM=UNDEFINED */',
+        "/*!50013 DEFINER=`root`@`localhost` SQL SECURITY DEFINER */",
+        '/*!50001 VIEW `v` AS select `t`.`id` AS `id` from `t` */;',
+        '',
+      ].join('\n'),
+    );
+    const p = prefix();
+    const r = await leapfrog(['rehearse', '--chain', path.join(ROOT, 'chains', 'fakecloud-juno-newton.yaml'), '--dump', file, '--server', SERVER, '--prefix', p, '--state-dir', path.join(dir, 'state'), '--cache-dir', CACHE]);
+    assert.equal(r.exitCode, 0, r.stderr);
+    assert.equal(await accountsNamed(accountOf(r.stderr)), 0);
+    assert.deepEqual(await databasesLike(p), []);
+  });
+
   test('a --prefix that existing databases already match is refused before anything is created', async () => {
     const r = await leapfrog(['rehearse', '--chain', path.join(ROOT, 'chains', 'fakecloud-juno-newton.yaml'), '--dump', dump, '--server', SERVER, '--prefix', 'lf_', '--state-dir', path.join(dir, 'state'), '--cache-dir', CACHE]);
     assert.equal(r.exitCode, 3, r.stderr);
@@ -186,6 +216,13 @@ test('missingPrivileges reads SHOW GRANTS as MariaDB and MySQL print it', () => 
   assert.deepEqual(missingPrivileges(['GRANT USAGE ON *.* TO `a`@`%`', 'GRANT ALL PRIVILEGES ON `x`.* TO `a`@`%` WITH GRANT OPTION']), ['CREATE USER', 'GRANT OPTION']);
   assert.deepEqual(missingPrivileges(['GRANT ALL PRIVILEGES ON *.* TO `a`@`%`']), ['GRANT OPTION']);
   assert.deepEqual(missingPrivileges(['GRANT SELECT ON *.* TO `a`@`%` WITH MAX_USER_CONNECTIONS 5 GRANT OPTION']), ['CREATE USER']);
+});
+
+test('currentUserDefiner rewrites the first DEFINER clause, quoted any way, and nothing else', () => {
+  assert.equal(currentUserDefiner('/*!50017 DEFINER=`root`@`localhost`*/ /*!50003 TRIGGER x */'), '/*!50017 DEFINER=CURRENT_USER*/ /*!50003 TRIGGER x */');
+  assert.equal(currentUserDefiner("CREATE DEFINER = 'a''b'@'%' PROCEDURE p() SELECT 'DEFINER=`x`@`y`'"), "CREATE DEFINER=CURRENT_USER PROCEDURE p() SELECT 'DEFINER=`x`@`y`'");
+  assert.equal(currentUserDefiner('CREATE DEFINER=nova@10.0.0.% VIEW v AS SELECT 1'), 'CREATE DEFINER=CURRENT_USER VIEW v AS SELECT 1');
+  assert.equal(currentUserDefiner('CREATE VIEW v AS SELECT 1'), 'CREATE VIEW v AS SELECT 1');
 });
 
 test('grantPattern escapes the GRANT wildcards so the pattern matches exactly the prefix', () => {

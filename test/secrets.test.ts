@@ -8,7 +8,7 @@
  */
 import assert from 'node:assert/strict';
 import { randomBytes } from 'node:crypto';
-import { readdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
+import { readdirSync, readFileSync, rmSync, statSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { execa } from 'execa';
@@ -33,6 +33,8 @@ test('secretForms: the raw password and every encoding leapfrog or a toolchain w
     `p@ss:w/o%rd+x=1\\s'q"${tail}`, // option file, bare
     `p@ss:w/o%rd+x=1 &#39;q&quot;${tail}`, // HTML
     `p@ss:w/o%rd+x=1 '\\''q"${tail}`, // shell single-quoted
+    `p%40ss%3Aw%2Fo%25rd%2Bx%3D1+'q%22${tail}`, // LiquidJS url_encode
+    `p@ss:w/o%25rd+x=1%20'q%22${tail}`, // encodeURI
   ]) {
     assert.ok(forms.includes(f), `${f} is a form`);
   }
@@ -127,6 +129,8 @@ describe('a password with @ : / % + = \' " and a space never shows [mariadb]', (
       for (const h of ['127.0.0.1', 'localhost']) await c.query('DROP USER IF EXISTS ?@?', [user, h]);
     });
     await cloud?.dispose();
+    rmSync(dir, { recursive: true, force: true });
+    if (cloud) rmSync(cloud.dir, { recursive: true, force: true });
   });
 
   const args = () => ['--chain', chain, '--state-dir', cloud.state, '--cache-dir', CACHE];

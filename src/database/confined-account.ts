@@ -71,7 +71,8 @@ async function connect(t: MysqlTarget): Promise<mysql.Connection> {
  */
 export async function withConfinedAccount<T>(admin: MysqlTarget, prefix: string, log: (line: string) => void, cb: (a: ConfinedAccount) => Promise<T>): Promise<T> {
   const user = `leapfrog_r_${randomBytes(4).toString('hex')}`;
-  const password = randomBytes(18).toString('base64url');
+  // 144 random bits, and one of each class a password-check plugin (simple_password_check, validate_password) may demand.
+  const password = `${randomBytes(18).toString('base64url')}-Aa9`;
   registerSecret(password);
   const pattern = grantPattern(prefix);
   const created: string[] = [];

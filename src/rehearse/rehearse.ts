@@ -149,7 +149,8 @@ async function rehearseIn(o: RehearseOptions, signal: AbortSignal): Promise<{ re
 
   const restore = async (target: MysqlTarget, rename?: (db: string) => string) => {
     phase(`restoring ${o.dumps.length} dump file(s) into ${describeTarget(target)} over ${o.jobs} connections`);
-    return restoreDumps({ files: o.dumps, target, jobs: o.jobs, rename, onProgress: (progress) => o.emit({ type: 'restore', progress }), signal });
+    // On --server the restore runs as the confined account, which may be no other definer than itself.
+    return restoreDumps({ files: o.dumps, target, jobs: o.jobs, rename, ownDefiner: rename !== undefined, onProgress: (progress) => o.emit({ type: 'restore', progress }), signal });
   };
 
   switch (o.place.mode) {

@@ -28,6 +28,8 @@ function percent(s: string, keep: RegExp): string {
  *   `new URL()` keeps for a password, e.g. `%` and `+` unencoded;
  * - application/x-www-form-urlencoded (space as `+`), URLSearchParams and
  *   Python's quote_plus;
+ * - encodeURIComponent's with space as `+` (LiquidJS's url_encode filter,
+ *   in config templates), and encodeURI's;
  * - each percent form with lower-case hex as well;
  * - the escapes inside a double-quoted option-file value (`\\`, `\"`,
  *   src/database/mysql-dump.ts) and a bare one (`\s` for a space…);
@@ -43,7 +45,8 @@ export function secretForms(secret: string): string[] {
     return u.password;
   })();
   const form = new URLSearchParams([['x', secret]]).toString().slice(2);
-  const percentForms = [encoded, strict, userinfo, form];
+  // LiquidJS's url_encode (encodeURIComponent, space as +; its test/integration/filters/url.spec.ts) and encodeURI.
+  const percentForms = [encoded, strict, userinfo, form, encoded.replace(/%20/g, '+'), encodeURI(secret)];
   const lower = percentForms.map((f) => f.replace(/%[0-9A-F]{2}/g, (m) => m.toLowerCase()));
   const optionQuoted = secret.replace(/\\/g, '\\\\').replace(/"/g, '\\"');
   const optionBare = secret.replace(/\\/g, '\\\\').replace(/ /g, '\\s').replace(/\t/g, '\\t');
