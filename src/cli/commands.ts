@@ -90,16 +90,24 @@ export const COMMANDS: readonly CommandModule[] = [
   ),
   lazy(
     'envs <action>',
-    'the env cache: list, verify, gc, provision',
+    'the env cache: list, verify, gc, provision; build writes a new env (tarball and env file)',
     (y) =>
-      flags(y.positional('action', { choices: ['list', 'verify', 'gc', 'provision'], describe: 'what to do' }), ['envs', 'state-dir', 'cache-dir', 'format', ...FETCH_FLAGS, 'parallel'], {
+      flags(y.positional('action', { choices: ['list', 'verify', 'gc', 'provision', 'build'], describe: 'what to do' }), ['envs', 'state-dir', 'cache-dir', 'format', ...FETCH_FLAGS, 'parallel'], {
         envs: { describe: "directory of env files (default: each chain's own)" },
         parallel: { default: 4, describe: 'provision: downloads at once' },
       })
         .option('chain', { type: 'string', array: true, describe: 'a chain whose envs count (repeatable)' })
         .option('chains', { type: 'string', array: true, describe: 'a directory of chain files that all count (repeatable)' })
         .option('older-than', numeric('gc: only entries unpacked more than DAYS ago'))
-        .option('dry-run', { type: 'boolean', default: false, describe: 'gc: say what would go, remove nothing' }),
+        .option('dry-run', { type: 'boolean', default: false, describe: 'gc: say what would go, remove nothing' })
+        .option('debian', { type: 'string', requiresArg: true, describe: 'build: a root filesystem of this Debian suite (bookworm, trixie…), with mmdebstrap' })
+        .option('packages', { type: 'string', requiresArg: true, describe: 'build --debian: packages to install, comma-separated' })
+        .option('mirror', { type: 'string', requiresArg: true, describe: 'build --debian: the Debian mirror (default http://deb.debian.org/debian)' })
+        .option('components', { type: 'string', requiresArg: true, describe: 'build --debian: archive components, comma-separated (default main)' })
+        .option('variant', { type: 'string', requiresArg: true, describe: "build --debian: mmdebstrap's variant (default essential)" })
+        .option('dir', { type: 'string', requiresArg: true, describe: 'build: pack this existing tree instead' })
+        .option('name', { type: 'string', requiresArg: true, describe: 'build: the env name (default: the suite, or the directory name)' })
+        .option('out', { type: 'string', requiresArg: true, describe: 'build: where NAME.tar.gz and NAME.yaml are written' }),
     () => import('./envs.js'),
   ),
   lazy(
