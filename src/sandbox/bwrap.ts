@@ -86,9 +86,9 @@ export function bwrapOptions(s: RootfsSandbox, cwd: string): string[] {
   return args;
 }
 
-/** bwrap on the PATH leapfrog was started with, then in the system's directories. */
+/** bwrap on the PATH leapfrog was started with (an operator may put a newer one first). */
 export function findBwrap(env: NodeJS.ProcessEnv = process.env): string | undefined {
-  const dirs = [...(env.PATH ?? '').split(':').filter((d) => d !== ''), ...SYSTEM_PATH];
+  const dirs = (env.PATH ?? '').split(':').filter((d) => path.isAbsolute(d));
   return dirs.map((d) => path.join(d, 'bwrap')).find((f) => existsSync(f));
 }
 
