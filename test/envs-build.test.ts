@@ -21,7 +21,7 @@ import Database from 'better-sqlite3';
 import * as tar from 'tar';
 import { parse, stringify } from 'yaml';
 import { startTarballServer, type TarballServer } from '../fixtures/http-server.js';
-import { leapfrog, scalar, tempDir } from './helpers.js';
+import { dropDatabases, leapfrog, MARIADB_REQUIRED, MARIADB_URL, scalar, tempDir, uniquePrefix, withMariadb } from './helpers.js';
 
 type Json = Record<string, any>;
 const MIRROR = 'http://deb.debian.org/debian';
@@ -38,7 +38,8 @@ interface Built {
 
 /** A Debian env, built (twice) when not already in the store. */
 async function debianEnv(name: string, suite: string, packages: string[]): Promise<Built> {
-  const inputs = { suite, packages, mirror: MIRROR, variant: 'essential' };
+  // `layout` changes when what envs build writes changes, so old entries are not reused.
+  const inputs = { suite, packages, mirror: MIRROR, variant: 'essential', layout: 2 };
   const dir = path.join(STORE, createHash('sha256').update(JSON.stringify(inputs)).digest('hex').slice(0, 16));
   const record = path.join(dir, 'built.json');
   if (!existsSync(record)) {
@@ -68,8 +69,8 @@ const cleanup: string[] = [];
 
 before(async () => {
   server = await startTarballServer();
-  // bookworm with python3 (its sqlite3 module drives the sync step), trixie with python3-minimal only.
-  bookworm = await debianEnv('bookworm-py', 'bookworm', ['python3']);
+  // bookworm with python3 and pymysql (the sync step drives SQLite and MariaDB), trixie with python3-minimal only.
+  bookworm = await debianEnv('bookworm-py', 'bookworm', ['python3', 'python3-pymysql']);
   trixie = await debianEnv('trixie-py', 'trixie', ['python3-minimal']);
   envDir = tempDir('rootfs-envs');
   cleanup.push(envDir);
@@ -81,8 +82,10 @@ before(async () => {
   }
 });
 
+const scratch: string[] = [];
 after(async () => {
   await server.close();
+  await dropDatabases(scratch);
   for (const d of cleanup) rmSync(d, { recursive: true, force: true });
 });
 
@@ -139,8 +142,8 @@ test('--dir packs a tree deterministically: sorted, owners 0, mtimes clamped to 
   assert.ok(!existsSync(path.join(dir, 'out', 'fifo.tar.gz')));
 });
 
-/** A one-project chain on a SQLite directory whose version is table ver(v). */
-function world(stepsOf: (places: { state: string; cache: string }) => Json[]) {
+/** A one-project chain whose version is table ver(v), on a SQLite directory or the MariaDB server (over TCP, or a socket). */
+async function world(stepsOf: (places: { state: string; cache: string }) => Json[], target: string | undefined = undefined) {
   const dir = tempDir('rootfs-world');
   const state = path.join(dir, 'state');
   const cache = path.join(dir, 'cache');
@@ -148,20 +151,28 @@ function world(stepsOf: (places: { state: string; cache: string }) => Json[]) {
   cleanup.push(dir);
   const db = path.join(dir, 'db');
   mkdirSync(db);
-  const d = new Database(path.join(db, 'app.sqlite3'));
-  d.exec('CREATE TABLE ver (v INTEGER); INSERT INTO ver VALUES (1)');
-  d.close();
+  const name = target ? uniquePrefix() + 'app' : 'app';
+  if (target) {
+    scratch.push(name);
+    await withMariadb((c) => c.query(`CREATE DATABASE \`${name}\`; CREATE TABLE \`${name}\`.ver (v INTEGER); INSERT INTO \`${name}\`.ver VALUES (1)`));
+  } else {
+    const d = new Database(path.join(db, 'app.sqlite3'));
+    d.exec('CREATE TABLE ver (v INTEGER); INSERT INTO ver VALUES (1)');
+    d.close();
+  }
   const chain = path.join(dir, 'chain.yaml');
   writeFileSync(
     chain,
     stringify({
       chain: 'rootfs-tiny',
       envs: envDir,
-      projects: { app: { databases: { main: 'app' }, version: { main: { kind: 'sql', query: 'SELECT v FROM ver', numeric: true } }, start: { main: 1 }, config: { 'db.conf': '{{ db.main.url }}\n' } } },
+      projects: { app: { databases: { main: name }, version: { main: { kind: 'sql', query: 'SELECT v FROM ver', numeric: true } }, start: { main: 1 }, config: { 'db.conf': '{{ db.main.url }}\n' } } },
       releases: [{ release: 'r1', steps }],
     }),
   );
-  return { dir, db, state, cache, args: ['--chain', chain, '--db', `sqlite:${db}`, '--state-dir', state, '--cache-dir', cache] };
+  const version = async (): Promise<unknown> =>
+    target ? withMariadb(async (c) => ((await c.query(`SELECT v FROM \`${name}\`.ver`))[0] as { v: number }[])[0]!.v) : scalar(path.join(db, 'app.sqlite3'), 'SELECT v FROM ver');
+  return { dir, db, state, cache, version, args: ['--chain', chain, '--db', target ?? `sqlite:${db}`, '--state-dir', state, '--cache-dir', cache] };
 }
 
 const logOf = (runDir: string, step: string) => {
@@ -169,6 +180,22 @@ const logOf = (runDir: string, step: string) => {
   assert.ok(name, `a log for ${step}`);
   return readFileSync(path.join(runDir, 'logs', name), 'utf8');
 };
+
+/** A sync step in the bookworm env: its python moves ver to 2, through sqlite3 or pymysql (TCP or the server's socket). */
+const SYNC_PY = `import sys, urllib.parse as u
+url = open(sys.argv[1]).readline().strip()
+if url.startswith('sqlite:///'):
+    import sqlite3
+    c = sqlite3.connect(url[len('sqlite:///'):])
+else:
+    import pymysql
+    p = u.urlsplit(url)
+    q = dict(u.parse_qsl(p.query))
+    c = pymysql.connect(host=p.hostname, port=p.port or 3306, unix_socket=q.get('unix_socket'), user=u.unquote(p.username or ''), password=u.unquote(p.password or ''), database=p.path[1:])
+c.cursor().execute('UPDATE ver SET v = 2')
+c.commit()
+print('python', sys.version.split()[0])`;
+const SYNC = { project: 'app', env: 'bookworm-py', name: 'sync with the env python', sync: ['python3', '-c', SYNC_PY, "{{ config['db.conf'] }}"], expect: { main: 2 } };
 
 /** Prints what a step can do to the places it must not touch; each line says WROTE/SEES or refused/absent. */
 const PROBE = [
@@ -181,16 +208,10 @@ const PROBE = [
 
 test('a rootfs env provisioned over HTTP runs its steps under bubblewrap: its own python and glibc, / and the cache read-only, the host unseen', async () => {
   const hostMarker = path.join(os.homedir(), '.cache', 'leapfrog-test');
-  const w = world(({ state, cache }) => [
+  const w = await world(({ state, cache }) => [
     { project: 'app', env: trixie.name, name: 'trixie versions', check: ['sh', '-c', 'echo "python: $(python3 --version)"; echo "glibc: $(getconf GNU_LIBC_VERSION)"; echo "debian: $(cat /etc/debian_version)"'] },
     { project: 'app', env: bookworm.name, name: 'probe the sandbox', check: ['sh', '-c', PROBE, 'probe', cache, state, hostMarker] },
-    {
-      project: 'app',
-      env: bookworm.name,
-      name: 'sync with the env python',
-      sync: ['python3', '-c', "import sqlite3, sys; url = open(sys.argv[1]).readline().strip(); c = sqlite3.connect(url[len('sqlite:///'):]); c.execute('UPDATE ver SET v = 2'); c.commit(); print('python', sys.version.split()[0])", "{{ config['db.conf'] }}"],
-      expect: { main: 2 },
-    },
+    SYNC,
   ]);
   const pre = await leapfrog(['check-migrations', ...w.args, '--format', 'json']);
   const envsRow = (JSON.parse(pre.stdout) as Json).checks.find((c: Json) => c.check === 'Envs');
@@ -199,7 +220,7 @@ test('a rootfs env provisioned over HTTP runs its steps under bubblewrap: its ow
   const r = await leapfrog(['run', ...w.args, '--format', 'json']);
   assert.equal(r.exitCode, 0, r.stderr);
   const run = JSON.parse(r.stdout) as Json;
-  assert.equal(scalar(path.join(w.db, 'app.sqlite3'), 'SELECT v FROM ver'), 2, 'the sync written from inside the sandbox reached the target');
+  assert.equal(await w.version(), 2, 'the sync written from inside the sandbox reached the target');
 
   const versions = logOf(run.runDir, 'r1-app-1');
   assert.match(versions, /python: Python 3\.13\./, versions);
@@ -233,7 +254,7 @@ test('a rootfs env provisioned over HTTP runs its steps under bubblewrap: its ow
 });
 
 test('without bwrap on PATH: check-migrations fails the Envs check and run refuses before anything runs, saying what to install', async () => {
-  const w = world(() => [{ project: 'app', env: trixie.name, check: ['true'] }]);
+  const w = await world(() => [{ project: 'app', env: trixie.name, check: ['true'] }]);
   const env = { ...process.env, PATH: '/nonexistent' } as Record<string, string>;
   const pre = await leapfrog(['check-migrations', ...w.args, '--format', 'json'], { env });
   assert.equal(pre.exitCode, 2, pre.stderr);
@@ -245,4 +266,18 @@ test('without bwrap on PATH: check-migrations fails the Envs check and run refus
   assert.match(r.stderr, /env trixie-py is a rootfs env, but bwrap was not found on PATH: .*apt-get install bubblewrap.*Nothing was run/s);
   const shown = await leapfrog(['ledger', 'runs', '--state-dir', w.state, '--format', 'json']);
   assert.doesNotMatch(shown.stdout, /"step_id"/);
+});
+
+const SOCKET = '/run/mysqld/mysqld.sock';
+test('on MariaDB: a rootfs step reaches the server over TCP (host network), and through its socket with --isolate-network', { skip: !MARIADB_REQUIRED && !existsSync(SOCKET) ? `no MariaDB socket at ${SOCKET}` : false }, async () => {
+  const tcp = await world(() => [SYNC], MARIADB_URL);
+  const r = await leapfrog(['run', ...tcp.args, '--format', 'json']);
+  assert.equal(r.exitCode, 0, r.stderr);
+  assert.equal(await tcp.version(), 2);
+  assert.match(logOf((JSON.parse(r.stdout) as Json).runDir, 'r1-app-1'), /^python 3\.11\./m);
+
+  const sock = await world(() => [SYNC], `mysql://root@localhost?socket=${SOCKET}`);
+  const s = await leapfrog(['run', ...sock.args, '--isolate-network', '--format', 'json']);
+  assert.equal(s.exitCode, 0, s.stderr);
+  assert.equal(await sock.version(), 2);
 });

@@ -9,7 +9,8 @@ import path from 'node:path';
  * name is, and a symlink there must not make leapfrog read a host file.
  */
 
-export const ENV_INFO = '.leapfrog-env.json';
+/** Not under `.leapfrog-`: the extractor reserves that prefix for what leapfrog itself writes into the cache. */
+export const ENV_INFO = 'leapfrog-env.json';
 
 export interface EnvInfo {
   env: string;

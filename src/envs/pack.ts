@@ -37,7 +37,9 @@ export async function treeEntries(root: string): Promise<string[]> {
     const names = (await readdir(path.join(root, rel))).sort();
     for (const name of names) {
       const r = rel === '' ? name : `${rel}/${name}`;
-      if (r === MANIFEST) continue;
+      if (rel === '' && name.startsWith('.leapfrog-')) {
+        throw new LeapfrogError('input', `${path.join(root, r)}: names starting with .leapfrog- at an env's root are leapfrog's own (the cache writes ${MANIFEST} there), and provisioning would refuse the tarball; remove it and pack again`);
+      }
       const st = await lstat(path.join(root, r));
       if (st.isDirectory()) {
         out.push(r);

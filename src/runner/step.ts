@@ -7,6 +7,7 @@ import { versionOrder } from '../chain/position.js';
 import type { ProvisionedEnv } from '../envs/store.js';
 import { LeapfrogError } from '../errors.js';
 import { neededCount, probeProject } from '../database/probe.js';
+import { bwrapOptions } from '../sandbox/bwrap.js';
 import { runStepProcess, type StepOutcome, type StepProcess } from '../sandbox/run-step.js';
 import { servers } from '../database/placement.js';
 import { asRunError, interrupted, type Dirs, type RunContext } from './context.js';
@@ -50,6 +51,9 @@ export async function runOne(ctx: RunContext, runId: number, p: PreparedStep, se
   const { step } = p;
   const secrets = [...new Set(servers(ctx.target).flatMap((t) => (t.kind === 'mysql' && t.password ? [t.password] : [])))];
   const logFile = path.join(dirs.logs, `${String(seq).padStart(3, '0')}-${step.id.replace(/\//g, '-')}.log`);
+  // Built (and checked) before the step is recorded: a sandbox that cannot be made is not a step that ran.
+  const rootfs = env.def.kind === 'rootfs' ? rootfsSandbox(ctx, env, dirs) : undefined;
+  if (rootfs) bwrapOptions(rootfs, dirs.work);
   pauseAt('step-start', step.id);
   const rowId = ctx.ledger.stepStarted({
     runId,
@@ -78,7 +82,6 @@ export async function runOne(ctx: RunContext, runId: number, p: PreparedStep, se
       details: [`log: ${logFile}`, ...(last?.tail.length ? ['last lines:', ...last.tail.map((l) => '  ' + l)] : [])],
     });
   };
-  const rootfs = env.def.kind === 'rootfs' ? rootfsSandbox(ctx, env, dirs) : undefined;
   // Inside a rootfs sandbox the env's tree is `/`: `{{ root }}/lib` is /lib. Bytecode is not written
   // (the tree is read-only); the shipped .pyc files are still read. PYTHONPYCACHEPREFIX is not used:
   // with it set, Python ignores the __pycache__ beside the sources and compiles everything again.
