@@ -230,12 +230,15 @@ test('a rootfs env provisioned over HTTP runs its steps under bubblewrap: its ow
   assert.match(versions, /debian: 13\./);
 
   const probe = logOf(run.runDir, 'r1-app-2');
-  for (const f of ['/probe', '/usr/bin/probe', `${w.cache}/probe`, `${w.state}/probe`]) assert.match(probe, new RegExp(`^refused ${f}$`, 'm'), probe);
+  for (const f of ['/probe', '/usr/bin/probe', `${w.cache}/probe`]) assert.match(probe, new RegExp(`^refused ${f}$`, 'm'), probe);
+  // The state directory is not there at all: under /tmp (as here) the step's touch lands in its private
+  // tmpfs, elsewhere on the read-only /; either way nothing reaches the host's.
+  for (const f of [`${w.cache}/probe`, `${w.state}/probe`]) assert.ok(!existsSync(f), `${f} was written on the host`);
   for (const f of [w.cache, `${w.state}/ledger.sqlite3`, hostMarker]) assert.match(probe, new RegExp(`^absent ${f}$`, 'm'), probe);
   assert.match(probe, /^home writable$/m);
   assert.match(probe, /^tmp writable$/m);
   assert.match(probe, /^pycache: 1$/m);
-  assert.doesNotMatch(probe, /WROTE|SEES/);
+  assert.doesNotMatch(probe.replace(`WROTE ${w.state}/probe`, ''), /^(WROTE|SEES) /m);
   assert.match(logOf(run.runDir, 'r1-app-3'), /^python 3\.11\./m);
 
   // The cache treats it like any env: listed with its packages, verified intact after the steps ran.
@@ -280,4 +283,15 @@ test('on MariaDB: a rootfs step reaches the server over TCP (host network), and 
   const s = await leapfrog(['run', ...sock.args, '--isolate-network', '--format', 'json']);
   assert.equal(s.exitCode, 0, s.stderr);
   assert.equal(await sock.version(), 2);
+});
+
+test('a target directory that holds the ledger is never bound writable into a rootfs sandbox: refused before the step is recorded', async () => {
+  const w = await world(() => [{ project: 'app', env: trixie.name, check: ['true'] }]);
+  // The state directory inside the SQLite target's directory: binding the target would expose the ledger.
+  const args = w.args.map((a) => (a === w.state ? path.join(w.db, 'state') : a));
+  const r = await leapfrog(['run', ...args]);
+  assert.equal(r.exitCode, 2, r.stderr);
+  assert.match(r.stderr, new RegExp(`would get ${w.db} writable, which holds ${path.join(w.db, 'state', 'ledger.sqlite3')} \\(the env cache or the ledger\\)`));
+  const runs = await leapfrog(['ledger', 'show', '--state-dir', path.join(w.db, 'state'), '--format', 'json']);
+  assert.deepEqual((JSON.parse(runs.stdout) as Json).steps, []);
 });
