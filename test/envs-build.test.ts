@@ -65,6 +65,7 @@ let server: TarballServer;
 let bookworm: Built;
 let trixie: Built;
 let envDir: string;
+let sharedCache: string;
 const cleanup: string[] = [];
 
 before(async () => {
@@ -73,7 +74,8 @@ before(async () => {
   bookworm = await debianEnv('bookworm-py', 'bookworm', ['python3', 'python3-pymysql']);
   trixie = await debianEnv('trixie-py', 'trixie', ['python3-minimal']);
   envDir = tempDir('rootfs-envs');
-  cleanup.push(envDir);
+  sharedCache = path.join(tempDir('rootfs-cache'), 'cache');
+  cleanup.push(envDir, path.dirname(sharedCache));
   for (const b of [bookworm, trixie]) {
     const doc = parse(readFileSync(b.envFile, 'utf8')) as Json;
     server.serve(path.basename(b.tarball), b.tarball);
@@ -146,7 +148,8 @@ test('--dir packs a tree deterministically: sorted, owners 0, mtimes clamped to 
 async function world(stepsOf: (places: { state: string; cache: string }) => Json[], target: string | undefined = undefined) {
   const dir = tempDir('rootfs-world');
   const state = path.join(dir, 'state');
-  const cache = path.join(dir, 'cache');
+  // One cache for every world: the first run provisions over HTTP, later ones reuse it (content-addressed).
+  const cache = sharedCache;
   const steps = stepsOf({ state, cache });
   cleanup.push(dir);
   const db = path.join(dir, 'db');

@@ -1,5 +1,5 @@
 import { existsSync } from 'node:fs';
-import { lstat, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { stringify } from 'yaml';
@@ -69,6 +69,9 @@ export async function buildEnv(req: BuildRequest): Promise<BuildResult> {
   const tarball = path.join(req.outDir, `${req.name}.tar.gz`);
   const envFile = path.join(req.outDir, `${req.name}.yaml`);
   const work = await mkdtemp(path.join(req.outDir, `.${req.name}.build-`));
+  // Traversable by apt's _apt user, so apt downloads into the tree with its privileges dropped
+  // (otherwise apt warns "Download is performed unsandboxed as root").
+  await chmod(work, 0o755);
   try {
     let root: string;
     let sde: number;
