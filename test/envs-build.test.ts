@@ -298,3 +298,15 @@ test('a target directory that holds the ledger is never bound writable into a ro
   const runs = await leapfrog(['ledger', 'show', '--state-dir', path.join(w.db, 'state'), '--format', 'json']);
   assert.deepEqual((JSON.parse(runs.stdout) as Json).steps, []);
 });
+
+test('a rootfs step past its timeout is stopped, sandbox and all', async () => {
+  const w = await world(() => [{ project: 'app', env: trixie.name, check: ['sh', '-c', 'sleep 300 & sleep 300'], timeout: 0.5 }]);
+  const t0 = Date.now();
+  const r = await leapfrog(['run', ...w.args]);
+  assert.equal(r.exitCode, 1, r.stderr);
+  assert.match(r.stderr, /step r1\/app\/1 \(check in env trixie-py\) timed out/);
+  assert.ok(Date.now() - t0 < 30_000, `took ${Date.now() - t0} ms`);
+  // Nothing of the sandbox lives on: no sleep 300 and no bwrap of this run's directories.
+  const ps = execFileSync('ps', ['-eo', 'args'], { encoding: 'utf8' });
+  assert.ok(!ps.split('\n').some((l) => l.includes(w.dir) || l.trim() === 'sleep 300'), ps);
+});
