@@ -260,7 +260,7 @@ export function loadEnv(envDir: string, name: string): EnvDef {
   const p = parsed.problems;
   schemaProblems(validateEnv, parsed.data, p);
   p.throwIfAny('env file');
-  const raw = parsed.data as { env: string; source: { file?: string; url?: string; sha256: string }; path?: string[]; vars?: Record<string, string> };
+  const raw = parsed.data as { env: string; kind?: 'plain' | 'rootfs'; source: { file?: string; url?: string; sha256: string }; path?: string[]; vars?: Record<string, string> };
   if (raw.env !== name) p.add(['env'], `says "${raw.env}" but the file is named for "${name}"; they must agree`);
   if ((raw.source.file === undefined) === (raw.source.url === undefined)) p.add(['source'], 'needs exactly one of file or url');
   for (const [i, d] of (raw.path ?? []).entries()) {
@@ -270,6 +270,7 @@ export function loadEnv(envDir: string, name: string): EnvDef {
   return {
     name,
     file,
+    kind: raw.kind ?? 'plain',
     source: raw.source.file !== undefined
       ? { kind: 'file', location: path.resolve(path.dirname(file), raw.source.file), sha256: raw.source.sha256 }
       : { kind: 'url', location: raw.source.url!, sha256: raw.source.sha256 },

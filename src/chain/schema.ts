@@ -120,6 +120,10 @@ export const envSchema = {
   properties: {
     env: name,
     description: { type: 'string' },
+    /** plain: a tree steps run from on the host; rootfs: a whole root filesystem steps run inside (bubblewrap). */
+    kind: { enum: ['plain', 'rootfs'] },
+    /** How the tarball was made (leapfrog envs build writes it): for people, not read by leapfrog. */
+    build: { type: 'object' },
     source: {
       type: 'object',
       additionalProperties: false,

@@ -134,6 +134,8 @@ export interface EnvSource {
 export interface EnvDef {
   name: string;
   file: string;
+  /** plain (or absent): steps run on the host with the tree's bin on PATH; rootfs: steps run under bubblewrap with the tree as `/`. */
+  kind?: 'plain' | 'rootfs' | undefined;
   source: EnvSource;
   /** Directories (relative to the env root) prepended to PATH. */
   path: readonly string[];

@@ -76,6 +76,8 @@ export interface CheckFacts {
   /** Seconds after which an open transaction on a chain database fails the check. */
   maxTransactionAge: number;
   envs: EnvFact[];
+  /** Whether bubblewrap can run here, probed when an env of the chain is `kind: rootfs`; undefined otherwise. */
+  sandbox?: { ok: true } | { ok: false; why: string } | undefined;
   reach: { ok: true; server: ServerInfo } | { ok: false; error: string };
   /** Per project and logical database: exists on the target. */
   databases: { project: string; logical: string; name: string; exists: boolean }[];

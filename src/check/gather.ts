@@ -3,6 +3,7 @@ import path from 'node:path';
 import { loadChain, loadEnv } from '../chain/load.js';
 import type { Chain } from '../chain/types.js';
 import { envRoot } from '../envs/store.js';
+import { probeBubblewrap } from '../sandbox/bwrap.js';
 import { mapLimit } from '../concurrency.js';
 import { LeapfrogError } from '../errors.js';
 import { Ledger } from '../ledger/ledger.js';
@@ -62,6 +63,7 @@ export async function gatherFacts(o: CheckOptions): Promise<CheckFacts> {
     until: o.until,
     maxTransactionAge: o.maxTransactionAge,
     envs: chain && l ? readEnvs(chain, l.cacheDir) : [],
+    sandbox: undefined,
     reach: { ok: false, error: 'not checked' },
     databases: [],
     preflight: undefined,
@@ -83,6 +85,11 @@ export async function gatherFacts(o: CheckOptions): Promise<CheckFacts> {
     await readTarget(facts, ledger);
   } finally {
     ledger?.close();
+  }
+  // The same probe `run` makes before its first step (core/run.ts): a rootfs env whose steps cannot start is a Failure now.
+  if (facts.envs.some((e) => e.def?.kind === 'rootfs')) {
+    const probe = await probeBubblewrap();
+    facts.sandbox = 'why' in probe ? { ok: false, why: probe.why } : { ok: true };
   }
   return facts;
 }

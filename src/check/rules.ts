@@ -34,10 +34,14 @@ export function chainCheck(f: Pick<CheckFacts, 'chain' | 'chainError' | 'chainFi
 }
 
 /** The envs the plan needs; every env of the chain when there is no plan. */
-export function envsCheck(f: Pick<CheckFacts, 'envs' | 'offline'>, needed: ReadonlySet<string> | undefined): CheckRow {
+export function envsCheck(f: Pick<CheckFacts, 'envs' | 'offline' | 'sandbox'>, needed: ReadonlySet<string> | undefined): CheckRow {
   const envs = f.envs.filter((e) => needed === undefined || needed.has(e.name));
   if (envs.length === 0) return row('Envs', 'Success', 'No env is needed: nothing to run.');
   const problems: { result: Result; text: string }[] = [];
+  const rootfs = envs.filter((e) => e.def?.kind === 'rootfs').map((e) => e.name);
+  if (rootfs.length > 0 && f.sandbox && !f.sandbox.ok) {
+    problems.push({ result: 'Failure', text: `${rootfs.join(', ')}: ${rootfs.length === 1 ? 'a rootfs env, whose steps run' : 'rootfs envs, whose steps run'} under bubblewrap, but ${f.sandbox.why}` });
+  }
   let cached = 0;
   let local = 0;
   for (const e of envs) {

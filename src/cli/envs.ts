@@ -1,5 +1,6 @@
 import path from 'node:path';
 import { rm } from 'node:fs/promises';
+import { buildCommand } from './envs-build.js';
 import { gcDecisions, listCache, provisionAll, removeEntry, staleTemps, usage, verifyEntry } from '../envs/cache.js';
 import { withStopSignals } from '../core/signals.js';
 import { LeapfrogError } from '../errors.js';
@@ -8,6 +9,8 @@ import { table } from '../report/render.js';
 import { fetchArgs, loadChains, provisionOptions, type ChainSet, type FetchArgs } from './context.js';
 import { num, optionalNum, type Args } from './options.js';
 import type { Io } from './io.js';
+import { readEnvInfo } from '../envs/info.js';
+import { describePackages } from './envs-build.js';
 
 /**
  * `leapfrog envs list|verify|gc|provision`: fill and check the env cache
@@ -15,7 +18,15 @@ import type { Io } from './io.js';
  */
 
 export interface EnvsArgs extends FetchArgs {
-  action: 'list' | 'verify' | 'gc' | 'provision';
+  action: 'list' | 'verify' | 'gc' | 'provision' | 'build';
+  debian?: string | undefined;
+  packages?: string | undefined;
+  mirror?: string | undefined;
+  components?: string | undefined;
+  variant?: string | undefined;
+  dir?: string | undefined;
+  name?: string | undefined;
+  out?: string | undefined;
   chain: string[] | undefined;
   chains: string[] | undefined;
   envs: string | undefined;
@@ -53,6 +64,7 @@ function chainsOf(args: EnvsArgs): ChainSet[] | undefined {
 }
 
 export async function envsCommand(args: EnvsArgs, io: Io): Promise<void> {
+  if (args.action === 'build') return buildCommand(args, io);
   const cacheDir = cacheDirOf(args);
   const chains = chainsOf(args);
   const used = chains ? usage(chains.map((c) => ({ chain: c.chain.name, envs: c.envs }))) : undefined;
@@ -61,7 +73,12 @@ export async function envsCommand(args: EnvsArgs, io: Io): Promise<void> {
   switch (args.action) {
     case 'list': {
       const entries = await listCache(cacheDir);
-      const rows = entries.map((e) => ({ sha256: e.sha256, env: e.env ?? null, bytes: e.bytes ?? null, files: e.files ?? null, unpackedAt: e.unpackedAt ?? null, usedBy: used?.get(e.sha256) ?? [], problem: e.problem ?? null }));
+      const rows = [];
+      for (const e of entries) {
+        const info = await readEnvInfo(e.root);
+        rows.push({ sha256: e.sha256, env: e.env ?? null, bytes: e.bytes ?? null, files: e.files ?? null, unpackedAt: e.unpackedAt ?? null, usedBy: used?.get(e.sha256) ?? [], problem: e.problem ?? null, build: info?.build ?? null, packages: info?.packages ?? null });
+      }
+      const built = rows.some((r) => r.packages !== null);
       // Envs the given chains need that are not cached: what a window would miss.
       const missing = chains ? chains.flatMap((c) => [...c.envs.values()].filter((e) => !entries.some((x) => x.sha256 === e.source.sha256)).map((e) => ({ chain: c.chain.name, env: e.name, sha256: e.source.sha256 }))) : [];
       if (json) {
@@ -70,8 +87,8 @@ export async function envsCommand(args: EnvsArgs, io: Io): Promise<void> {
       }
       if (entries.length === 0) io.out(`The env cache ${cacheDir} is empty.`);
       else {
-        const t = table(['sha256', 'env', 'size', 'files', 'unpacked', ...(used ? ['used by'] : [])]);
-        for (const r of rows) t.push([r.sha256.slice(0, 12), r.env ?? '?', r.bytes === null ? '?' : formatBytes(r.bytes), r.files === null ? '?' : String(r.files), (r.unpackedAt ?? '').slice(0, 19).replace('T', ' '), ...(used ? [r.usedBy.join('\n') || '-'] : [])]);
+        const t = table(['sha256', 'env', 'size', 'files', 'unpacked', ...(built ? ['packages'] : []), ...(used ? ['used by'] : [])]);
+        for (const r of rows) t.push([r.sha256.slice(0, 12), r.env ?? '?', r.bytes === null ? '?' : formatBytes(r.bytes), r.files === null ? '?' : String(r.files), (r.unpackedAt ?? '').slice(0, 19).replace('T', ' '), ...(built ? [describePackages(r.build, r.packages)] : []), ...(used ? [r.usedBy.join('\n') || '-'] : [])]);
         io.out(`${cacheDir}\n${t.toString()}`);
       }
       for (const m of missing) io.out(`not cached: ${m.chain}:${m.env} (${m.sha256.slice(0, 12)})`);

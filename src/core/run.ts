@@ -1,3 +1,4 @@
+import type { EnvDef } from '../chain/types.js';
 import { withTargetLock } from '../database/lock.js';
 import { withTarget, type TargetSession } from '../database/session.js';
 import { describePlacement } from '../database/placement.js';
@@ -7,6 +8,7 @@ import type { RunEvent } from '../runner/events.js';
 import { executePlan } from '../runner/execute.js';
 import type { RunResult, SnapshotMode } from '../runner/context.js';
 import { probeNetworkIsolation } from '../sandbox/run-step.js';
+import { probeBubblewrap } from '../sandbox/bwrap.js';
 import type { CoreContext } from './context.js';
 import { offlineGuard } from './guard.js';
 import { awaitSurvivors, describeDrift, probedNow, survivorProblem, type DeadRun } from './history.js';
@@ -69,6 +71,15 @@ async function isolation(session: TargetSession): Promise<readonly string[]> {
   return probe.wrapper;
 }
 
+/** When a step to run is in a rootfs env: the bwrap that will run it, probed now, before anything runs. */
+async function sandboxFor(envs: readonly (EnvDef | undefined)[]): Promise<string | undefined> {
+  const rootfs = [...new Set(envs.filter((e) => e?.kind === 'rootfs').map((e) => e!.name))];
+  if (rootfs.length === 0) return undefined;
+  const probe = await probeBubblewrap();
+  if ('why' in probe) throw new LeapfrogError('input', `env${rootfs.length === 1 ? '' : 's'} ${rootfs.join(', ')} ${rootfs.length === 1 ? 'is a rootfs env' : 'are rootfs envs'}, but ${probe.why}. Nothing was run.`);
+  return probe.bwrap;
+}
+
 /** Record the crash in the ledger: dangling steps become `interrupted`, with what the databases say now. */
 function markCrashed(ledger: Ledger, found: readonly DeadRun[], pre: Preflight): string[] {
   return found.map(({ run, steps }) => {
@@ -122,9 +133,10 @@ export async function run(ctx: CoreContext, o: RunOptions, emit: (e: CoreEvent) 
 
             if (!pre.plan || !pre.steps || pre.steps.length === 0) return { preflight: pre, result: undefined };
             if (signal.aborted) throw new LeapfrogError('interrupted', 'interrupted before the first step; nothing was run');
+            const bwrap = await sandboxFor(pre.steps.map((p) => ctx.envs.get(p.step.env)));
             emit({ type: 'planned', preflight: pre });
             const result = await executePlan(
-              { chain, envs: ctx.envs, target, layout, ledger, session, parallel: o.parallel, emit, signal, kind: o.kind ?? 'run', snapshot: o.snapshot, notes, provision: ctx.provision, stepWrapper },
+              { chain, envs: ctx.envs, target, layout, ledger, session, parallel: o.parallel, emit, signal, kind: o.kind ?? 'run', snapshot: o.snapshot, notes, provision: ctx.provision, stepWrapper, bwrap },
               pre.plan,
               pre.steps,
               o.until,

@@ -1,6 +1,6 @@
 import type Database from 'better-sqlite3';
-import { EvidenceStore } from './evidence.js';
 import { maskKnown } from '../report/secrets.js';
+import { EvidenceStore } from './evidence.js';
 import { MIGRATIONS } from './migrations.js';
 import { openReadable, openWritable } from './open.js';
 import type { CheckpointRow, RollbackRow, RunRow, RunStatus, SnapshotRow, StepRow, StepStatus } from './records.js';

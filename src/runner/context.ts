@@ -30,6 +30,8 @@ export interface RunContext {
   provision?: ProvisionOptions | undefined;
   /** Argv prefix that runs each step in a new network namespace (--isolate-network). */
   stepWrapper?: readonly string[] | undefined;
+  /** The bwrap binary, probed before the run when a step's env is `kind: rootfs`. */
+  bwrap?: string | undefined;
   kind?: 'run' | 'rehearsal';
   /** Lines to record on the run (a resumed crash, accepted drift, lost history). */
   notes?: readonly string[] | undefined;

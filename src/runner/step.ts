@@ -1,3 +1,4 @@
+import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { PreparedStep } from '../chain/argv.js';
@@ -6,7 +7,8 @@ import { versionOrder } from '../chain/position.js';
 import type { ProvisionedEnv } from '../envs/store.js';
 import { LeapfrogError } from '../errors.js';
 import { neededCount, probeProject } from '../database/probe.js';
-import { runStepProcess, type StepOutcome } from '../sandbox/run-step.js';
+import { bwrapOptions } from '../sandbox/bwrap.js';
+import { runStepProcess, type StepOutcome, type StepProcess } from '../sandbox/run-step.js';
 import { servers } from '../database/placement.js';
 import { asRunError, interrupted, type Dirs, type RunContext } from './context.js';
 import { evidenceWriter } from './evidence.js';
@@ -21,10 +23,38 @@ function describeOutcome(o: StepOutcome, timeoutMs: number): string {
   return `exited ${o.exitCode}`;
 }
 
+/**
+ * What a step of a rootfs env sees of the host (sandbox/bwrap.ts): the run's
+ * work, home and tmp directories, writable; the rendered config files,
+ * read-only; the target's SQLite directories, writable, or a MySQL server's
+ * socket file; the host's network unless --isolate-network gave the step its
+ * own. Never the env cache, nor the state directory's ledger.
+ */
+function rootfsSandbox(ctx: RunContext, env: ProvisionedEnv, dirs: Dirs): StepProcess['rootfs'] {
+  if (!ctx.bwrap) throw new LeapfrogError('unexpected', `env ${env.def.name} is a rootfs env but no working bwrap was found before the run`);
+  const target = servers(ctx.target).flatMap((t) => (t.kind === 'sqlite' ? [{ path: t.dir, writable: true }] : t.socket ? [{ path: t.socket, writable: true }] : []));
+  return {
+    bwrap: ctx.bwrap,
+    root: env.root,
+    binds: [
+      { path: dirs.work, writable: true },
+      { path: dirs.home, writable: true },
+      { path: dirs.tmp, writable: true },
+      ...(existsSync(ctx.layout.configDir) ? [{ path: ctx.layout.configDir, writable: false }] : []),
+      ...target,
+    ],
+    network: ctx.stepWrapper === undefined,
+    protect: [ctx.layout.cacheDir, path.join(ctx.layout.stateDir, 'ledger.sqlite3')],
+  };
+}
+
 export async function runOne(ctx: RunContext, runId: number, p: PreparedStep, seq: number, env: ProvisionedEnv, dirs: Dirs): Promise<void> {
   const { step } = p;
   const secrets = [...new Set(servers(ctx.target).flatMap((t) => (t.kind === 'mysql' && t.password ? [t.password] : [])))];
   const logFile = path.join(dirs.logs, `${String(seq).padStart(3, '0')}-${step.id.replace(/\//g, '-')}.log`);
+  // Built (and checked) before the step is recorded: a sandbox that cannot be made is not a step that ran.
+  const rootfs = env.def.kind === 'rootfs' ? rootfsSandbox(ctx, env, dirs) : undefined;
+  if (rootfs) bwrapOptions(rootfs, dirs.work);
   pauseAt('step-start', step.id);
   const rowId = ctx.ledger.stepStarted({
     runId,
@@ -54,13 +84,21 @@ export async function runOne(ctx: RunContext, runId: number, p: PreparedStep, se
       details: [`log: ${logFile}`, ...(last?.tail.length ? ['last lines:', ...last.tail.map((l) => '  ' + l)] : [])],
     });
   };
+  // Inside a rootfs sandbox the env's tree is `/`: `{{ root }}/lib` is /lib. Bytecode is not written
+  // (the tree is read-only); the shipped .pyc files are still read. PYTHONPYCACHEPREFIX is not used:
+  // with it set, Python ignores the __pycache__ beside the sources and compiles everything again.
+  const root = rootfs ? '' : env.root;
   const exec = async (): Promise<StepOutcome> => {
     last = await runStepProcess({
       argv: p.argv,
       shownArgv: p.argv,
-      envRoot: env.root,
+      envRoot: rootfs ? '/' : env.root,
       envPath: env.def.path,
-      envVars: Object.fromEntries(Object.entries(env.def.vars).map(([k, v]) => [k, v.replace(/\{\{\s*root\s*\}\}/g, env.root)])),
+      envVars: {
+        ...(rootfs ? { PYTHONDONTWRITEBYTECODE: '1' } : {}),
+        ...Object.fromEntries(Object.entries(env.def.vars).map(([k, v]) => [k, v.replace(/\{\{\s*root\s*\}\}/g, root)])),
+      },
+      rootfs,
       cwd: dirs.work,
       home: dirs.home,
       tmp: dirs.tmp,
@@ -72,7 +110,7 @@ export async function runOne(ctx: RunContext, runId: number, p: PreparedStep, se
         ctx.ledger.stepPid(rowId, pid);
         pauseAt('step-child', step.id);
       },
-      wrapper: ctx.stepWrapper,
+      wrapper: rootfs ? undefined : ctx.stepWrapper,
     });
     pauseAt('step-end', step.id);
     attempts++;

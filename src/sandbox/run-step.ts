@@ -6,6 +6,7 @@ import { execa } from 'execa';
 import { LeapfrogError } from '../errors.js';
 import { failureTail } from '../report/tail.js';
 import { containsSecret, maskSecrets as mask, streamMasker } from '../report/secrets.js';
+import { bwrapOptions, type RootfsSandbox } from './bwrap.js';
 import { clientEnvironment, SYSTEM_PATH } from './child-env.js';
 
 /**
@@ -45,8 +46,10 @@ export interface StepProcess {
   signal?: AbortSignal | undefined;
   /** Called once the child exists, with its pid (which leads its process group). */
   onSpawn?: ((pid: number) => void) | undefined;
-  /** Put before argv, e.g. `unshare --net` from `probeNetworkIsolation`. */
+  /** Put before argv, e.g. `unshare --net` from `probeNetworkIsolation`. Not used with `rootfs`, whose sandbox has its own network switch. */
   wrapper?: readonly string[] | undefined;
+  /** A `kind: rootfs` env: run under bubblewrap (bwrap.ts), this binary, with the tree as `/`. */
+  rootfs?: (RootfsSandbox & { bwrap: string }) | undefined;
 }
 
 export interface StepOutcome {
@@ -70,6 +73,8 @@ export async function runStepProcess(p: StepProcess): Promise<StepOutcome> {
   if (leaking >= 0) {
     throw new LeapfrogError('input', `refusing to start the step: its argument ${leaking + 1} carries the database password (raw or encoded), which any user of the machine could read from the process list; pass it through a config file instead`);
   }
+  // Decided before the log is opened: a sandbox that cannot be built is the caller's error, not a step's outcome.
+  const wrapper = p.rootfs ? [p.rootfs.bwrap, ...bwrapOptions(p.rootfs, p.cwd), '--'] : p.wrapper;
   // Open the log before anything runs: a step whose output cannot be kept
   // must not start (and an unopenable file must not surface later as an
   // unhandled 'error' event on the stream).
@@ -87,6 +92,8 @@ export async function runStepProcess(p: StepProcess): Promise<StepOutcome> {
   // The header shows argv: mask it too, in case the caller's shownArgv still carries a secret.
   log.write(`# ${new Date().toISOString()} $ ${mask([...(p.wrapper ?? []), ...p.shownArgv].join(' '), p.secrets)}\n`);
   const window: string[] = [];
+  log.write(`# ${new Date().toISOString()} $ ${mask([...(p.rootfs ? [`bwrap (rootfs ${p.rootfs.root})`] : (wrapper ?? [])), ...p.shownArgv].join(' '), p.secrets)}\n`);
+  const tail: string[] = [];
   let partial = '';
   const keep = (text: string) => {
     const lines = (partial + text).split('\n');
@@ -109,7 +116,7 @@ export async function runStepProcess(p: StepProcess): Promise<StepOutcome> {
   // The child leads its own process group, so a timeout or a signal stops
   // everything it started (a shell's `sleep`, a tool's workers), not just the
   // shell, and nothing of a finished step lives on holding its log open.
-  const argv = [...(p.wrapper ?? []), ...p.argv];
+  const argv = [...(wrapper ?? []), ...p.argv];
   const child = execa(argv[0]!, argv.slice(1), {
     cwd: p.cwd,
     env: childEnvironment(p),
