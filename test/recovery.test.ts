@@ -238,6 +238,7 @@ describe('verdicts (pure)', () => {
     assert.deepEqual(classify({ ...base, before, now: before, afters: [] }), { kind: 'not-started' });
     assert.deepEqual(classify({ ...base, before: undefined, childStarted: false, now: half, afters: [] }), { kind: 'not-started' });
     assert.equal(classify({ ...base, before: undefined, now: half, afters: [] }).kind, 'unknown');
+    assert.equal(classify({ ...base, transactionalDdl: true, before: undefined, now: half, afters: [] }).kind, 'resumable');
     assert.deepEqual(classify({ ...base, before, now: { ...after, version: 333 }, afters: [{ state: after, source: 'r' }] }), { kind: 'applied', source: 'r' });
     assert.deepEqual(classify({ ...base, before, now: half, afters: [{ state: after, source: 'r' }] }), { kind: 'partial', there: ['table t: column x TEXT added'], missing: ['table shadow_t: column x TEXT'], source: 'r' });
     const unknown = classify({ ...base, before, now: half, afters: [] });
