@@ -211,6 +211,25 @@ describeTargets('a step killed inside a two-statement migration', () => {
   });
 }, ['mariadb']);
 
+describe('evidence on SQLite: recorded by every sync step, exported, imported once', () => {
+  test('each sync step of a run has its before and after; a second import adds nothing', async () => {
+    const cloud = await fakeCloud({ instances: 5 });
+    assert.equal((await leapfrog(['run', ...cloud.args(), '--until', 'kilo'])).exitCode, 0);
+    const syncs = ledgerRows(cloud, "SELECT id FROM steps WHERE kind = 'sync' AND status = 'succeeded'").length;
+    assert.ok(syncs > 0);
+    assert.deepEqual(ledgerRows(cloud, "SELECT phase, COUNT(*) n FROM evidence GROUP BY phase ORDER BY phase"), [{ phase: 'after', n: syncs }, { phase: 'before', n: syncs }]);
+    const out = await leapfrog(['ledger', 'export', '--state-dir', cloud.state]);
+    assert.equal(out.exitCode, 0, out.stderr);
+    const file = path.join(tempDir('export'), 'e.json');
+    writeFileSync(file, out.stdout);
+    const state = path.join(tempDir('import'), 'state');
+    const first = await leapfrog(['ledger', 'import', file, '--state-dir', state]);
+    assert.match(first.stdout, new RegExp(`imported ${2 * syncs} evidence rows`));
+    const second = await leapfrog(['ledger', 'import', file, '--state-dir', state]);
+    assert.match(second.stdout, new RegExp(`imported 0 evidence rows .*\\(${2 * syncs} already there\\)`));
+  });
+});
+
 describe('ledger import refuses what is not an export, naming the file', () => {
   test('not JSON, wrong format, bad rows: exit 2, one message, nothing imported', async () => {
     const dir = tempDir('import');
