@@ -36,7 +36,7 @@ describe('check-migrations on SQLite', () => {
     for (const line of text.stdout.split('\n')) assert.ok(line.length <= 80, `over 80 columns: ${line}`);
     assert.match(text.stdout, /Overall: Warning \(exit 1\)\n\nPlan: chain fakecloud-juno-newton/, 'the plan follows the checks');
     assert.match(text.stdout, /\n {3}1\. kilo\/compute\/1 data \[compute-kilo\] null instance uuid scan\n {6}needed: its needed-when query returns 2\n {6}\$ compute-manage --config-file \$CONFIG\/compute\/compute\.conf db\n {8}null_instance_uuid_scan --delete\n/);
-    assert.match(text.stdout, /\n {2}22\. newton\/image\/1 sync/);
+    assert.match(text.stdout, /\n {2}23\. newton\/image\/1 sync/);
     assert.equal(existsSync(cloud.state), false, 'the state directory (and its ledger) is not created');
     assert.deepEqual(readdirSync(path.dirname(cloud.file('compute'))).sort(), before, 'no journal or WAL file left beside the databases');
 
@@ -57,7 +57,7 @@ describe('check-migrations on SQLite', () => {
     assert.match(check(report, 'Target').details, /SQLite 3\.\d+/);
     assert.deepEqual(report.versions.compute, { main: 254, api: null });
     assert.equal(report.plan.format, 'leapfrog.plan/v1');
-    assert.equal(report.plan.steps.length, 22);
+    assert.equal(report.plan.steps.length, 23);
     assert.equal(report.estimate.totalMs, null);
 
     const md = await leapfrog(['check-migrations', ...cloud.args(), '--format', 'markdown']);

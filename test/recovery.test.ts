@@ -211,6 +211,25 @@ describeTargets('a step killed inside a two-statement migration', () => {
   });
 }, ['mariadb']);
 
+describe('evidence on SQLite: recorded by every sync step, exported, imported once', () => {
+  test('each sync step of a run has its before and after; a second import adds nothing', async () => {
+    const cloud = await fakeCloud({ instances: 5 });
+    assert.equal((await leapfrog(['run', ...cloud.args(), '--until', 'kilo'])).exitCode, 0);
+    const syncs = ledgerRows(cloud, "SELECT id FROM steps WHERE kind = 'sync' AND status = 'succeeded'").length;
+    assert.ok(syncs > 0);
+    assert.deepEqual(ledgerRows(cloud, "SELECT phase, COUNT(*) n FROM evidence GROUP BY phase ORDER BY phase"), [{ phase: 'after', n: syncs }, { phase: 'before', n: syncs }]);
+    const out = await leapfrog(['ledger', 'export', '--state-dir', cloud.state]);
+    assert.equal(out.exitCode, 0, out.stderr);
+    const file = path.join(tempDir('export'), 'e.json');
+    writeFileSync(file, out.stdout);
+    const state = path.join(tempDir('import'), 'state');
+    const first = await leapfrog(['ledger', 'import', file, '--state-dir', state]);
+    assert.match(first.stdout, new RegExp(`imported ${2 * syncs} evidence rows`));
+    const second = await leapfrog(['ledger', 'import', file, '--state-dir', state]);
+    assert.match(second.stdout, new RegExp(`imported 0 evidence rows .*\\(${2 * syncs} already there\\)`));
+  });
+});
+
 describe('ledger import refuses what is not an export, naming the file', () => {
   test('not JSON, wrong format, bad rows: exit 2, one message, nothing imported', async () => {
     const dir = tempDir('import');
@@ -238,6 +257,7 @@ describe('verdicts (pure)', () => {
     assert.deepEqual(classify({ ...base, before, now: before, afters: [] }), { kind: 'not-started' });
     assert.deepEqual(classify({ ...base, before: undefined, childStarted: false, now: half, afters: [] }), { kind: 'not-started' });
     assert.equal(classify({ ...base, before: undefined, now: half, afters: [] }).kind, 'unknown');
+    assert.equal(classify({ ...base, transactionalDdl: true, before: undefined, now: half, afters: [] }).kind, 'resumable');
     assert.deepEqual(classify({ ...base, before, now: { ...after, version: 333 }, afters: [{ state: after, source: 'r' }] }), { kind: 'applied', source: 'r' });
     assert.deepEqual(classify({ ...base, before, now: half, afters: [{ state: after, source: 'r' }] }), { kind: 'partial', there: ['table t: column x TEXT added'], missing: ['table shadow_t: column x TEXT'], source: 'r' });
     const unknown = classify({ ...base, before, now: half, afters: [] });

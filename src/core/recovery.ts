@@ -70,7 +70,9 @@ const EMPTY: SchemaShape = { tables: {} };
 export function classify(i: { before: State | undefined; childStarted: boolean; now: State; atExpectation: boolean; afters: readonly { state: State; source: string }[]; transactionalDdl: boolean }): Verdict {
   if (i.atExpectation) return { kind: 'done' };
   if (!i.before) {
-    return i.childStarted ? { kind: 'unknown', there: [], why: 'no evidence of the schema before it started (a ledger from an older leapfrog)' } : { kind: 'not-started' };
+    // A ledger from before evidence: on SQLite each migration commits with its version, so the tool resumes where it stopped.
+    if (!i.childStarted) return { kind: 'not-started' };
+    return i.transactionalDdl ? { kind: 'resumable' } : { kind: 'unknown', there: [], why: 'no evidence of the schema before it started (a ledger from an older leapfrog)' };
   }
   const versionMoved = !sameVersion(i.before.version, i.now.version);
   if (!versionMoved && i.now.sha256 === i.before.sha256) return { kind: 'not-started' };
