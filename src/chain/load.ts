@@ -5,6 +5,7 @@ import { inputError, LeapfrogError } from '../errors.js';
 import { readAndParse, schemaProblems, validateChain, validateEnv } from './source.js';
 import type { BlockerDef, Chain, EnvDef, Expectation, ProjectDef, ReleaseDef, StepDef, StepKind, VersionProbe } from './types.js';
 import { parseExpectation } from './version.js';
+import { notARead } from './read-query.js';
 
 /**
  * Loading untrusted chain and env files: parse (YAML or JSON), validate against
@@ -70,6 +71,7 @@ function parseProbe(raw: unknown): VersionProbe | string {
     case 'sql':
       if (o.query === undefined) return 'kind: sql needs a query';
       if (o.repositories !== undefined) return 'repositories belong to kind: sqlalchemy-migrate';
+      if (notARead(o.query)) return `query ${notARead(o.query)}`;
       return { kind: 'sql', query: o.query, numeric: o.numeric ?? false };
     default:
       return 'needs a kind: sqlalchemy-migrate, alembic, alembic-else-sqlalchemy-migrate or sql';
@@ -119,6 +121,8 @@ export function loadChain(file: string, options: { envDir?: string } = {}): Chai
       seenBlockers.add(rb.name);
       const database = rb.database ?? Object.keys(rp.databases)[0]!;
       if (!(database in rp.databases)) p.add([...at, 'database'], `"${database}" is not a database of project ${pname} (${Object.keys(rp.databases).join(', ')})`);
+      const write = notARead(rb.query);
+      if (write) p.add([...at, 'query'], write);
       blockers.push({ name: rb.name, database, query: rb.query, message: rb.message, fixedBy: rb['fixed-by'] });
     });
     projects[pname] = { name: pname, databases: rp.databases, version, start, config: rp.config ?? {}, blockers };
@@ -171,6 +175,8 @@ export function loadChain(file: string, options: { envDir?: string } = {}): Chai
         const database = typeof nw === 'string' ? Object.keys(project.databases)[0]! : nw.database ?? Object.keys(project.databases)[0]!;
         if (!(database in project.databases)) p.add([...at, 'needed-when', 'database'], `"${database}" is not a database of project ${project.name}`);
         neededWhen = { database, query: typeof nw === 'string' ? nw : nw.query };
+        const write = notARead(neededWhen.query);
+        if (write) p.add(typeof nw === 'string' ? [...at, 'needed-when'] : [...at, 'needed-when', 'query'], write);
       }
       const after = (rs.after ?? []).map((ref, ai) => {
         const [proj, rel] = ref.split('@') as [string, string];
