@@ -100,7 +100,8 @@ const SPECS: readonly CommandSpec[] = [
     flags: [...TARGET_FLAGS, 'offline', 'wait-lock', 'force'],
     options: {
       to: text('CHECKPOINT id, or start (before the first hop)'),
-      'dry-run': flag('say which databases, snapshot files, sizes and versions would be restored; change nothing'),
+      'dry-run': flag('say which databases, snapshot files, sizes and versions would be restored, and what would be lost; change nothing'),
+      yes: flag('roll back without asking; required when stdin is not a terminal (else refused, exit 2)'),
     },
     load: () => import('./rollback.js'),
   },
