@@ -61,6 +61,12 @@ const SPECS: readonly CommandSpec[] = [
     load: () => import('./check-migrations.js'),
   },
   {
+    command: 'status',
+    describe: 'where each database stands, the next hop, the steps pending, the last run and rehearsal (changes nothing; exit 0 at the end, 1 work pending, 2 the last run died or failed)',
+    flags: [...TARGET_FLAGS, 'offline'],
+    load: () => import('./status.js'),
+  },
+  {
     command: 'run',
     describe: 'execute the plan, checkpointing after every hop',
     flags: [...TARGET_FLAGS, ...FETCH_FLAGS, 'until', 'parallel', 'wait-lock', 'force'],
