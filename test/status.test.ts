@@ -9,6 +9,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { execa } from 'execa';
+import { Ledger } from '../src/ledger/ledger.js';
 import { ROOT, describeTargets, eventually, fakeCloud, leapfrog } from './helpers.js';
 
 type Json = Record<string, any>;
@@ -91,6 +92,18 @@ describeTargets('status', (kind) => {
     assert.deepEqual(done.json.lastRun.stoppedAt, []);
     assert.equal(done.json.lastRun.status, 'succeeded');
     assert.match(done.text, /: every database is at the end of the chain \(exit 0\)/);
+    assert.match(done.text, /Last rehearsal: none in this state directory\./);
+
+    // A rehearsal keeps its own ledger under STATE_DIR/rehearsals/<id>/: the newest run of the chain there is shown.
+    const dir = path.join(cloud.state, 'rehearsals', 'r1');
+    const ledger = Ledger.open(dir);
+    const id = ledger.startRun({ chain: 'fakecloud-juno-newton', chainSha256: 'x', target: 'mysql://scratch', kind: 'rehearsal', until: undefined, host: 'h', pid: 1, version: '0' });
+    ledger.finishRun(id, 'succeeded');
+    ledger.close();
+    const rehearsed = await status();
+    assert.equal(rehearsed.exitCode, 0, 'a rehearsal is not a run on this target');
+    assert.deepEqual([rehearsed.json.lastRehearsal.id, rehearsed.json.lastRehearsal.status, rehearsed.json.lastRehearsal.dir], [id, 'succeeded', dir]);
+    assert.match(rehearsed.text, new RegExp(`Last rehearsal: run ${id} succeeded, started \\S+, took [\\d.]+ m?s \\(${dir.replace(/[/.]/g, '\\$&')}\\)\\.`));
   });
 
   test('bad input is 2 with a message and nothing on stdout; a target the chain cannot start from is 3, as plan', async () => {
