@@ -9,7 +9,7 @@ import type { Plan } from '../src/chain/plan.js';
 import type { Chain, EnvDef, StepDef } from '../src/chain/types.js';
 import { estimate } from '../src/check/estimate.js';
 import { exitCodeFor, worst } from '../src/check/report.js';
-import { blockerCheck, envsCheck } from '../src/check/rules.js';
+import { batchesCheck, blockerCheck, envsCheck, findStep } from '../src/check/rules.js';
 import { freeSpaceCheck, transactionsCheck } from '../src/check/rules-server.js';
 import type { BlockerFact, EnvFact, RunTiming } from '../src/check/facts.js';
 import { wrap } from '../src/check/render.js';
@@ -68,9 +68,11 @@ describe('pre-flight checks over plain facts', () => {
     assert.equal(envsCheck({ envs, offline: false }, undefined).result, 'Failure', 'without a plan, every env of the chain is checked');
   });
 
-  test('blockers: fixed by a planned step is a Warning; by a step of the chain not in the plan, a Failure; zero rows a Success', () => {
-    assert.equal(blockerCheck(chain, blocker(), planWith([flavorStep])).result, 'Warning');
-    assert.equal(blockerCheck(chain, blocker({ fixedBy: 'kilo/compute/3' }), planWith([flavorStep])).result, 'Warning', 'by id as well as by name');
+  test('blockers: fixed by a planned step is a Success naming the rows and the step; by a step of the chain not in the plan, a Failure; zero rows a Success', () => {
+    const fixed = blockerCheck(chain, blocker(), planWith([flavorStep]));
+    assert.equal(fixed.result, 'Success');
+    assert.match(fixed.details, /^5 rows on compute: liberty 291 refuses\. The plan fixes these 5 rows: kilo\/compute\/3 \(migrate flavor data\) in env compute-kilo runs before/);
+    assert.equal(blockerCheck(chain, blocker({ fixedBy: 'kilo/compute/3' }), planWith([flavorStep])).result, 'Success', 'by id as well as by name');
     const passed = blockerCheck(chain, blocker(), planWith([step('liberty', 1, 'sync')]));
     assert.equal(passed.result, 'Failure');
     assert.match(passed.details, /kilo\/compute\/3 \(migrate flavor data\) in env compute-kilo fixes it but is not in the plan/);
@@ -79,6 +81,34 @@ describe('pre-flight checks over plain facts', () => {
     assert.equal(blockerCheck(chain, blocker({ fixedBy: 'nope' }), undefined).result, 'Failure');
     assert.equal(blockerCheck(chain, blocker({ outcome: { kind: 'not-yet', reason: 'no such table: x' } }), planWith([flavorStep])).result, 'Success');
     assert.equal(blockerCheck(chain, blocker({ fixedBy: undefined, outcome: { kind: 'not-yet', reason: 'no such table: x' } }), planWith([flavorStep])).result, 'Warning');
+  });
+
+  test('data batches: batch × max-runs against the rows counted now; a Warning past max-runs, a Failure past twice it; not projected without batch: or a count', () => {
+    const data = (over: Partial<StepDef>): StepDef => ({ ...flavorStep, batch: 50, maxRuns: 100, ...over });
+    const find = (project: string, ref: string) => findStep(chain, project, ref);
+    const check = (s: StepDef, needed: Record<string, number>, blockers: BlockerFact[] = []) => batchesCheck(chain, planWith([s]), needed, blockers, find);
+    const fits = check(data({}), { 'kilo/compute/3': 5000 });
+    assert.equal(fits.result, 'Success', fits.details);
+    assert.match(fits.details, /5000 rows \(its needed-when query\) at 50 a run: 100 runs, max-runs 100: fits/);
+    const over = check(data({}), { 'kilo/compute/3': 5422 });
+    assert.equal(over.result, 'Warning');
+    assert.match(over.details, /5422 rows .* 109 runs, max-runs 100: it can move 5000 rows before the runner gives up; the run would fail after 100 runs\. Raise max-runs to at least 109/);
+    assert.deepEqual(over.data, [{ step: 'kilo/compute/3', rows: 5422, counted: 'its needed-when query', batch: 50, maxRuns: 100, projectedRuns: 109, result: 'Warning' }]);
+    assert.equal(check(data({}), { 'kilo/compute/3': 10000 }).result, 'Warning', 'exactly twice is still a Warning');
+    const far = check(data({}), { 'kilo/compute/3': 10001 });
+    assert.equal(far.result, 'Failure');
+    assert.match(far.details, /far off/);
+    // Without needed-when, the blockers it fixes count its rows; repeated on an exit code, one more run says "done".
+    const repeated = data({ repeatWhileExit: 1, maxRuns: 3 });
+    assert.equal(check(repeated, {}, [blocker({ outcome: { kind: 'count', count: 100 } })]).result, 'Success', '2 batches and the last run: 3');
+    const more = check(repeated, {}, [blocker({ outcome: { kind: 'count', count: 101 } })]);
+    assert.equal(more.result, 'Warning');
+    assert.match(more.details, /101 rows \(blocker "flavors"\) at 50 a run: 4 runs, max-runs 3/);
+    const none = check(data({ batch: undefined }), { 'kilo/compute/3': 1e6 });
+    assert.equal(none.result, 'Success');
+    assert.match(none.details, /declares no batch:, so its runs are not projected/);
+    const later = check(data({}), {}, [blocker({ outcome: { kind: 'not-yet', reason: 'no such table: x' } })]);
+    assert.match(later.details, /its rows cannot be counted yet \(blocker "flavors" names what earlier steps create\)/);
   });
 
   test('transactions: a metadata lock held on a chain table is a Failure even without a long transaction', () => {

@@ -26,27 +26,34 @@ async function checkJson(args: string[]): Promise<{ exitCode: number; report: Js
 }
 
 describe('check-migrations on SQLite', () => {
-  test('the fake cloud at juno: the flavor blocker is a Warning fixed by kilo\'s data step; nothing written, no ledger created', async () => {
+  test('the fake cloud at juno is healthy (exit 0): the flavor blocker is a Success fixed by kilo\'s data step; nothing written, no ledger created', async () => {
     const cloud = await fakeCloud({ nullUuids: 2 });
     const before = readdirSync(path.dirname(cloud.file('compute'))).sort();
     const text = await leapfrog(['check-migrations', ...cloud.args()]);
-    assert.equal(text.exitCode, 1, text.stderr);
-    assert.match(text.stdout, /Upgrade Check Results/);
-    assert.match(text.stdout, /\| Check: Blocker: compute flavor data in system metadata +\|\n\| Result: Warning +\|/);
+    assert.equal(text.exitCode, 0, text.stdout);
+    assert.match(text.stdout, /^Upgrade Check Results: chain fakecloud-juno-newton on\n\S+\nOverall: Success \(exit 0\)\n {2}Success {2}Chain\n {2}Success {2}Envs\n/, 'a summary first, one line per check');
+    const summary = text.stdout.slice(0, text.stdout.indexOf('\n\n')).split('\n');
+    assert.ok(summary.length <= 24, `the summary fits one screen: ${summary.length} lines`);
+    assert.ok(summary.includes('  Success  Data batches') && summary.includes('  Success  Ledger'));
+    assert.match(text.stdout, /\| Check: Blocker: compute flavor data in system metadata +\|\n\| Result: Success +\|/);
     for (const line of text.stdout.split('\n')) assert.ok(line.length <= 80, `over 80 columns: ${line}`);
-    assert.match(text.stdout, /Overall: Warning \(exit 1\)\n\nPlan: chain fakecloud-juno-newton/, 'the plan follows the checks');
+    assert.match(text.stdout, /Overall: Success \(exit 0\)\n\nPlan: chain fakecloud-juno-newton/, 'the plan follows the checks');
     assert.match(text.stdout, /\n {3}1\. kilo\/compute\/1 data \[compute-kilo\] null instance uuid scan\n {6}needed: its needed-when query returns 2\n {6}\$ compute-manage --config-file \$CONFIG\/compute\/compute\.conf db\n {8}null_instance_uuid_scan --delete\n/);
     assert.match(text.stdout, /\n {2}23\. newton\/image\/1 sync/);
     assert.equal(existsSync(cloud.state), false, 'the state directory (and its ledger) is not created');
     assert.deepEqual(readdirSync(path.dirname(cloud.file('compute'))).sort(), before, 'no journal or WAL file left beside the databases');
 
     const { exitCode, report } = await checkJson(cloud.args());
-    assert.equal(exitCode, 1);
+    assert.equal(exitCode, 0);
     assert.equal(report.format, 'leapfrog.check/v1');
-    assert.equal(report.result, 'Warning');
+    assert.equal(report.result, 'Success');
     const flavor = check(report, FLAVOR);
-    assert.equal(flavor.result, 'Warning');
-    assert.match(flavor.details, /kilo\/compute\/3 \(migrate flavor data\) in env compute-kilo/);
+    assert.equal(flavor.result, 'Success');
+    assert.match(flavor.details, /^\d+ rows on compute: .* The plan fixes these \d+ rows: kilo\/compute\/3 \(migrate flavor data\) in env compute-kilo/s);
+    const batches = check(report, 'Data batches');
+    assert.equal(batches.result, 'Success');
+    // Its needed-when is the blocker's query: the same rows, counted once each way.
+    assert.deepEqual(batches.data.map((b: Json) => [b.step, b.rows, b.batch, b.maxRuns, b.projectedRuns]), [['kilo/compute/3', flavor.data.outcome.count, 50, 100, Math.ceil(flavor.data.outcome.count / 50)]]);
     assert.ok(flavor.data.outcome.count > 0);
     assert.equal(check(report, 'Blocker: compute null instance uuids').data.outcome.count, 2);
     const nodes = check(report, 'Blocker: compute compute nodes and aggregates without uuid');
@@ -61,9 +68,30 @@ describe('check-migrations on SQLite', () => {
     assert.equal(report.estimate.totalMs, null);
 
     const md = await leapfrog(['check-migrations', ...cloud.args(), '--format', 'markdown']);
-    assert.equal(md.exitCode, 1);
-    assert.match(md.stdout, /\| Blocker: compute flavor data in system metadata \| \*\*Warning\*\* \|/);
+    assert.equal(md.exitCode, 0);
+    assert.match(md.stdout, /\| Blocker: compute flavor data in system metadata \| Success \|/);
     assert.match(md.stdout, /### Plan\n\n```\nPlan: chain fakecloud-juno-newton/);
+  });
+
+  test('a cloud whose flavor rows exceed batch × max-runs: Data batches warns with the projected runs (exit 1), and fails when far off', async () => {
+    const cloud = await fakeCloud({ instances: 6000 });
+    const { exitCode, report } = await checkJson(cloud.args());
+    assert.equal(exitCode, 1, JSON.stringify(report.checks.filter((c: Json) => c.result !== 'Success')));
+    const b = check(report, 'Data batches');
+    assert.equal(b.result, 'Warning');
+    const rows = check(report, FLAVOR).data.outcome.count as number;
+    assert.ok(rows > 50 * 100 && rows <= 2 * 50 * 100, `${rows} rows: past 5000, within twice`);
+    assert.deepEqual(b.data[0], { step: 'kilo/compute/3', rows, counted: 'its needed-when query', batch: 50, maxRuns: 100, projectedRuns: Math.ceil(rows / 50), result: 'Warning' });
+    assert.match(b.details, new RegExp(`kilo/compute/3 \\(migrate flavor data\\): ${rows} rows .* ${Math.ceil(rows / 50)} runs, max-runs 100: it can move 5000 rows before the runner gives up`));
+    assert.equal(check(report, FLAVOR).result, 'Success', 'the blocker itself is fixed by the plan; the batches are what warn');
+    const tight = chainVariant('max-runs-50', (c) => {
+      const kilo = c.releases.find((r: Json) => r.release === 'kilo');
+      kilo.steps.find((s: Json) => s.name === 'migrate flavor data')['max-runs'] = 50;
+    });
+    const far = await checkJson(cloud.args(tight));
+    assert.equal(far.exitCode, 2);
+    assert.equal(check(far.report, 'Data batches').result, 'Failure');
+    assert.match(check(far.report, 'Data batches').details, /far off \(more than 2× max-runs\)/);
   });
 
   test('without kilo\'s flavor step the same blocker is a Failure naming what is missing (exit 2)', async () => {

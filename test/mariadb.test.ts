@@ -60,9 +60,9 @@ describeTargets(
       await cli(['ledger', 'runs', '--state-dir', cloud.state]);
       await cli(['ledger', 'show', '--state-dir', cloud.state]);
       await cli(['ledger', 'show', '--state-dir', cloud.state, '--format', 'json']);
-      const rb = await cli(['rollback', ...args, '--to', 'start']);
+      const rb = await cli(['rollback', ...args, '--to', 'start', '--yes']);
       assert.equal(rb.exitCode, 0, rb.stderr);
-      await cli(['rollback', ...args, '--to', 'start', '--format', 'json']);
+      await cli(['rollback', ...args, '--to', 'start', '--yes', '--format', 'json']);
       await cli(['ledger', 'show', '--state-dir', cloud.state]);
       // A wrong password fails, and says so without echoing either password.
       const wrong = await cli(['plan', ...args.map((a) => (a === 'mysql://' ? `mysql://${user}:${password}x@127.0.0.1:3306` : a))]);
@@ -90,7 +90,7 @@ describeTargets(
       assert.equal(r.exitCode, 0, r.stderr);
       assert.equal(JSON.parse(r.stdout).target, `mysql://root@localhost?socket=${socket}`);
       assert.deepEqual(JSON.parse(r.stdout).versions.image, { main: 'mitaka02' });
-      const rb = await leapfrog(['rollback', ...args, '--to', 'start', '--format', 'json']);
+      const rb = await leapfrog(['rollback', ...args, '--to', 'start', '--yes', '--format', 'json']);
       assert.equal(rb.exitCode, 0, rb.stderr);
       assert.deepEqual(JSON.parse(rb.stdout).versions.image, { main: 'juno' });
     });
@@ -111,14 +111,14 @@ describeTargets(
         assert.equal(forced.exitCode, 0, forced.stderr);
         assert.match(forced.stderr, new RegExp(`Warning: going on with 1 other session\\(s\\) connected .*because of --force:\\n  session ${service.threadId}: user root`));
 
-        const rb = await leapfrog(['rollback', ...cloud.args(), '--to', 'start']);
+        const rb = await leapfrog(['rollback', ...cloud.args(), '--to', 'start', '--yes']);
         assert.equal(rb.exitCode, 3, rb.stderr);
         assert.match(rb.stderr, new RegExp(`session ${service.threadId}: user root`));
       } finally {
         await service.end();
       }
       // The service gone, the rollback goes ahead.
-      const rb = await leapfrog(['rollback', ...cloud.args(), '--to', 'start']);
+      const rb = await leapfrog(['rollback', ...cloud.args(), '--to', 'start', '--yes']);
       assert.equal(rb.exitCode, 0, rb.stderr);
       assert.equal(await cloud.scalar('compute', 'SELECT version FROM migrate_version'), 254);
     });

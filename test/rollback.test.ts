@@ -5,10 +5,12 @@
  * the restored versions.
  */
 import assert from 'node:assert/strict';
-import { appendFileSync, existsSync, mkdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { appendFileSync, existsSync, mkdirSync, readdirSync, readFileSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { execa } from 'execa';
 import path from 'node:path';
 import { test } from 'node:test';
-import { describeTargets, fakeCloud, leapfrog, withMariadb, type Cloud, CLOUD_DATABASES } from './helpers.js';
+import { describeTargets, fakeCloud, leapfrog, ROOT, withMariadb, type Cloud, CLOUD_DATABASES } from './helpers.js';
 
 type Json = Record<string, any>;
 const parse = (s: string): Json => JSON.parse(s) as Json;
@@ -62,7 +64,7 @@ describeTargets('snapshots and rollback', (kind) => {
     assert.match(shown.stdout, /│ 1 +│ compute@kilo +│/, 'checkpoint ids are shown');
     assert.match(shown.stdout, new RegExp(`│ \\d+ +│ ${firstPlan.steps[0].id.replace(/\//g, '\\/')} +│ ${cloud.names.compute} +│ \\d+ KiB`));
 
-    const rb = await leapfrog(['rollback', ...cloud.args(), '--to', 'start']);
+    const rb = await leapfrog(['rollback', ...cloud.args(), '--yes', '--to', 'start']);
     assert.equal(rb.exitCode, 0, rb.stderr);
     assert.match(rb.stdout, /Rolled back to before the first hop \(rollback 1\)/);
     assert.match(rb.stdout, new RegExp(`${cloud.names.compute_api}: did not exist then: dropped`));
@@ -77,6 +79,45 @@ describeTargets('snapshots and rollback', (kind) => {
     assert.deepEqual(parse(rerun.stdout).snapshots, []);
     const rolls = parse((await leapfrog(['ledger', 'show', '--state-dir', cloud.state, '--format', 'json'])).stdout).rollbacks;
     assert.deepEqual(rolls.map((b: Json) => [b.id, b.status, b.to_checkpoint]), [[1, 'succeeded', 0]]);
+  });
+
+  test('rollback asks first: without a terminal and without --yes it is refused (exit 2) and nothing changes; on a terminal "n" changes nothing; --yes restores', async (t) => {
+    const cloud = await fakeCloud({ kind, instances: 10 });
+    const original = await contents(cloud);
+    const r = await leapfrog(['run', ...cloud.args(), '--until', 'kilo']);
+    assert.equal(r.exitCode, 0, r.stderr);
+    // Every file of the target (SQLite) and of the state directory's ledger, by sha256.
+    const sums = async () => {
+      const files = [path.join(cloud.state, 'ledger.sqlite3'), ...(cloud.kind === 'sqlite' ? readdirSync(path.dirname(cloud.file('compute'))).map((f) => path.join(path.dirname(cloud.file('compute')), f)) : [])];
+      return { files: Object.fromEntries(files.map((f) => [f, createHash('sha256').update(readFileSync(f)).digest('hex')])), contents: await contents(cloud) };
+    };
+    const before = await sums();
+
+    const refused = await leapfrog(['rollback', ...cloud.args(), '--to', 'start']); // stdin: not a terminal
+    assert.equal(refused.exitCode, 2, refused.stderr);
+    assert.match(refused.stderr, /asks first on a terminal; stdin is not one\. Nothing was changed\. Read the preview, then pass --yes to roll back/);
+    assert.match(refused.stderr, /Roll back to before the first hop, snapshots taken from \d{4}-\d\d-\d\dT[\d:.]+Z\. Each database goes back to:/);
+    assert.match(refused.stderr, new RegExp(`${cloud.names.compute}: version 254 \\(snapshot \\d+, `));
+    assert.match(refused.stderr, /Lost: the 3 checkpoints after it, whose hops will run again: \d+ compute@kilo \(run 1, [^)]+\), \d+ identity@kilo/);
+    assert.equal(refused.stdout, '');
+    assert.deepEqual(await sums(), before, 'nothing changed: target and ledger byte for byte');
+
+    // A real terminal (util-linux script(1) gives the child a pseudo-terminal): the question, answered "n".
+    const script = await execa('script', ['--version'], { reject: false }).catch(() => undefined);
+    if (script?.exitCode === 0) {
+      const argv = [process.execPath, path.join(ROOT, 'bin', 'leapfrog.js'), 'rollback', ...cloud.args(), '--to', 'start'].map((a) => `'${a.replace(/'/g, `'\\''`)}'`).join(' ');
+      const no = await execa('script', ['-qec', argv, '/dev/null'], { input: 'n\n', reject: false });
+      assert.equal(no.exitCode, 2, no.stdout);
+      assert.match(no.stdout, /Roll back to before the first hop, snapshots taken from/);
+      assert.match(no.stdout, /Roll back\? \[y\/N\]/);
+      assert.match(no.stdout, /rollback not confirmed; nothing was changed/);
+      assert.deepEqual(await sums(), before, '"n" changes nothing');
+    } else t.diagnostic('script(1) is not installed: the terminal question is not exercised');
+
+    const yes = await leapfrog(['rollback', ...cloud.args(), '--to', 'start', '--yes', '--format', 'json']);
+    assert.equal(yes.exitCode, 0, yes.stderr);
+    assert.deepEqual(parse(yes.stdout).lost.map((c: Json) => `${c.project}@${c.release}`), ['compute@kilo', 'identity@kilo', 'image@kilo']);
+    assert.deepEqual(await contents(cloud), original, 'restored');
   });
 
   test('a snapshot that cannot be written stops the run before any step, and says which database', async () => {
@@ -105,7 +146,7 @@ describeTargets('snapshots and rollback', (kind) => {
     assert.deepEqual([...new Set(ledger.snapshots.map((s: Json) => s.before_step))], [parse(r.stdout).steps[0].id, 'liberty/compute/1', 'liberty/identity/1', 'liberty/image/1']);
     assert.equal(ledger.snapshots.length, 4 + 2 + 1 + 1);
 
-    const rb = await leapfrog(['rollback', ...cloud.args(), '--to', String(kiloCompute.id), '--format', 'json']);
+    const rb = await leapfrog(['rollback', ...cloud.args(), '--yes', '--to', String(kiloCompute.id), '--format', 'json']);
     assert.equal(rb.exitCode, 0, rb.stderr);
     const res = parse(rb.stdout);
     assert.deepEqual(res.versions.compute, { main: 280, api: null }, 'compute is back at the end of its kilo hop');
@@ -115,13 +156,13 @@ describeTargets('snapshots and rollback', (kind) => {
     // A damaged snapshot file: refused, nothing restored, the ledger records no rollback.
     const file = ledger.snapshots.find((s: Json) => s.file !== null).file as string;
     appendFileSync(file, 'x');
-    const bad = await leapfrog(['rollback', ...cloud.args(), '--to', 'start']);
+    const bad = await leapfrog(['rollback', ...cloud.args(), '--yes', '--to', 'start']);
     assert.equal(bad.exitCode, 3, bad.stderr);
     assert.match(bad.stderr, /does not verify; nothing was restored/);
     assert.match(bad.stderr, /sha256 [0-9a-f]{64}, but the ledger recorded [0-9a-f]{64}/);
     assert.equal(parse((await leapfrog(['ledger', 'show', '--state-dir', cloud.state, '--format', 'json'])).stdout).rollbacks.length, 1);
 
-    const unknown = await leapfrog(['rollback', ...cloud.args(), '--to', '999']);
+    const unknown = await leapfrog(['rollback', ...cloud.args(), '--yes', '--to', '999']);
     assert.equal(unknown.exitCode, 2);
     assert.match(unknown.stderr, /--to 999: no checkpoint 999 of chain fakecloud-juno-newton on .*; the points that can be restored exactly are: \d+ \(compute@kilo, run 1\)/);
 
@@ -143,7 +184,7 @@ describeTargets('snapshots and rollback', (kind) => {
     const libertyCompute = at(second, 'compute');
 
     // compute moved after its liberty checkpoint and no snapshot was taken since: that state is gone.
-    const refused = await leapfrog(['rollback', ...cloud.args(), '--to', String(libertyCompute)]);
+    const refused = await leapfrog(['rollback', ...cloud.args(), '--yes', '--to', String(libertyCompute)]);
     assert.equal(refused.exitCode, 2, refused.stderr);
     assert.match(refused.stderr, new RegExp(`cannot roll back to checkpoint ${libertyCompute} \\(compute@liberty\\): no snapshot holds exactly the state of ${cloud.names.compute}, ${cloud.names.compute_api} at that checkpoint`));
     assert.match(refused.stderr, new RegExp(`the points that can be restored exactly are: .*${kiloImage} \\(image@kilo, run 1\\).*, start`));
@@ -157,7 +198,7 @@ describeTargets('snapshots and rollback', (kind) => {
     assert.deepEqual(await contents(cloud), before, '--dry-run restores nothing');
     assert.equal(parse((await leapfrog(['ledger', 'show', '--state-dir', cloud.state, '--format', 'json'])).stdout).rollbacks.length, 0);
 
-    const rb = await leapfrog(['rollback', ...cloud.args(), '--to', String(kiloImage), '--format', 'json']);
+    const rb = await leapfrog(['rollback', ...cloud.args(), '--yes', '--to', String(kiloImage), '--format', 'json']);
     assert.equal(rb.exitCode, 0, rb.stderr);
     const v = parse(rb.stdout).versions;
     assert.deepEqual([v.compute.main, v.identity.main, v.image.main], [280, { keystone: 67, keystone_expand: null, keystone_data_migrate: null, keystone_contract: null }, 'kilo']);

@@ -28,6 +28,7 @@ interface RawStep {
   'needed-when'?: string | { database?: string; query: string };
   'repeat-while-exit'?: number;
   'max-runs'?: number;
+  batch?: number;
   timeout?: number;
   after?: string[];
   deletes?: string[];
@@ -166,7 +167,7 @@ export function loadChain(file: string, options: { envDir?: string } = {}): Chai
         if (typeof e === 'string') p.add([...at, 'expect', db], e);
         else expect[db] = e;
       }
-      for (const key of ['needed-when', 'repeat-while-exit', 'max-runs'] as const) {
+      for (const key of ['needed-when', 'repeat-while-exit', 'max-runs', 'batch'] as const) {
         if (kind !== 'data' && rs[key] !== undefined) p.add([...at, key], `only data steps have ${key}`, true);
       }
       let neededWhen: StepDef['neededWhen'];
@@ -198,6 +199,7 @@ export function loadChain(file: string, options: { envDir?: string } = {}): Chai
         neededWhen,
         repeatWhileExit: rs['repeat-while-exit'],
         maxRuns: rs['max-runs'] ?? (kind === 'data' ? DEFAULT_MAX_RUNS : 1),
+        ...(rs.batch !== undefined ? { batch: rs.batch } : {}),
         timeoutMs: Math.round((rs.timeout ?? DEFAULT_TIMEOUT_S) * 1000),
         after,
         ...(rs.deletes ? { deletes: rs.deletes } : {}),

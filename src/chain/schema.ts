@@ -101,6 +101,7 @@ export const chainSchema = {
                 },
                 'repeat-while-exit': { type: 'integer', minimum: 1, maximum: 255 },
                 'max-runs': { type: 'integer', minimum: 1 },
+                batch: { type: 'integer', minimum: 1 },
                 timeout: { type: 'number', exclusiveMinimum: 0 },
                 after: { type: 'array', items: { type: 'string', pattern: '^[A-Za-z0-9._-]+@[A-Za-z0-9._-]+$' } },
                 deletes: { type: 'array', minItems: 1, uniqueItems: true, items: { type: 'string', pattern: '^[A-Za-z0-9_$]+$' } },

@@ -96,6 +96,12 @@ export interface StepDef {
   repeatWhileExit: number | undefined;
   /** data: the most times the command may run before leapfrog gives up. */
   maxRuns: number;
+  /**
+   * data: the most rows one run handles, as its argv says (e.g. nova's
+   * `--max-number 50`). Declared rather than parsed from argv, which only the
+   * toolchain understands; check-migrations projects the runs from it.
+   */
+  batch?: number;
   timeoutMs: number;
   /** Hops (`project@release`) that must be complete before this step starts. */
   after: readonly { project: string; release: string }[];

@@ -74,12 +74,24 @@ export function planText80(plan: Plan, target: string, steps: readonly PreparedS
     .join('\n');
 }
 
+/**
+ * One line per check, result first, under the title: the whole verdict on one
+ * screen (about 20 lines) before the boxed details scroll past.
+ */
+export function summaryLines(r: CheckReport): string[] {
+  return [
+    ...wrap(`Upgrade Check Results: chain ${r.chain ?? '(invalid)'} on ${r.target}`, WIDTH),
+    `Overall: ${r.result} (exit ${exitCodeFor(r.result)})`,
+    ...r.checks.map((c) => `  ${c.result.padEnd(8)} ${c.check}`.slice(0, WIDTH)),
+  ];
+}
+
 export function reportText(r: CheckReport, configDir?: string): string {
   const lines = ['-', ...wrap(`Upgrade Check Results: chain ${r.chain ?? '(invalid)'} on ${r.target}`, WIDTH - 4), '-'];
   for (const c of r.checks) {
     lines.push(...wrap(`Check: ${c.check}`, WIDTH - 4, '  '), `Result: ${c.result}`, ...wrap(`Details: ${c.details}`, WIDTH - 4, '  '), '-');
   }
-  const out = [box(lines), '', `Overall: ${r.result} (exit ${exitCodeFor(r.result)})`];
+  const out = [...summaryLines(r), '', box(lines), '', `Overall: ${r.result} (exit ${exitCodeFor(r.result)})`];
   if (r.plan && r.steps) out.push('', planText80(r.plan, r.target, r.steps, configDir));
   const est = estimateLines(r.estimate);
   if (est.length > 0) out.push('', ...est);

@@ -3,7 +3,7 @@ import type { Plan } from '../chain/plan.js';
 import type { Version } from '../chain/types.js';
 import { estimate, type Estimate } from './estimate.js';
 import type { CheckFacts, CheckRow, Result } from './facts.js';
-import { blockerCheck, chainCheck, recoveryCheck, databasesCheck, driftCheck, envsCheck, ledgerCheck, planCheck, targetCheck, versionsCheck } from './rules.js';
+import { batchesCheck, blockerCheck, chainCheck, databasesCheck, driftCheck, envsCheck, findStep, ledgerCheck, planCheck, recoveryCheck, targetCheck, versionsCheck } from './rules.js';
 import { clientsCheck, collationsCheck, enginesCheck, freeSpaceCheck, transactionsCheck } from './rules-server.js';
 
 /**
@@ -56,6 +56,7 @@ export function evaluate(f: CheckFacts): CheckReport {
     const pc = planCheck(pre);
     if (pc) checks.push(pc);
     for (const b of f.blockers) checks.push(blockerCheck(chain, b, pre.plan));
+    if (pre.plan) checks.push(batchesCheck(chain, pre.plan, pre.neededCounts, f.blockers, (project, ref) => findStep(chain, project, ref)));
     checks.push(clientsCheck(f), transactionsCheck(f), enginesCheck(f), collationsCheck(chain, f), freeSpaceCheck(f), driftCheck(pre));
     const rc = recoveryCheck(pre);
     if (rc) checks.push(rc);

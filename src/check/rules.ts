@@ -5,6 +5,7 @@ import type { Preflight } from '../core/preflight.js';
 import { describeDrift } from '../core/history.js';
 import { describeRecovery } from '../core/recovery.js';
 import type { BlockerFact, CheckFacts, CheckRow, Result } from './facts.js';
+export { batchesCheck } from './rules-batches.js';
 
 /**
  * The checks of the chain, its envs, the target's databases and versions,
@@ -165,7 +166,10 @@ export function blockerCheck(chain: Chain, b: BlockerFact, plan: Plan | undefine
       const n = b.outcome.count;
       if (n === 0) return row(name, 'Success', `0 rows on ${b.dbName}: nothing to fix.`, data);
       const head = `${plural(n, 'row')} on ${b.dbName}: ${b.message}.`;
-      if (planned) return row(name, 'Warning', `${head} The plan fixes it: ${stepLabel(fixer!)} runs before the migration that refuses.`, data);
+      // The plan's own work is no Warning: `check-migrations && run` must go on for a
+      // healthy cloud, as `nova-status upgrade check` passes one whose data the
+      // upgrade migrates. Whether the step can move that many rows is Data batches'.
+      if (planned) return row(name, 'Success', `${head} The plan fixes these ${plural(n, 'row')}: ${stepLabel(fixer!)} runs before the migration that refuses.`, data);
       // No plan (the planner refused, or versions could not be read): whether the fixing step runs is not known, and the reason is a Failure elsewhere.
       if (noPlan) return row(name, 'Warning', `${head} ${stepLabel(fixer!)} fixes it, if it runs: there is no plan to tell (see Versions and Plan).`, data);
       return row(name, 'Failure', `${head} ${unfixed()}`, data);

@@ -61,6 +61,12 @@ const SPECS: readonly CommandSpec[] = [
     load: () => import('./check-migrations.js'),
   },
   {
+    command: 'status',
+    describe: 'where each database stands, the next hop, the steps pending, the last run and rehearsal (changes nothing; exit 0 at the end, 1 work pending, 2 the last run died or failed)',
+    flags: [...TARGET_FLAGS, 'offline'],
+    load: () => import('./status.js'),
+  },
+  {
     command: 'run',
     describe: 'execute the plan, checkpointing after every hop',
     flags: [...TARGET_FLAGS, ...FETCH_FLAGS, 'until', 'parallel', 'wait-lock', 'force'],
@@ -100,7 +106,8 @@ const SPECS: readonly CommandSpec[] = [
     flags: [...TARGET_FLAGS, 'offline', 'wait-lock', 'force'],
     options: {
       to: text('CHECKPOINT id, or start (before the first hop)'),
-      'dry-run': flag('say which databases, snapshot files, sizes and versions would be restored; change nothing'),
+      'dry-run': flag('say which databases, snapshot files, sizes and versions would be restored, and what would be lost; change nothing'),
+      yes: flag('roll back without asking; required when stdin is not a terminal (else refused, exit 2)'),
     },
     load: () => import('./rollback.js'),
   },

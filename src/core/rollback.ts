@@ -27,6 +27,8 @@ export interface RollbackChoice {
   to: RollbackPoint;
   checkpoint: CheckpointRow | undefined;
   snapshots: SnapshotRow[];
+  /** What the rollback discards: the checkpoints recorded after that point and not already undone, oldest first. */
+  lost: CheckpointRow[];
 }
 
 export interface RollbackResult extends RollbackChoice {
@@ -100,7 +102,16 @@ export async function chooseSnapshots(chain: Chain, target: string, ledger: Ledg
     if (sum !== r.sha256) bad.push(`${r.file}: sha256 ${sum}, but the ledger recorded ${r.sha256} when it was taken`);
   }
   if (bad.length > 0) throw new LeapfrogError('refused', `the snapshot ${what} does not verify; nothing was restored`, { details: bad });
-  return { to, checkpoint, snapshots: rows };
+  return { to, checkpoint, snapshots: rows, lost: lostAfter(ledger, chain, target, checkpoint) };
+}
+
+/** The checkpoints after `cp` (all of them for start) that no earlier rollback undid: the hops the restore takes back. */
+function lostAfter(ledger: LedgerReader, chain: Chain, target: string, cp: CheckpointRow | undefined): CheckpointRow[] {
+  const undone = ledger.rollbacks(chain.name, target);
+  return ledger
+    .checkpointsOf(chain.name, target)
+    .filter((c) => cp === undefined || c.id > cp.id)
+    .filter((c) => c.after_step === null || !undone.some((b) => c.after_step! > b.step_floor && c.after_step! <= b.step_ceiling));
 }
 
 export interface RollbackOptions {
@@ -108,6 +119,12 @@ export interface RollbackOptions {
   dryRun: boolean;
   waitLockSeconds: number;
   force: boolean;
+  /**
+   * Asked with the verified choice, under the lock, before anything is
+   * recorded or restored: false (or a throw) leaves target and ledger as they
+   * were. Absent: no question (--yes).
+   */
+  confirm?: ((preview: RollbackChoice) => Promise<boolean>) | undefined;
 }
 
 export async function rollback(ctx: CoreContext, o: RollbackOptions, warn: (text: string) => void): Promise<RollbackResult> {
@@ -130,6 +147,7 @@ export async function rollback(ctx: CoreContext, o: RollbackOptions, warn: (text
         withTargetLock(session, chain, layout.stateDir, { waitSeconds: o.waitLockSeconds, command: 'rollback' }, async () => {
           await offlineGuard(session, chain, o.force, warn);
           const choice = await chooseSnapshots(chain, shown, ledger, o.to);
+          if (o.confirm && !(await o.confirm(choice))) throw new LeapfrogError('input', 'rollback not confirmed; nothing was changed');
           const position = ledger.position();
           const rows = choice.snapshots;
           const rollbackId = ledger.rollbackStarted({
