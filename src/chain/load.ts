@@ -5,6 +5,7 @@ import { Ajv, type ErrorObject, type ValidateFunction } from 'ajv';
 import { LineCounter, parseDocument, isMap, isPair, isScalar, type Document, type Node } from 'yaml';
 import { inputError, LeapfrogError } from '../errors.js';
 import { chainSchema, envSchema } from './schema.js';
+import { argvModel, checkTemplate, configModel } from './template.js';
 import type { BlockerDef, Chain, EnvDef, Expectation, ProjectDef, ReleaseDef, StepDef, StepKind, VersionProbe } from './types.js';
 import { parseExpectation } from './version.js';
 
@@ -31,7 +32,16 @@ class Problems {
     this.list.push(`${this.file}:${line}:${col}: ${field === '' ? '' : field + ': '}${message}`);
   }
 
-  private locate(at: Path, pointAtKey: boolean): { line: number; col: number } {
+  /** A problem at `row` of the string at `at` (a template): a block scalar's text starts on the line after its `|`. */
+  addInside(at: Path, row: number, message: string): void {
+    const { line, col, node } = this.locate(at, false);
+    const block = isScalar(node) && (node.type === 'BLOCK_LITERAL' || node.type === 'BLOCK_FOLDED');
+    const field = formatPath(at);
+    const shownLine = line + row - (block ? 0 : 1);
+    this.list.push(`${this.file}:${shownLine}:${row === 1 && !block ? col : 1}: ${field}: ${message}`);
+  }
+
+  private locate(at: Path, pointAtKey: boolean): { line: number; col: number; node: unknown } {
     // Walk down as far as the document goes; report the deepest node found.
     let node: unknown = this.doc.contents;
     let offset = (node as Node | null)?.range?.[0] ?? 0;
@@ -53,7 +63,7 @@ class Problems {
       node = next;
     }
     const pos = this.lines.linePos(offset);
-    return { line: pos.line, col: pos.col };
+    return { line: pos.line, col: pos.col, node };
   }
 
   throwIfAny(what: string): void {
@@ -67,7 +77,7 @@ class Problems {
 
 function formatPath(at: Path): string {
   let out = '';
-  for (const k of at) out += typeof k === 'number' ? `[${k}]` : out === '' ? k : `.${k}`;
+  for (const k of at) out += typeof k === 'number' ? `[${k}]` : !/^[\w-]+$/.test(k) ? `[${JSON.stringify(k)}]` : out === '' ? k : `.${k}`;
   return out;
 }
 
@@ -368,6 +378,23 @@ export function loadChain(file: string, options: { envDir?: string } = {}): Chai
       }
     });
   }
+  // Templates are checked here, on every branch, so a mistake or an attempt
+  // to reach outside the data model is an input error before anything runs.
+  for (const [pname, def] of Object.entries(projects)) {
+    for (const [file, text] of Object.entries(def.config)) {
+      for (const t of checkTemplate(text, configModel(def))) p.addInside(['projects', pname, 'config', file], t.row, `template: ${t.message}`);
+    }
+  }
+  raw.releases.forEach((rr, ri) =>
+    rr.steps.forEach((rs, si) => {
+      const def = projects[rs.project];
+      const kind = (['sync', 'data', 'check'] as const).find((k) => rs[k] !== undefined);
+      if (!def || !kind) return;
+      rs[kind]!.forEach((arg, ai) => {
+        for (const t of checkTemplate(String(arg), argvModel(def))) p.addInside(['releases', ri, 'steps', si, kind, ai], t.row, `template ${JSON.stringify(String(arg))}: ${t.message}`);
+      });
+    }),
+  );
   p.throwIfAny('chain');
 
   const envDir = options.envDir ? path.resolve(options.envDir) : path.resolve(path.dirname(abs), raw.envs ?? '../envs');
