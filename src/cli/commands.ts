@@ -67,6 +67,7 @@ export const COMMANDS: readonly CommandModule[] = [
         .option('mysqld', { type: 'string', requiresArg: true, describe: 'the server binary for the scratch server (default mariadbd or mysqld on PATH)' })
         .option('keep', { type: 'boolean', default: false, describe: 'leave the scratch server running (or the prefixed databases) afterwards' })
         .option('jobs', numeric('restore over N connections', 4))
+        .option('max-statement-bytes', numeric('refuse a dump whose one statement is longer than this (default 64 MiB; bounds memory)'))
         .option('report', { type: 'string', requiresArg: true, describe: 'also write a self-contained HTML report here' }),
     () => import('./rehearse.js'),
   ),

@@ -48,6 +48,8 @@ export interface RehearseOptions {
   place: RehearsalPlace;
   keep: boolean;
   jobs: number;
+  /** --max-statement-bytes (default: the restore's). */
+  maxStatementBytes?: number | undefined;
   parallel: number;
   emit: (e: RehearsalEvent) => void;
   provision: ProvisionOptions;
@@ -148,7 +150,7 @@ async function rehearseIn(o: RehearseOptions, signal: AbortSignal): Promise<{ re
 
   const restore = async (target: MysqlTarget, rename?: (db: string) => string) => {
     phase(`restoring ${o.dumps.length} dump file(s) into ${describeTarget(target)} over ${o.jobs} connections`);
-    return restoreDumps({ files: o.dumps, target, jobs: o.jobs, rename, onProgress: (progress) => o.emit({ type: 'restore', progress }), signal });
+    return restoreDumps({ files: o.dumps, target, jobs: o.jobs, maxStatementBytes: o.maxStatementBytes, rename, onProgress: (progress) => o.emit({ type: 'restore', progress }), signal });
   };
 
   switch (o.place.mode) {
