@@ -10,7 +10,7 @@ import { inputError, LeapfrogError } from './errors.js';
 export function readSmallFile(file: string, shown: string, what: string, maxBytes: number): Buffer {
   try {
     const st = statSync(file);
-    if (st.isDirectory()) throw inputError(`${shown}: is a directory; give the ${what} itself`);
+    if (st.isDirectory()) throw inputError(`${shown}: is a directory; give the ${what} itself (a file)`);
     if (!st.isFile()) throw inputError(`${shown}: is not a regular file (a device, FIFO or socket); give the ${what} itself`);
     if (st.size > maxBytes) throw inputError(`${shown}: is ${(st.size / 1024 / 1024).toFixed(1)} MiB; a ${what} is a few KB (over ${maxBytes / 1024 / 1024} MiB is refused)`);
     return readFileSync(file);

@@ -153,7 +153,7 @@ interface Parsed {
 
 /** `shown` is the name problems are reported under (relative to cwd when shorter). */
 function readAndParse(file: string, shown: string, what: string): Parsed {
-  const bytes = readSmallFile(file, shown, what === 'chain' ? 'chain (a .yaml or .json file)' : what, MAX_FILE_BYTES);
+  const bytes = readSmallFile(file, shown, what, MAX_FILE_BYTES);
   // YAML and JSON are text: a NUL byte means a binary file, whose parse errors would say nothing useful.
   const nul = bytes.indexOf(0);
   if (nul >= 0) throw inputError(`${shown}: is binary, not YAML or JSON (a NUL byte at offset ${nul}); give the ${what} itself`);
