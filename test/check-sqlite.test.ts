@@ -269,9 +269,9 @@ describe('check-migrations on SQLite', () => {
     });
     const fresh = await fakeCloud();
     const t = await checkJson(fresh.args(template));
-    const p = check(t.report, 'Plan');
-    assert.equal(p.result, 'Failure');
-    assert.match(p.details, /projects\.identity\.config\["identity\.conf"\]: template .* cannot be rendered/);
+    // A template mistake is a chain (input) error found at load, naming the line.
+    assert.equal(t.exitCode, 2);
+    assert.match(check(t.report, 'Chain').details, /\.yaml:\d+:1: projects\.identity\.config\["identity\.conf"\]: template: db\.nope is not something templates can use/);
     const until = await checkJson([...fresh.args(), '--until', 'ocata']);
     assert.equal(check(until.report, 'Plan').result, 'Failure');
     assert.match(check(until.report, 'Plan').details, /--until ocata: chain fakecloud-juno-newton has no such release; its releases are kilo, liberty, mitaka, newton/);

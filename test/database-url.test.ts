@@ -34,7 +34,7 @@ describe('option files', () => {
     assert.throws(() => parseOptionFile('[client]\npassword = "secret', 'a.cnf'), (e: Error) => /a\.cnf:2: password: the value's quote is never closed/.test(e.message) && !e.message.includes('secret'));
     assert.throws(() => parseOptionFile('[client]\npassword = "sec"ret', 'a.cnf'), (e: Error) => /text after the closing quote/.test(e.message) && !e.message.includes('ret'));
     assert.throws(() => parseOptionFile('!include /etc/other.cnf', 'a.cnf'), /a\.cnf:1: !include is not supported/);
-    assert.throws(() => readOptionFile('/nonexistent/my.cnf'), /--defaults-file \/nonexistent\/my\.cnf: cannot read it \(ENOENT\)/);
+    assert.throws(() => readOptionFile('/nonexistent/my.cnf'), /--defaults-file \/nonexistent\/my\.cnf: cannot read this option file \(no such file\)/);
   });
 
   test('a real file', () => {

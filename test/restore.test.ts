@@ -11,7 +11,8 @@ import { gzipSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import { execa } from 'execa';
 import { restoreDumps } from '../src/rehearse/restore.js';
-import { classify, insertAsRows, StatementSplitter, type Statement } from '../src/rehearse/sql-split.js';
+import { insertAsRows } from '../src/rehearse/insert-rows.js';
+import { classify, StatementSplitter, StatementTooLarge, type Statement } from '../src/rehearse/sql-split.js';
 import { startScratchServer, stopScratchServer, type ScratchServer } from '../src/rehearse/scratch-server.js';
 import { tempDir } from './helpers.js';
 
@@ -39,11 +40,52 @@ describe('splitting a dump into statements', () => {
     ].join('\n');
     assert.deepEqual(split(sql), [
       "INSERT INTO t VALUES (1,'a;b\\';c'),(2,\"x;y\")",
-      '-- a comment; with a semicolon\nCREATE TABLE `we;ird` (id INT) /* not; here */',
+      'CREATE TABLE `we;ird` (id INT) /* not; here */',
       '/*!40101 SET NAMES utf8mb4 */',
       'CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW BEGIN SET NEW.id = 1; END',
       "INSERT INTO t VALUES (3,'ünïcödé')",
     ]);
+  });
+
+  test('wherever the chunks are cut: DELIMITER after comments of any length, a split delimiter, --, /* and */ across chunks', () => {
+    const sql = [
+      'SET a = 1;',
+      `-- ${'long comment; '.repeat(40)}`,
+      `/* ${'block; comment '.repeat(40)} */`,
+      '# hash comment;',
+      'DELIMITER $$',
+      "CREATE PROCEDURE p() BEGIN SELECT 1; SELECT ';$'; END $$",
+      '/*/ still a comment; $$ */ SELECT 2 $$',
+      'DELIMITER ;;',
+      'CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW BEGIN SET NEW.id = 1; END ;;',
+      'DELIMITER ;',
+      "INSERT INTO t VALUES ('--', '/*', '*/');",
+      '--not a comment without a space;',
+      'SELECT 3',
+    ].join('\n');
+    const want = [
+      'SET a = 1',
+      "CREATE PROCEDURE p() BEGIN SELECT 1; SELECT ';$'; END",
+      'SELECT 2',
+      'CREATE TRIGGER tr BEFORE INSERT ON t FOR EACH ROW BEGIN SET NEW.id = 1; END',
+      "INSERT INTO t VALUES ('--', '/*', '*/')",
+      '--not a comment without a space',
+      'SELECT 3',
+    ];
+    assert.deepEqual(split(sql, sql.length), want);
+    for (let chunk = 1; chunk <= 64; chunk++) assert.deepEqual(split(sql, chunk), want, `chunks of ${chunk} bytes`);
+  });
+
+  test('each statement knows its line; one over the cap is refused wherever it is cut, and comments count toward nothing', () => {
+    const s = new StatementSplitter(100);
+    const out: Statement[] = [];
+    const text = `-- ${'x'.repeat(500)}\n\nSELECT 1;\nSELECT 2;\n\nINSERT INTO t VALUES ('${'y'.repeat(200)}');\nSELECT 4;\n`;
+    const buf = Buffer.from(text);
+    const pushAll = () => {
+      for (let i = 0; i < buf.length; i += 13) s.push(buf.subarray(i, i + 13), out);
+    };
+    assert.throws(pushAll, (err: Error) => err instanceof StatementTooLarge && err.line === 6 && err.cap === 100);
+    assert.deepEqual(out.map((x) => [x.sql, x.line]), [['SELECT 1', 3], ['SELECT 2', 4]]);
   });
 
   test('each statement is classified by what it touches', () => {
@@ -147,5 +189,23 @@ describe('restoring into a scratch server', () => {
     const bad = path.join(dir, 'broken.sql');
     writeFileSync(bad, 'CREATE TABLE items (id INT PRIMARY KEY);\nINSERT INTO items VALUES (1),(1);\n');
     await assert.rejects(restoreDumps({ files: [bad], target: server.target, jobs: 2 }), /restore failed \(table broken\.items\): (.*Duplicate entry '1'|LOAD DATA of 1 INSERT\(s\) with 2 rows loaded 1 with 1 warning)/);
+  });
+
+  test('a DELIMITER line and a ;; delimiter cut by the 1 MiB read chunk are still recognised', async () => {
+    const CHUNK = 1024 * 1024; // restore reads plain files in chunks of this size
+    const trigger = (db: string) => `DELIMITER ;;\nCREATE TRIGGER ${db}.up BEFORE INSERT ON t FOR EACH ROW BEGIN SET NEW.v = UPPER(NEW.v); END ;;\nDELIMITER ;\n`;
+    // Cut inside "DELIMITER", between the two ";" of ";;", and inside the last "DELIMITER ;".
+    for (const [name, cutAt] of [['lf_cut_word', 4], ['lf_cut_delim', trigger('lf_cut_delim').lastIndexOf(';;') + 1], ['lf_cut_last', trigger('lf_cut_last').lastIndexOf('DELIMITER') + 3]] as const) {
+      const head = `CREATE DATABASE ${name};\nUSE ${name};\nCREATE TABLE t (id INT PRIMARY KEY, v LONGTEXT);\nINSERT INTO t VALUES (1,'`;
+      const tail = "');\n";
+      const pad = CHUNK - cutAt - head.length - tail.length;
+      const text = head + 'x'.repeat(pad) + tail + trigger(name) + "INSERT INTO t VALUES (2,'b');\n";
+      assert.equal(text.slice(CHUNK - cutAt, CHUNK - cutAt + 9), 'DELIMITER');
+      const file = path.join(dir, `${name}.sql`);
+      writeFileSync(file, text);
+      await restoreDumps({ files: [file], target: server.target, jobs: 2 });
+      const rows = await execa('mariadb', [...client(), '-N', '-e', `SELECT id, LEFT(v, 3) FROM ${name}.t ORDER BY id`]);
+      assert.equal(rows.stdout, '1\txxx\n2\tB', `${name}: the trigger was created as one statement, before the second row`);
+    }
   });
 });

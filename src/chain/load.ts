@@ -3,6 +3,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { inputError, LeapfrogError } from '../errors.js';
 import { readAndParse, schemaProblems, validateChain, validateEnv } from './source.js';
+import { argvModel, checkTemplate, configModel } from './template.js';
 import type { BlockerDef, Chain, EnvDef, Expectation, ProjectDef, ReleaseDef, StepDef, StepKind, VersionProbe } from './types.js';
 import { parseExpectation } from './version.js';
 import { notARead } from './read-query.js';
@@ -236,6 +237,23 @@ export function loadChain(file: string, options: { envDir?: string } = {}): Chai
       }
     });
   }
+  // Templates are checked here, on every branch, so a mistake or an attempt
+  // to reach outside the data model is an input error before anything runs.
+  for (const [pname, def] of Object.entries(projects)) {
+    for (const [file, text] of Object.entries(def.config)) {
+      for (const t of checkTemplate(text, configModel(def))) p.addInside(['projects', pname, 'config', file], t.row, `template: ${t.message}`);
+    }
+  }
+  raw.releases.forEach((rr, ri) =>
+    rr.steps.forEach((rs, si) => {
+      const def = projects[rs.project];
+      const kind = (['sync', 'data', 'check'] as const).find((k) => rs[k] !== undefined);
+      if (!def || !kind) return;
+      rs[kind]!.forEach((arg, ai) => {
+        for (const t of checkTemplate(String(arg), argvModel(def))) p.addInside(['releases', ri, 'steps', si, kind, ai], t.row, `template ${JSON.stringify(String(arg))}: ${t.message}`);
+      });
+    }),
+  );
   p.throwIfAny('chain');
 
   const envDir = options.envDir ? path.resolve(options.envDir) : path.resolve(path.dirname(abs), raw.envs ?? '../envs');

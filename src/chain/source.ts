@@ -1,7 +1,7 @@
-import { readFileSync } from 'node:fs';
 import type { ErrorObject, ValidateFunction } from 'ajv';
 import { LineCounter, parseDocument, isMap, isPair, isScalar, type Document, type Node } from 'yaml';
 import { inputError, LeapfrogError } from '../errors.js';
+import { readSmallFile } from '../input-file.js';
 import * as validators from './validators.js';
 
 /**
@@ -12,6 +12,8 @@ import * as validators from './validators.js';
 
 export type Path = readonly (string | number)[];
 
+const MAX_PROBLEMS = 50;
+
 export class Problems {
   readonly list: string[] = [];
   constructor(
@@ -20,13 +22,37 @@ export class Problems {
     private readonly lines: LineCounter,
   ) {}
 
+  /** Problems found beyond those listed: a file with thousands says enough with the first ones. */
+  private more = 0;
+
+  private full(): boolean {
+    if (this.list.length < MAX_PROBLEMS) return false;
+    this.more++;
+    return true;
+  }
+
+  addLine(text: string): void {
+    if (!this.full()) this.list.push(text);
+  }
+
   add(at: Path, message: string, pointAtKey = false): void {
+    if (this.full()) return;
     const { line, col } = this.locate(at, pointAtKey);
     const field = formatPath(at);
     this.list.push(`${this.file}:${line}:${col}: ${field === '' ? '' : field + ': '}${message}`);
   }
 
-  private locate(at: Path, pointAtKey: boolean): { line: number; col: number } {
+  /** A problem at `row` of the string at `at` (a template): a block scalar's text starts on the line after its `|`. */
+  addInside(at: Path, row: number, message: string): void {
+    if (this.full()) return;
+    const { line, col, node } = this.locate(at, false);
+    const block = isScalar(node) && (node.type === 'BLOCK_LITERAL' || node.type === 'BLOCK_FOLDED');
+    const field = formatPath(at);
+    const shownLine = line + row - (block ? 0 : 1);
+    this.list.push(`${this.file}:${shownLine}:${row === 1 && !block ? col : 1}: ${field}: ${message}`);
+  }
+
+  private locate(at: Path, pointAtKey: boolean): { line: number; col: number; node: unknown } {
     // Walk down as far as the document goes; report the deepest node found.
     let node: unknown = this.doc.contents;
     let offset = (node as Node | null)?.range?.[0] ?? 0;
@@ -48,12 +74,13 @@ export class Problems {
       node = next;
     }
     const pos = this.lines.linePos(offset);
-    return { line: pos.line, col: pos.col };
+    return { line: pos.line, col: pos.col, node };
   }
 
   throwIfAny(what: string): void {
     if (this.list.length === 0) return;
-    const n = this.list.length;
+    const n = this.list.length + this.more;
+    if (this.more > 0) this.list.push(`… and ${this.more} more`);
     throw new LeapfrogError('input', `${this.file}: ${n} problem${n === 1 ? '' : 's'} in this ${what}; fix ${n === 1 ? 'it' : 'them'} and run again:`, {
       details: this.list,
     });
@@ -62,7 +89,7 @@ export class Problems {
 
 export function formatPath(at: Path): string {
   let out = '';
-  for (const k of at) out += typeof k === 'number' ? `[${k}]` : out === '' ? k : `.${k}`;
+  for (const k of at) out += typeof k === 'number' ? `[${k}]` : !/^[\w-]+$/.test(k) ? `[${JSON.stringify(k)}]` : out === '' ? k : `.${k}`;
   return out;
 }
 
@@ -109,6 +136,9 @@ function patternHint(p: { pattern: string }): string {
   return 'letters, digits, ".", "_" and "-"';
 }
 
+/** Chains and env files are a few KB; anything this big is not one, and reading it would only cost memory. */
+const MAX_FILE_BYTES = 1024 * 1024;
+
 export interface Parsed {
   data: unknown;
   problems: Problems;
@@ -117,24 +147,28 @@ export interface Parsed {
 
 /** `shown` is the name problems are reported under (relative to cwd when shorter). */
 export function readAndParse(file: string, shown: string, what: string): Parsed {
-  let bytes: Buffer;
-  try {
-    bytes = readFileSync(file);
-  } catch (err) {
-    const code = (err as NodeJS.ErrnoException).code;
-    throw inputError(`${shown}: cannot read this ${what} (${code === 'ENOENT' ? 'no such file' : code ?? String(err)})`);
-  }
+  const bytes = readSmallFile(file, shown, what, MAX_FILE_BYTES);
+  // YAML and JSON are text: a NUL byte means a binary file, whose parse errors would say nothing useful.
+  const nul = bytes.indexOf(0);
+  if (nul >= 0) throw inputError(`${shown}: is binary, not YAML or JSON (a NUL byte at offset ${nul}); give the ${what} itself`);
   const lines = new LineCounter();
   const doc = parseDocument(bytes.toString('utf8'), { lineCounter: lines, prettyErrors: true, uniqueKeys: true });
   const problems = new Problems(shown, doc, lines);
   if (doc.errors.length > 0) {
     for (const e of doc.errors) {
       const pos = e.linePos?.[0];
-      problems.list.push(`${shown}:${pos?.line ?? 1}:${pos?.col ?? 1}: ${e.message.split('\n')[0]}`);
+      problems.addLine(`${shown}:${pos?.line ?? 1}:${pos?.col ?? 1}: ${e.message.split('\n')[0]}`);
     }
     problems.throwIfAny(what);
   }
-  return { data: doc.toJS({ maxAliasCount: 100 }), problems, bytes };
+  let data: unknown;
+  try {
+    // yaml counts what each alias expands to and throws past the limit: a "billion laughs" document.
+    data = doc.toJS({ maxAliasCount: 100 });
+  } catch (err) {
+    throw inputError(`${shown}: its YAML aliases (*name) expand too far (${(err as Error).message}); a ${what} needs few or no aliases`);
+  }
+  return { data, problems, bytes };
 }
 
 export function schemaProblems(validate: ValidateFunction, data: unknown, problems: Problems): void {

@@ -1,4 +1,4 @@
-import nunjucks from 'nunjucks';
+import { Liquid, type Template } from 'liquidjs';
 import { LeapfrogError } from '../errors.js';
 import type { DatabaseAddress } from '../database/url.js';
 import { containsSecret } from '../report/secrets.js';
@@ -8,16 +8,154 @@ import type { Chain, ProjectDef, StepDef } from './types.js';
  * Rendering the chain's templates: config files (which may hold the
  * password, and are written mode 0600) and step argv (which must not: argv
  * is visible to every user of the machine through /proc).
+ *
+ * Chain files come from vendors, colleagues and the internet, so a template
+ * is untrusted input. nunjucks evaluated `{{ range.constructor("return
+ * process")() }}` (it compiles templates to JavaScript); LiquidJS never
+ * compiles to code and has no function calls
+ * (https://liquidjs.com/tutorials/differences.html). On top of that:
+ * - strictVariables / strictFilters: an unknown name is an error, not "";
+ * - ownPropertyOnly: `db.constructor`, `__proto__` are not reachable
+ *   (https://liquidjs.com/api/interfaces/LiquidOptions.html#ownPropertyOnly);
+ * - only the tags a config needs (if, unless, case, raw, comment): no
+ *   include/render/layout (they read files), no assign/for/tablerow/cycle;
+ * - jsTruthy: `{% if db.main.password %}` is false for "" as it was with
+ *   nunjucks (Liquid's own truthiness counts "" as true);
+ * - parse, render and memory limits, so a template cannot stall a run.
+ * `checkTemplate` checks every variable a template names against the data
+ * model below at chain load, so a mistake is an input error with file:line.
  */
 
-const engine = new nunjucks.Environment(null, { autoescape: false, throwOnUndefined: true });
+const ALLOWED_TAGS = new Set(['if', 'unless', 'case', 'raw', 'comment']);
+
+const engine = new Liquid({
+  strictVariables: true,
+  strictFilters: true,
+  ownPropertyOnly: true,
+  jsTruthy: true,
+  cache: false,
+  relativeReference: false,
+  parseLimit: 1 << 20,
+  renderLimit: 1000,
+  memoryLimit: 16 << 20,
+  // Never read a file, whatever a future tag tries.
+  fs: {
+    exists: async () => false,
+    existsSync: () => false,
+    readFile: async () => Promise.reject(new Error('templates cannot read files')),
+    readFileSync: () => {
+      throw new Error('templates cannot read files');
+    },
+    resolve: (_dir: string, file: string) => file,
+  },
+});
+for (const tag of Object.keys(engine.tags)) if (!ALLOWED_TAGS.has(tag)) delete engine.tags[tag];
+
+/** What one database offers a template; the password only to config files. */
+const ADDRESS_FIELDS = ['url', 'redactedUrl', 'name', 'host', 'port', 'user', 'password', 'socket', 'path'] as const;
+
+/** A data model: a leaf (a string) or named children. */
+export type Shape = 'leaf' | { readonly [key: string]: Shape };
+
+function dbShape(project: ProjectDef, withPassword: boolean): Shape {
+  const fields = Object.fromEntries(ADDRESS_FIELDS.filter((f) => withPassword || f !== 'password').map((f) => [f, 'leaf' as const]));
+  return Object.fromEntries(Object.keys(project.databases).map((db) => [db, fields]));
+}
+
+/** What a project's config file templates may name. */
+export function configModel(project: ProjectDef): Shape {
+  return { db: dbShape(project, true), project: 'leaf' };
+}
+
+/** What a step's argv templates may name: no password (argv is public), the project's config files. */
+export function argvModel(project: ProjectDef): Shape {
+  return {
+    db: dbShape(project, false),
+    config: Object.fromEntries(Object.keys(project.config).map((f) => [f, 'leaf' as const])),
+    project: 'leaf',
+    release: 'leaf',
+  };
+}
+
+export interface TemplateProblem {
+  /** 1-based row and column inside the template text. */
+  row: number;
+  col: number;
+  message: string;
+}
+
+function parse(text: string): Template[] {
+  return engine.parse(text);
+}
+
+/** Liquid's messages end with ", line:R, col:C" and a source excerpt; we say where ourselves. */
+function liquidMessage(err: unknown): string {
+  return String((err as Error).message ?? err).split('\n')[0]!.replace(/, line:\d+, col:\d+$/, '').trim();
+}
+
+function liquidPosition(err: unknown): { row: number; col: number } {
+  const pos = (err as { token?: { getPosition?: () => [number, number] } }).token?.getPosition?.();
+  return pos ? { row: pos[0], col: pos[1] } : { row: 1, col: 1 };
+}
+
+function describeModel(shape: Shape): string {
+  return shape === 'leaf' ? '' : Object.keys(shape).join(', ') || '(nothing)';
+}
+
+/**
+ * Every problem in one template, without rendering it: syntax, tags and
+ * filters that are not allowed, and variables outside `model` (on every
+ * branch, not just the one a render would take).
+ */
+export function checkTemplate(text: string, model: Shape): TemplateProblem[] {
+  if (!text.includes('{')) return [];
+  let tpl: Template[];
+  try {
+    tpl = parse(text);
+  } catch (err) {
+    const msg = liquidMessage(err).replace(/^tag "(\w+)" not found$/, `tag "$1" is not allowed here (allowed: ${[...ALLOWED_TAGS].join(', ')})`);
+    return [{ ...liquidPosition(err), message: msg }];
+  }
+  const out: TemplateProblem[] = [];
+  const analysis = engine.analyzeSync(tpl, { partials: false });
+  for (const uses of Object.values(analysis.variables)) {
+    for (const v of uses) {
+      const problem = checkSegments(v.segments, model);
+      if (problem) out.push({ row: v.location.row, col: v.location.col, message: problem });
+    }
+  }
+  return out;
+}
+
+function checkSegments(segments: readonly unknown[], model: Shape): string | undefined {
+  let shape: Shape = model;
+  const seen: string[] = [];
+  for (const s of segments) {
+    if (typeof s !== 'string' && typeof s !== 'number') {
+      return `${seen.join('.')}[…] looks a name up through another expression; write the name itself (e.g. ${seen.join('.') || 'db'}.main)`;
+    }
+    const name = String(s);
+    if (shape === 'leaf') return `${[...seen, name].join('.')}: ${seen.join('.')} is a plain value with no fields`;
+    const next: Shape | undefined = Object.prototype.hasOwnProperty.call(shape, name) ? shape[name] : undefined;
+    if (next === undefined) {
+      if (name === 'password' && seen[0] === 'db' && seen.length === 2) {
+        return `${[...seen, name].join('.')}: the password is not available to command lines (any user of the machine can read a process's argv); put it in a config file and pass {{ config['x.conf'] }}`;
+      }
+      const where = seen.length === 0 ? 'a template' : seen.join('.');
+      return `${[...seen, name].join('.')} is not something templates can use: ${where} offers ${describeModel(shape)}`;
+    }
+    seen.push(name);
+    shape = next;
+  }
+  if (shape !== 'leaf') return `${seen.join('.')} is not a value; name one of its fields: ${describeModel(shape)}`;
+  return undefined;
+}
 
 function render(text: string, context: object, where: string): string {
   try {
-    return engine.renderString(text, context);
+    return String(engine.parseAndRenderSync(text, context));
   } catch (err) {
-    const msg = (err as Error).message.replace(/^\(unknown path\)\s*/, '').replace(/\s+/g, ' ').trim();
-    throw new LeapfrogError('input', `${where}: template ${JSON.stringify(text)} cannot be rendered: ${msg}`, { cause: err });
+    throw new LeapfrogError('input', `${where}: template ${JSON.stringify(text)} cannot be rendered: ${liquidMessage(err)}`, { cause: err });
   }
 }
 

@@ -96,6 +96,7 @@ const SPECS: readonly CommandSpec[] = [
       mysqld: text('the server binary for the scratch server (default mariadbd or mysqld on PATH)'),
       keep: flag('leave the scratch server running (or the prefixed databases) afterwards'),
       jobs: numeric('restore over N connections', 4),
+      'max-statement-bytes': numeric('refuse a dump whose one statement is longer than this (default 64 MiB; bounds memory)'),
       report: text('also write a self-contained HTML report here'),
     },
     load: () => import('./rehearse.js'),

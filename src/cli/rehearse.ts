@@ -10,7 +10,7 @@ import { rehearsalHtml, rehearsalText } from '../report/rehearsal.js';
 import { restoreRenderer } from '../report/restore-progress.js';
 import { maskKnown } from '../report/secrets.js';
 import type { Io } from './io.js';
-import { bool, formatOf, num, provisionFrom, required, str, type Args } from './options.js';
+import { bool, formatOf, num, optionalNum, provisionFrom, required, str, type Args } from './options.js';
 
 const stamp = () => new Date().toISOString().slice(11, 19);
 
@@ -33,6 +33,7 @@ export async function handler(args: Args, io: Io): Promise<void> {
   const chainFile = required(args, 'chain', 'the chain file');
   const jobs = num(args, 'jobs', { whole: true, min: 1, what: 'of connections' });
   const parallel = num(args, 'parallel', { whole: true, min: 1, what: 'of projects' });
+  const maxStatementBytes = optionalNum(args, 'max-statement-bytes', { whole: true, min: 1, what: 'of bytes' });
   const given = (args.dump as string[] | undefined) ?? undefined;
   const from = str(args, 'from');
   if ((given === undefined) === (from === undefined)) {
@@ -58,6 +59,7 @@ export async function handler(args: Args, io: Io): Promise<void> {
       place: placeOf(args, dumps),
       keep: bool(args, 'keep'),
       jobs,
+      maxStatementBytes,
       parallel,
       provision,
       emit: (e) => {

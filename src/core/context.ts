@@ -2,7 +2,7 @@ import { loadChain, loadChainEnvs } from '../chain/load.js';
 import type { Chain, EnvDef } from '../chain/types.js';
 import { readOptionFile } from '../database/option-file.js';
 import { place, type Placement } from '../database/placement.js';
-import { parseTargetUrl, type Target } from '../database/url.js';
+import { parseTargetUrl, redactUrl, type Target } from '../database/url.js';
 import type { ProvisionOptions } from '../envs/store.js';
 import { LeapfrogError } from '../errors.js';
 import { layout, type Layout } from './layout.js';
@@ -45,9 +45,14 @@ export function serversFrom(spec: TargetSpec): { default: Target; named: Record<
   const defaults: string[] = [];
   for (const raw of given) {
     // NAME=URL: a name has no colon, so a URL (mysql://…?socket=/x, sqlite:DIR) is never taken for one.
-    const m = /^([A-Za-z0-9_.-]+)=(.+)$/.exec(raw);
-    if (m) named[m[1]!] = parse(m[2]!);
-    else defaults.push(raw);
+    const m = /^([^:/=]*)=(.*)$/.exec(raw);
+    if (m) {
+      const [, name, url] = m as unknown as [string, string, string];
+      if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw new LeapfrogError('input', `--db ${redactUrl(raw)}: NAME=URL needs a server name (letters, digits, "_", "." and "-") before "="`);
+      if (url === '') throw new LeapfrogError('input', `--db ${name}=: NAME=URL needs the URL of server ${name} after "=" (sqlite:DIR or mysql://user@host:port)`);
+      if (name in named) throw new LeapfrogError('input', `--db ${name}=…: server ${name} is given twice; give each server once`);
+      named[name] = parse(url);
+    } else defaults.push(raw);
   }
   if (defaults.length !== 1) {
     throw new LeapfrogError('input', `--db: ${defaults.length === 0 ? 'no' : `${defaults.length}`} default server${defaults.length > 1 ? 's' : ''} given; give one --db URL for the default server, and --db NAME=URL for each of the chain's servers placed elsewhere`);

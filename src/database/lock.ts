@@ -1,5 +1,5 @@
 import { createHash } from 'node:crypto';
-import { mkdirSync, readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
+import { readFileSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { setTimeout as sleep } from 'node:timers/promises';
@@ -8,6 +8,7 @@ import type { Chain } from '../chain/types.js';
 import { LeapfrogError } from '../errors.js';
 import type { LockOptions, TargetSession } from './session.js';
 import { describePlacement } from './placement.js';
+import { makeDirs } from '../dirs.js';
 
 /**
  * Only one `run` (or `rollback`) at a time on a target (STYLE.md, "lock
@@ -47,7 +48,7 @@ export class FileLock {
   ) {}
 
   static async acquire(file: string, what: string, opts: LockOptions): Promise<FileLock> {
-    mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
+    makeDirs(path.dirname(file), what);
     const note = file + '.holder';
     const deadline = Date.now() + opts.waitSeconds * 1000;
     for (;;) {

@@ -1,5 +1,4 @@
 import { createReadStream, existsSync, mkdtempSync, rmSync, writeFileSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Readable } from 'node:stream';
@@ -9,6 +8,7 @@ import { LeapfrogError } from '../errors.js';
 import { clientEnvironment } from '../sandbox/child-env.js';
 import { gzipTo, type SnapshotFile } from './digest.js';
 import type { MysqlTarget } from './mysql.js';
+import { makeDirs } from '../dirs.js';
 
 /**
  * MariaDB/MySQL snapshots: `mariadb-dump --single-transaction` (a
@@ -41,7 +41,7 @@ function client(names: readonly string[]): string {
 }
 
 export async function dumpDatabase(t: MysqlTarget, name: string, dir: string, level: number): Promise<SnapshotFile> {
-  await mkdir(dir, { recursive: true, mode: 0o700 });
+  makeDirs(dir, 'the dump directory');
   const dest = path.join(dir, `${name}.sql.gz`);
   const opt = clientOptionFile(t);
   try {

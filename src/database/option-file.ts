@@ -1,5 +1,5 @@
-import { readFileSync } from 'node:fs';
 import { inputError } from '../errors.js';
+import { readSmallFile } from '../input-file.js';
 
 /**
  * A MySQL option file (`--defaults-file`), read as the mysql clients read it
@@ -88,11 +88,6 @@ export function parseOptionFile(text: string, file: string): ClientOptions {
 }
 
 export function readOptionFile(file: string): ClientOptions {
-  let text: string;
-  try {
-    text = readFileSync(file, 'utf8');
-  } catch (err) {
-    throw inputError(`--defaults-file ${file}: cannot read it (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})`);
-  }
+  const text = readSmallFile(file, `--defaults-file ${file}`, 'option file', 1024 * 1024).toString('utf8');
   return parseOptionFile(text, file);
 }

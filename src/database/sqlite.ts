@@ -1,5 +1,4 @@
 import { createReadStream, createWriteStream, existsSync, openSync, readSync, closeSync, rmSync } from 'node:fs';
-import { mkdir } from 'node:fs/promises';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
@@ -12,6 +11,7 @@ import { FileLock } from './lock.js';
 import { asDerivedTable, type ClientSession, type LockOptions, type Row, type ServerFacts, type ServerSession } from './session.js';
 import type { StampStatement } from './stamp.js';
 import { sqliteFile, type DatabaseAddress, type Target } from './url.js';
+import { makeDirs } from '../dirs.js';
 
 type SqliteTarget = Extract<Target, { kind: 'sqlite' }>;
 const quote = (name: string) => `"${name.replace(/"/g, '""')}"`;
@@ -114,7 +114,7 @@ export class SqliteSession implements ServerSession {
    * and a rollback should give back the very bytes the operator had.
    */
   async snapshot(name: string, dir: string, level: number): Promise<SnapshotFile> {
-    await mkdir(dir, { recursive: true, mode: 0o700 });
+    makeDirs(dir, 'the snapshot directory');
     if (!(await this.exists(name))) return { database: name, file: null, sha256: null, bytes: null };
     await this.release(name);
     const src = sqliteFile(this.target.dir, name);

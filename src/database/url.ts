@@ -1,3 +1,4 @@
+import { existsSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { inputError } from '../errors.js';
 import { registerSecret } from '../report/secrets.js';
@@ -48,7 +49,11 @@ export function parseTargetUrl(raw: string, passwordFromEnv?: string, optionFile
     let rest = raw.slice('sqlite:'.length);
     if (rest.startsWith('//')) rest = rest.replace(/^\/\/(localhost)?/, '');
     if (rest === '') throw inputError(`--db ${raw}: a SQLite target needs a directory, e.g. sqlite:./cloud or sqlite:/var/lib/cloud`);
-    return { kind: 'sqlite', dir: path.resolve(rest) };
+    const dir = path.resolve(rest);
+    if (existsSync(dir) && !statSync(dir).isDirectory()) {
+      throw inputError(`--db ${raw}: ${dir} is a file, not a directory; sqlite:DIR names the directory that holds one .sqlite3 file per database`);
+    }
+    return { kind: 'sqlite', dir };
   }
   if (raw.startsWith('mysql://') || raw.startsWith('mariadb://')) {
     let u: URL;
@@ -66,12 +71,14 @@ export function parseTargetUrl(raw: string, passwordFromEnv?: string, optionFile
     const hostInUrl = u.hostname !== '';
     // As the mysql clients do: a socket only when the host is localhost.
     const socket = u.searchParams.get('socket') ?? (!hostInUrl && (optionFile.host ?? 'localhost') === 'localhost' ? optionFile.socket : undefined);
-    let password: string | undefined;
-    try {
-      password = u.password !== '' ? decodeURIComponent(u.password) : (passwordFromEnv ?? optionFile.password);
-    } catch {
-      throw inputError(`--db ${redactUrl(raw)}: the password has a % that does not start an escape (%XX); write a literal % as %25`);
-    }
+    const decode = (part: 'user' | 'password', text: string): string => {
+      try {
+        return decodeURIComponent(text);
+      } catch {
+        throw inputError(`--db ${redactUrl(raw)}: the ${part} has a "%" that is not followed by two hex digits; in a URL write % as %25 (and @ : / as %40 %3A %2F), or give the password through LEAPFROG_DB_PASSWORD or --defaults-file`);
+      }
+    };
+    const password = u.password !== '' ? decode('password', u.password) : (passwordFromEnv ?? optionFile.password);
     // From here on, output, the ledger and step logs mask it in every form leapfrog writes it.
     registerSecret(password);
     registerSecret(u.password);
@@ -79,7 +86,7 @@ export function parseTargetUrl(raw: string, passwordFromEnv?: string, optionFile
       kind: 'mysql',
       host: hostInUrl ? u.hostname : (optionFile.host ?? 'localhost'),
       port: u.port ? Number(u.port) : hostInUrl ? 3306 : (optionFile.port ?? 3306),
-      user: u.username !== '' ? decodeURIComponent(u.username) : (optionFile.user ?? 'root'),
+      user: u.username !== '' ? decode('user', u.username) : (optionFile.user ?? 'root'),
       password,
       socket,
     };

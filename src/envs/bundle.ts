@@ -10,6 +10,7 @@ import { LeapfrogError } from '../errors.js';
 import { provisionAll } from './cache.js';
 import { DEFAULT_LIMITS, safeExtract, UnsafeTarball, type ExtractLimits } from './extract.js';
 import { defaultSource, sha256File, type ProvisionedEnv, type ProvisionOptions } from './store.js';
+import { makeDirs } from '../dirs.js';
 
 /**
  * A bundle carries one chain into an air-gapped window: a plain tar (the env
@@ -66,7 +67,7 @@ export async function createBundle(chain: Chain, envs: ReadonlyMap<string, EnvDe
   const stage = tempBeside(target);
   const partial = tempBeside(target);
   try {
-    await mkdir(path.join(stage, 'chains'), { recursive: true });
+    makeDirs(path.join(stage, 'chains'), 'the bundle directory', 0o755);
     await mkdir(path.join(stage, 'envs'));
     await mkdir(path.join(stage, 'tarballs'));
     const index: BundleIndex = { format: BUNDLE_FORMAT, chain: chain.name, chainFile: `chains/${chain.name}.yaml`, envs: [], files: {} };
@@ -121,7 +122,7 @@ export async function importBundle(file: string, to: string, cacheDir: string, o
   }
   if (!existsSync(file)) throw new LeapfrogError('input', `bundle import: ${file} does not exist`);
   const stage = tempBeside(dest);
-  await mkdir(stage, { recursive: true, mode: 0o700 });
+  makeDirs(stage, 'the bundle directory');
   try {
     try {
       // filesOnly: `bundle create` writes no links, and every file of the stage is read below (a link could point at /dev/zero).
@@ -157,7 +158,7 @@ export async function importBundle(file: string, to: string, cacheDir: string, o
     const envs = loadChainEnvs(chain);
     const { failed } = await provisionAll([...envs.values()], cacheDir, options.parallel ?? 4, { ...options, offline: true });
     if (failed.length > 0) throw new LeapfrogError('input', `bundle ${file}: ${failed.length} env${failed.length === 1 ? '' : 's'} could not be unpacked; nothing was installed:`, { details: failed.map((f) => f.message) });
-    await mkdir(path.dirname(dest), { recursive: true });
+    makeDirs(path.dirname(dest), 'the bundle directory', 0o755);
     await rm(dest, { recursive: true, force: true }); // empty, checked above
     await rename(stage, dest);
     const installed = loadChain(path.join(dest, index.chainFile));

@@ -8,6 +8,7 @@ import { BadArchive, DEFAULT_LIMITS, safeExtract, UnsafeTarball, type ExtractLim
 import { fetchToFile, showUrl, type FetchOptions, type FetchProgress } from './fetch.js';
 import { writeManifest } from './manifest.js';
 import { spoolCopy, TooBig } from './spool.js';
+import { makeDirs } from '../dirs.js';
 
 /**
  * The content-addressed env cache: an env's tarball is unpacked under
@@ -117,7 +118,7 @@ export async function provisionEnv(env: EnvDef, cacheDir: string, options: Provi
   const limits = limitsOf(options);
 
   const tmpBase = path.join(cacheDir, '.tmp');
-  await mkdir(tmpBase, { recursive: true, mode: 0o700 });
+  makeDirs(tmpBase, 'the env cache (--cache-dir)');
   const tmp = path.join(tmpBase, `${env.source.sha256.slice(0, 12)}-${process.pid}-${randomBytes(4).toString('hex')}`);
   const spool = `${tmp}.tar`;
   await mkdir(tmp, { mode: 0o700 });

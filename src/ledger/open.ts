@@ -1,8 +1,9 @@
-import { existsSync, mkdirSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { LeapfrogError } from '../errors.js';
 import { migrate } from './migrations.js';
+import { makeDirs } from '../dirs.js';
 
 /**
  * Opening the ledger, to write (a run, a rollback) or only to read (plan,
@@ -15,8 +16,8 @@ export const ledgerFile = (stateDir: string) => path.join(path.resolve(stateDir)
 export function openWritable(stateDir: string): { file: string; db: Database.Database } {
   const file = ledgerFile(stateDir);
   let db: Database.Database;
+  makeDirs(path.dirname(file), '--state-dir');
   try {
-    mkdirSync(path.dirname(file), { recursive: true, mode: 0o700 });
     db = new Database(file);
   } catch (err) {
     throw new LeapfrogError('input', `${file}: cannot open the ledger (${(err as Error).message}); check --state-dir`, { cause: err });

@@ -1,4 +1,4 @@
-import { copyFileSync, existsSync, mkdirSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import type { Chain, EnvDef } from '../chain/types.js';
 import { LeapfrogError } from '../errors.js';
@@ -17,6 +17,7 @@ import { versionsJson } from '../report/render.js';
 import { restoreDumps, type RestoreProgress, type RestoreResult } from './restore.js';
 import { audit, failuresFromLedger, hopsFromLedger, predict, REHEARSAL_FORMAT, type Counts, type RehearsalReport } from './report.js';
 import { withScratchServer } from './scratch-server.js';
+import { makeDirs } from '../dirs.js';
 
 /**
  * A rehearsal: restore the dumps somewhere nothing real lives, run the
@@ -49,6 +50,8 @@ export interface RehearseOptions {
   place: RehearsalPlace;
   keep: boolean;
   jobs: number;
+  /** --max-statement-bytes (default: the restore's). */
+  maxStatementBytes?: number | undefined;
   parallel: number;
   emit: (e: RehearsalEvent) => void;
   provision: ProvisionOptions;
@@ -97,7 +100,7 @@ export function rehearse(o: RehearseOptions): Promise<{ report: RehearsalReport;
 
 async function rehearseIn(o: RehearseOptions, signal: AbortSignal): Promise<{ report: RehearsalReport; error: LeapfrogError | undefined }> {
   const dir = path.join(path.resolve(o.stateDir), 'rehearsals', `${stamp()}-${process.pid}`);
-  mkdirSync(dir, { recursive: true, mode: 0o700 });
+  makeDirs(dir, '--state-dir');
   const phase = (message: string) => o.emit({ type: 'phase', message });
   const cacheDir = o.cacheDir ?? path.join(path.resolve(o.stateDir), 'envs');
 
@@ -150,7 +153,7 @@ async function rehearseIn(o: RehearseOptions, signal: AbortSignal): Promise<{ re
   const restore = async (target: MysqlTarget, rename?: (db: string) => string) => {
     phase(`restoring ${o.dumps.length} dump file(s) into ${describeTarget(target)} over ${o.jobs} connections`);
     // On --server the restore runs as the confined account, which may be no other definer than itself.
-    return restoreDumps({ files: o.dumps, target, jobs: o.jobs, rename, ownDefiner: rename !== undefined, onProgress: (progress) => o.emit({ type: 'restore', progress }), signal });
+    return restoreDumps({ files: o.dumps, target, jobs: o.jobs, maxStatementBytes: o.maxStatementBytes, rename, ownDefiner: rename !== undefined, onProgress: (progress) => o.emit({ type: 'restore', progress }), signal });
   };
 
   switch (o.place.mode) {
@@ -191,7 +194,7 @@ async function rehearseIn(o: RehearseOptions, signal: AbortSignal): Promise<{ re
     }
     case 'sqlite': {
       const dbDir = path.join(dir, 'db');
-      mkdirSync(dbDir, { recursive: true });
+      makeDirs(dbDir, '--state-dir');
       try {
         for (const f of o.dumps) {
           if (!existsSync(f)) throw new LeapfrogError('input', `--dump ${f}: no such file`);

@@ -1,4 +1,4 @@
-import { accessSync, constants, mkdirSync, mkdtempSync, readFileSync, rmSync } from 'node:fs';
+import { accessSync, constants, mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
@@ -7,6 +7,7 @@ import { execa, type ResultPromise } from 'execa';
 import { LeapfrogError } from '../errors.js';
 import { withTarget } from '../database/session.js';
 import { describeTarget, type Target } from '../database/url.js';
+import { makeDirs } from '../dirs.js';
 
 /**
  * A throwaway MariaDB/MySQL server for a rehearsal (an I/O edge: it spawns
@@ -118,13 +119,13 @@ export async function startScratchServer(o: ScratchServerOptions): Promise<Scrat
   } catch {
     throw new LeapfrogError('input', `--mysqld ${binary}: not an executable file`);
   }
-  mkdirSync(o.parentDir, { recursive: true, mode: 0o700 });
+  makeDirs(o.parentDir, '--state-dir');
   const dir = mkdtempSync(path.join(o.parentDir, 'scratch-'));
   // A Unix socket path is limited to ~107 bytes; the state dir may be deep, so the socket sits in a short temporary directory.
   const sockDir = mkdtempSync(path.join(os.tmpdir(), 'lf-sock-'));
   const socket = path.join(sockDir, 'mysqld.sock');
   const datadir = path.join(dir, 'data');
-  mkdirSync(path.join(dir, 'tmp'), { recursive: true });
+  makeDirs(path.join(dir, 'tmp'), '--state-dir');
   const asRoot = process.getuid?.() === 0;
   const removeFiles = () => {
     rmSync(dir, { recursive: true, force: true });

@@ -6,6 +6,15 @@
  * `DELIMITER xx` line changes the terminator (dumps of triggers and
  * routines use `;;`). Conditional comments (`/*!40101 SET … *\/`) are kept:
  * the server runs them.
+ *
+ * Bytes arrive in chunks that may cut `--`, `/*`, `*\/`, a multi-byte
+ * delimiter or a DELIMITER line anywhere: the last few bytes of a chunk
+ * are carried to the next one before they are looked at, and no decision
+ * looks behind. A DELIMITER command is recognised as the client does
+ * (client/mysql.cc, read_and_execute: a command is read only while the
+ * statement buffer is empty, and comments do not fill it), so it may
+ * follow comments of any length. A statement longer than the cap is an
+ * error, not an unbounded buffer.
  */
 
 const enum S {
@@ -19,99 +28,180 @@ const enum S {
 
 const SEMI = 0x3b;
 const NL = 0x0a;
+const EMPTY = Buffer.alloc(0);
+/** A DELIMITER line is short; a longer first line is a statement. */
+const HEAD_MAX = 256;
+const DELIMITER_LINE = /^delimiter\s+(\S+)\s*$/i;
 
 export interface Statement {
   /** The statement's bytes decoded as latin1 (one character per byte), without its terminator. */
   sql: string;
   bytes: number;
+  /** The line of the dump its first byte that is not blank or a comment is on (1-based). */
+  line: number;
+}
+
+/** A statement grew past the splitter's cap. */
+export class StatementTooLarge extends Error {
+  constructor(
+    readonly line: number,
+    readonly bytes: number,
+    readonly cap: number,
+  ) {
+    super(`the statement starting at line ${line} is over ${cap} bytes (${bytes} read so far)`);
+    this.name = 'StatementTooLarge';
+  }
 }
 
 /** Incremental splitter: feed chunks, get whole statements. */
 export class StatementSplitter {
   private state = S.Normal;
   private escaped = false;
+  /** In a C comment: the previous byte was `*`. */
+  private star = false;
   private parts: Buffer[] = [];
   private partBytes = 0;
+  /** The last bytes of the previous chunk, not looked at yet. */
+  private carry: Buffer = EMPTY;
   private delimiter = Buffer.from(';');
+  /** The line of the next byte. */
+  private line = 1;
+  /** The line of the current statement's first significant byte; 0 while it has none. */
+  private stmtLine = 0;
+  /** The statement's first line, while it may still be a DELIMITER command. */
+  private head = '';
+  private headOpen = false;
+
+  constructor(private readonly maxStatementBytes = Number.POSITIVE_INFINITY) {}
 
   push(chunk: Buffer, out: Statement[]): void {
+    const buf = this.carry.length > 0 ? Buffer.concat([this.carry, chunk]) : chunk;
+    this.carry = EMPTY;
+    this.scan(buf, false, out);
+  }
+
+  /** The input ended: whatever is left is the last statement (a dump may omit the final `;`). */
+  end(out: Statement[]): void {
+    const rest = this.carry;
+    this.carry = EMPTY;
+    this.scan(rest, true, out);
+    if (this.headOpen && DELIMITER_LINE.test(this.head)) this.reset(); // a last DELIMITER line without its newline
+    if (this.partBytes > 0) this.emit(EMPTY, 0, 0, out);
+  }
+
+  private scan(buf: Buffer, final: boolean, out: Statement[]): void {
     let start = 0;
-    const n = chunk.length;
-    const d0 = this.delimiter[0]!;
-    const single = this.delimiter.length === 1 && d0 === SEMI;
-    for (let i = 0; i < n; i++) {
-      const c = chunk[i]!;
+    const n = buf.length;
+    // How far ahead a decision may look: `-- `, `/*!`, and the delimiter's length.
+    const lookahead = () => (final ? 0 : Math.max(2, this.delimiter.length - 1));
+    let limit = Math.max(0, n - lookahead());
+    let d0 = this.delimiter[0]!;
+    let single = this.delimiter.length === 1 && d0 === SEMI;
+    let i = 0;
+    for (; i < limit; i++) {
+      const c = buf[i]!;
+      if (c === NL) this.line++;
+      if (this.headOpen && c !== NL && this.head.length < HEAD_MAX) this.head += String.fromCharCode(c);
       switch (this.state) {
         case S.Normal:
-          if (c === 0x27) this.state = S.Single;
-          else if (c === 0x22) this.state = S.Double;
-          else if (c === 0x60) this.state = S.Back;
-          else if (c === 0x23) this.state = S.Line;
-          else if (c === 0x2d && chunk[i + 1] === 0x2d && (i + 2 >= n || chunk[i + 2]! <= 0x20)) this.state = S.Line;
-          else if (c === 0x2f && chunk[i + 1] === 0x2a && chunk[i + 2] !== 0x21) this.state = S.Block;
-          else if (c === NL) {
-            // A DELIMITER command is a client command on its own line.
-            const m = /^delimiter\s+(\S+)\s*$/i.exec(stripLeading(this.peek(chunk, start, i)));
+          if (c === NL) {
+            if (!this.headOpen) break;
+            this.headOpen = false;
+            const m = DELIMITER_LINE.exec(this.head);
             if (m) {
+              // A client command, not a statement: drop it (and the comments before it).
               this.delimiter = Buffer.from(m[1]!, 'latin1');
               this.reset();
-              return this.push(chunk.subarray(i + 1), out);
+              start = i + 1;
+              d0 = this.delimiter[0]!;
+              single = this.delimiter.length === 1 && d0 === SEMI;
+              limit = Math.max(0, n - lookahead());
             }
-          } else if (single ? c === SEMI : c === d0 && this.matchesDelimiter(chunk, i)) {
-            // "DELIMITER ;;" holds the old terminator: the line ends the command, not its semicolon.
-            if (/^delimiter\s/i.test(stripLeading(this.peek(chunk, start, i)))) break;
-            this.emit(chunk, start, i, out);
-            start = i + this.delimiter.length;
-            i = start - 1;
+          } else if (c === 0x20 || c === 0x09 || c === 0x0d) {
+            // blank
+          } else if (c === 0x23) this.state = S.Line;
+          else if (c === 0x2d && buf[i + 1] === 0x2d && (i + 2 >= n || buf[i + 2]! <= 0x20)) this.state = S.Line;
+          else if (c === 0x2f && buf[i + 1] === 0x2a && buf[i + 2] !== 0x21) {
+            this.state = S.Block;
+            this.star = false;
+            i++; // the `*` of `/*` does not close it: `/*/` is still open
+          } else {
+            if (this.stmtLine === 0) {
+              // The statement starts here: blanks and comments before it are dropped (the client
+              // drops them too), so they count toward no cap and any number of them costs no memory.
+              this.parts = [];
+              this.partBytes = 0;
+              start = i;
+              this.stmtLine = this.line;
+              this.head = String.fromCharCode(c);
+              this.headOpen = true;
+            }
+            if (c === 0x27) this.state = S.Single;
+            else if (c === 0x22) this.state = S.Double;
+            else if (c === 0x60) this.state = S.Back;
+            else if (single ? c === SEMI : c === d0 && this.matchesDelimiter(buf, i)) {
+              // "DELIMITER ;;" holds the old terminator: the line ends the command, not its semicolon.
+              if (this.headOpen && /^delimiter\s/i.test(this.head)) break;
+              this.emit(buf, start, i, out);
+              start = i + this.delimiter.length;
+              i = start - 1;
+            }
           }
           break;
         case S.Single:
         case S.Double:
         case S.Back:
+          if (c === NL) this.headOpen = false;
           if (this.escaped) this.escaped = false;
           else if (c === 0x5c && this.state !== S.Back) this.escaped = true;
           else if ((c === 0x27 && this.state === S.Single) || (c === 0x22 && this.state === S.Double) || (c === 0x60 && this.state === S.Back)) this.state = S.Normal;
           break;
         case S.Line:
-          if (c === NL) this.state = S.Normal;
+          if (c === NL) {
+            this.state = S.Normal;
+            this.headOpen = false;
+          }
           break;
         case S.Block:
-          if (c === 0x2f && i > 0 && chunk[i - 1] === 0x2a) this.state = S.Normal;
+          if (c === NL) this.headOpen = false;
+          if (c === 0x2f && this.star) this.state = S.Normal;
+          this.star = c === 0x2a;
           break;
       }
     }
-    if (start < n) {
-      this.parts.push(chunk.subarray(start));
-      this.partBytes += n - start;
+    // `i` is the first byte not looked at (a skip may have gone past `limit`).
+    const keep = Math.max(start, i);
+    if (this.stmtLine === 0) start = keep; // only blanks and comments so far: nothing to keep
+    if (keep > start) {
+      this.parts.push(buf.subarray(start, keep));
+      this.partBytes += keep - start;
     }
+    // Copied: a subarray would keep the whole chunk alive.
+    this.carry = keep < n ? Buffer.from(buf.subarray(keep)) : EMPTY;
+    if (this.partBytes > this.maxStatementBytes) throw new StatementTooLarge(this.stmtLine || this.line, this.partBytes, this.maxStatementBytes);
   }
 
-  /** The input ended: whatever is left is the last statement (a dump may omit the final `;`). */
-  end(out: Statement[]): void {
-    if (this.partBytes > 0) this.emit(Buffer.alloc(0), 0, 0, out);
-  }
-
-  private matchesDelimiter(chunk: Buffer, i: number): boolean {
-    // A delimiter split across chunks is not matched; dumps write it at the end of a line, well inside a chunk.
-    for (let k = 1; k < this.delimiter.length; k++) if (chunk[i + k] !== this.delimiter[k]) return false;
+  private matchesDelimiter(buf: Buffer, i: number): boolean {
+    for (let k = 1; k < this.delimiter.length; k++) if (buf[i + k] !== this.delimiter[k]) return false;
     return true;
   }
 
-  private peek(chunk: Buffer, start: number, end: number): string {
-    if (this.partBytes + (end - start) > 200) return '';
-    return Buffer.concat([...this.parts, chunk.subarray(start, end)]).toString('latin1');
-  }
-
-  private emit(chunk: Buffer, start: number, end: number, out: Statement[]): void {
-    const body = this.parts.length === 0 ? chunk.subarray(start, end) : Buffer.concat([...this.parts, chunk.subarray(start, end)]);
-    const sql = body.toString('latin1');
+  private emit(buf: Buffer, start: number, end: number, out: Statement[]): void {
+    const bytes = this.partBytes + (end - start);
+    if (bytes > this.maxStatementBytes) throw new StatementTooLarge(this.stmtLine || this.line, bytes, this.maxStatementBytes);
+    const line = this.stmtLine;
+    const body = this.parts.length === 0 ? buf.subarray(start, end) : Buffer.concat([...this.parts, buf.subarray(start, end)]);
     this.reset();
-    if (stripLeading(sql.length > 4096 ? sql.slice(0, 4096) : sql) !== '') out.push({ sql, bytes: body.length + this.delimiter.length });
+    // Only blanks and comments: nothing to run.
+    if (line !== 0) out.push({ sql: body.toString('latin1'), bytes: body.length + this.delimiter.length, line });
   }
 
   private reset(): void {
     this.parts = [];
     this.partBytes = 0;
+    this.stmtLine = 0;
+    this.headOpen = false;
+    this.head = '';
   }
 }
 
@@ -213,98 +303,4 @@ export function deferKeys(sql: string): { sql: string; clauses: string[] } | und
 export function deferCreateIndex(sql: string): string | undefined {
   const m = /^create\s+index\s+(`(?:[^`]|``)+`|[A-Za-z0-9_$]+)\s+on\s+(?:`(?:[^`]|``)+`|[A-Za-z0-9_$]+)\s*(\(.*\))\s*$/is.exec(stripLeading(sql));
   return m ? `ADD INDEX ${m[1]} ${m[2]}` : undefined;
-}
-
-/**
- * A plain multi-row `INSERT INTO t [(cols)] VALUES (…),(…)` as rows for
- * LOAD DATA (tab-separated, backslash escapes, \N for NULL), which the
- * server loads without running its SQL parser over every value: about
- * twice as fast as the INSERT. Values may be NULL, numbers and quoted
- * strings; anything else (hex literals, _binary, expressions, ON
- * DUPLICATE KEY …) returns undefined and the INSERT runs as written.
- */
-const SPECIAL = /['\\\t\n\r]/g;
-
-export function insertAsRows(sql: string): { table: string; columns: string | undefined; rows: string; count: number } | undefined {
-  const head = /^\s*INSERT\s+INTO\s+(`(?:[^`]|``)+`|[A-Za-z0-9_$]+)\s*(\((?:[^()'"]|`[^`]*`)*\))?\s*VALUES\s*/iy.exec(sql);
-  if (!head) return undefined;
-  const n = sql.length;
-  let i = head[0].length;
-  const out: string[] = [];
-  let count = 0;
-  const ws = (c: number) => c === 32 || c === 10 || c === 13 || c === 9;
-  for (;;) {
-    if (sql.charCodeAt(i) !== 40 /* ( */) return undefined;
-    i++;
-    for (;;) {
-      while (ws(sql.charCodeAt(i))) i++;
-      const c = sql.charCodeAt(i);
-      if (c === 39 /* ' */) {
-        i++;
-        let seg = i;
-        for (;;) {
-          // Jump to the next character that needs care (native regex scan), copy the run before it.
-          SPECIAL.lastIndex = i;
-          const m = SPECIAL.exec(sql);
-          if (!m) return undefined;
-          i = m.index;
-          const d = sql.charCodeAt(i);
-          if (d === 39) {
-            if (sql.charCodeAt(i + 1) === 39) {
-              out.push(sql.slice(seg, i), "'");
-              i += 2;
-              seg = i;
-              continue;
-            }
-            out.push(sql.slice(seg, i));
-            i++;
-            break;
-          }
-          if (d === 92 /* \ */) {
-            out.push(sql.slice(seg, i));
-            const e = sql[i + 1];
-            // Escapes LOAD DATA reads the same way pass through; \' and \" become the bare quote.
-            if (e === '0' || e === 'b' || e === 'n' || e === 'r' || e === 't' || e === 'Z' || e === '\\') out.push('\\' + e);
-            else if (e === '%' || e === '_') out.push('\\\\' + e);
-            else if (e !== undefined) out.push(e);
-            i += 2;
-            seg = i;
-            continue;
-          }
-          out.push(sql.slice(seg, i), d === 9 ? '\\t' : d === 10 ? '\\n' : '\\r');
-          i++;
-          seg = i;
-        }
-      } else {
-        let j = i;
-        let numeric = true;
-        while (j < n) {
-          const d = sql.charCodeAt(j);
-          if (d === 44 || d === 41 || ws(d)) break;
-          // digits, sign, point, exponent
-          if (!((d >= 48 && d <= 57) || d === 45 || d === 43 || d === 46 || d === 101 || d === 69)) numeric = false;
-          j++;
-        }
-        if (j === i) return undefined;
-        if (numeric) out.push(sql.slice(i, j));
-        else if (j - i === 4 && sql.slice(i, j).toUpperCase() === 'NULL') out.push('\\N');
-        else return undefined;
-        i = j;
-      }
-      while (ws(sql.charCodeAt(i))) i++;
-      const sep = sql.charCodeAt(i);
-      i++;
-      if (sep === 44 /* , */) out.push('\t');
-      else if (sep === 41 /* ) */) break;
-      else return undefined;
-    }
-    out.push('\n');
-    count++;
-    while (ws(sql.charCodeAt(i))) i++;
-    if (i >= n) break;
-    if (sql.charCodeAt(i) !== 44) return undefined;
-    i++;
-    while (ws(sql.charCodeAt(i))) i++;
-  }
-  return { table: head[1]!, columns: head[2], rows: out.join(''), count };
 }

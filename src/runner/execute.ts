@@ -1,4 +1,4 @@
-import { chmod, mkdir, writeFile } from 'node:fs/promises';
+import { chmod, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Plan, PlannedStep } from '../chain/plan.js';
@@ -15,6 +15,7 @@ import { LEAPFROG_VERSION } from '../version.js';
 import { takeSnapshot } from './checkpoint.js';
 import { asRunError, type RunContext, type RunResult } from './context.js';
 import { schedule } from './schedule.js';
+import { makeDirs } from '../dirs.js';
 
 /** Executing a plan: envs first, then the run's row, configs, the first snapshot, the lanes; the run's end always recorded. */
 
@@ -68,7 +69,7 @@ export async function executePlan(ctx: RunContext, plan: Plan, prepared: readonl
   let failure: LeapfrogError | undefined;
   try {
     for (const n of ctx.notes ?? []) ledger.note(runId, n);
-    for (const d of Object.values(dirs)) await mkdir(d, { recursive: true, mode: 0o700 });
+    for (const d of Object.values(dirs)) makeDirs(d, '--state-dir');
     ctx.emit({ type: 'run-start', runId, plan, runDir: dir });
     await renderConfigs(ctx, new Set(prepared.map((p) => p.step.project)));
     // Both modes start with every database: with every-hop, a project's first hop in this run
@@ -114,7 +115,7 @@ async function renderConfigs(ctx: RunContext, projects: ReadonlySet<string>): Pr
     const paths = configPaths(ctx.layout, ctx.chain, project);
     const addresses = projectAddresses(ctx.chain, ctx.session, project);
     for (const [file, dest] of Object.entries(paths)) {
-      await mkdir(path.dirname(dest), { recursive: true, mode: 0o700 });
+      makeDirs(path.dirname(dest), '--state-dir');
       // The file may hold the database password: owner-only, even if it existed before.
       await writeFile(dest, renderConfig(ctx.chain, def, file, addresses), { mode: 0o600 });
       await chmod(dest, 0o600);

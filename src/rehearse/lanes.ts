@@ -1,0 +1,181 @@
+import { LeapfrogError } from '../errors.js';
+import { openSqlConnection, type SqlConnection } from '../database/raw.js';
+import type { Target } from '../database/url.js';
+import { insertAsRows } from './insert-rows.js';
+
+/**
+ * The restore's N connections ("lanes"), each with its own queue: what
+ * runs where, per-table ordering (a table's statements queued and not yet
+ * run, and who waits for them), the cap on bytes queued in total, and the
+ * first failure, after which nothing more runs. restore.ts decides what
+ * each statement means and where it may go; this module runs it.
+ */
+
+export interface Item {
+  sql: string;
+  /** An INSERT that may be loaded as LOAD DATA, in this character set (the dump's SET NAMES). */
+  load?: string | undefined;
+  db: string | undefined;
+  table: string | undefined;
+  bytes: number;
+}
+
+class Lane {
+  queue: Item[] = [];
+  queued = 0;
+  db: string | undefined;
+  busy = false;
+  constructor(readonly conn: SqlConnection) {}
+}
+
+/** Rows sent in one LOAD DATA. */
+const LOAD_BYTES = 4 * 1024 * 1024;
+
+export const q = (name: string) => '`' + name.replace(/`/g, '``') + '`';
+
+export class Lanes {
+  failure: Error | undefined;
+  private queuedTotal = 0;
+  private wakeReader: (() => void) | undefined;
+  private readonly idleWaiters: (() => void)[] = [];
+  private readonly pending = new Map<string, { n: number; waiters: (() => void)[] }>();
+
+  private constructor(
+    private readonly lanes: Lane[],
+    private readonly cap: number,
+  ) {}
+
+  static async open(target: Extract<Target, { kind: 'mysql' }>, jobs: number, cap: number): Promise<Lanes> {
+    const lanes: Lane[] = [];
+    try {
+      for (let i = 0; i < Math.max(1, jobs); i++) lanes.push(new Lane(await openSqlConnection(target)));
+    } catch (err) {
+      await Promise.all(lanes.map((l) => l.conn.close().catch(() => {})));
+      throw err;
+    }
+    return new Lanes(lanes, cap);
+  }
+
+  /** On the first connection (statements that run alone). */
+  toFirst(item: Item): void {
+    this.enqueue(this.lanes[0]!, item);
+  }
+
+  /** On the connection with the least queued. */
+  toLeastLoaded(item: Item): void {
+    this.enqueue(this.lanes.reduce((a, b) => (b.queued < a.queued ? b : a)), item);
+  }
+
+  /** On every connection (session statements). */
+  toEach(item: Item): void {
+    for (const l of this.lanes) this.enqueue(l, item);
+  }
+
+  get full(): boolean {
+    return this.queuedTotal >= this.cap;
+  }
+
+  /** Everything queued has run (or something failed). */
+  idle(): Promise<void> {
+    return new Promise<void>((resolve) => (this.allIdle() || this.failure ? resolve() : this.idleWaiters.push(resolve)));
+  }
+
+  /** A table's queued statements have run. */
+  tableDone(key: string): Promise<void> {
+    return new Promise<void>((resolve) => {
+      const p = this.pending.get(key);
+      if (!p || p.n === 0 || this.failure) resolve();
+      else p.waiters.push(resolve);
+    });
+  }
+
+  /** There is room under the cap again. */
+  room(): Promise<void> {
+    return new Promise<void>((resolve) => (this.queuedTotal < this.cap || this.failure ? resolve() : (this.wakeReader = resolve)));
+  }
+
+  async close(): Promise<void> {
+    await this.idle().catch(() => {});
+    await Promise.all(this.lanes.map((l) => l.conn.close().catch(() => {})));
+  }
+
+  private allIdle(): boolean {
+    return this.lanes.every((l) => !l.busy && l.queue.length === 0);
+  }
+
+  private enqueue(lane: Lane, item: Item): void {
+    lane.queue.push(item);
+    lane.queued += item.bytes;
+    this.queuedTotal += item.bytes;
+    if (item.table !== undefined) {
+      const key = `${item.db}.${item.table}`;
+      (this.pending.get(key) ?? this.pending.set(key, { n: 0, waiters: [] }).get(key)!).n++;
+    }
+    void this.pump(lane);
+  }
+
+  private settle(): void {
+    if (this.wakeReader && (this.queuedTotal < this.cap || this.failure)) {
+      const w = this.wakeReader;
+      this.wakeReader = undefined;
+      w();
+    }
+    if (this.allIdle() || this.failure) this.idleWaiters.splice(0).forEach((w) => w());
+  }
+
+  private async pump(lane: Lane): Promise<void> {
+    if (lane.busy) return;
+    lane.busy = true;
+    while (lane.queue.length > 0 && !this.failure) {
+      const item = lane.queue.shift()!;
+      const batch = [item];
+      try {
+        if (item.db !== undefined && item.db !== lane.db) {
+          await lane.conn.query(`USE ${q(item.db)}`);
+          lane.db = item.db;
+        }
+        const rows = item.load !== undefined ? insertAsRows(item.sql) : undefined;
+        if (rows) {
+          // Consecutive INSERTs into the same table go out as one LOAD DATA of up to LOAD_BYTES:
+          // per statement, LOCAL INFILE costs two round trips more than an INSERT.
+          const parts = [rows.rows];
+          let size = rows.rows.length;
+          let count = rows.count;
+          for (let next = lane.queue[0]; next && size < LOAD_BYTES; next = lane.queue[0]) {
+            if (next.load !== item.load || next.db !== item.db || next.table !== item.table) break;
+            const more = insertAsRows(next.sql);
+            if (!more || more.table !== rows.table || more.columns !== rows.columns) break;
+            batch.push(lane.queue.shift()!);
+            parts.push(more.rows);
+            size += more.rows.length;
+            count += more.count;
+          }
+          const loaded = await lane.conn.loadLocal(`LOAD DATA LOCAL INFILE 'dump' INTO TABLE ${rows.table} CHARACTER SET ${item.load} ${rows.columns ?? ''}`, Buffer.from(parts.join(''), 'latin1'));
+          // LOCAL turns duplicate keys and refused values into warnings: any is a failure, as the INSERT's error would be.
+          if (loaded.rows !== count || loaded.warnings > 0) {
+            throw new Error(`LOAD DATA of ${batch.length} INSERT(s) with ${count} rows loaded ${loaded.rows} with ${loaded.warnings} warning(s) (duplicate keys, or values the columns refuse); load this dump with the mariadb client to see the server's own error`);
+          }
+        } else {
+          await lane.conn.query(item.sql);
+        }
+      } catch (err) {
+        const where = item.table ? ` (table ${item.db}.${item.table})` : item.db ? ` (database ${item.db})` : '';
+        this.failure ??= new LeapfrogError('input', `restore failed${where}: ${(err as Error).message}`, {
+          cause: err,
+          details: [`statement: ${item.sql.slice(0, 200).replace(/\s+/g, ' ')}${item.sql.length > 200 ? '…' : ''}`],
+        });
+      }
+      for (const done of batch) {
+        lane.queued -= done.bytes;
+        this.queuedTotal -= done.bytes;
+        if (done.table !== undefined) {
+          const p = this.pending.get(`${done.db}.${done.table}`)!;
+          if (--p.n === 0) p.waiters.splice(0).forEach((w) => w());
+        }
+      }
+      this.settle();
+    }
+    lane.busy = false;
+    this.settle();
+  }
+}
