@@ -2,6 +2,7 @@ import { createHash } from 'node:crypto';
 import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { inputError, LeapfrogError } from '../errors.js';
+import type { RawChain } from './raw.js';
 import { readAndParse, schemaProblems, validateChain, validateEnv } from './source.js';
 import { argvModel, checkTemplate, configModel } from './template.js';
 import type { BlockerDef, Chain, EnvDef, Expectation, ProjectDef, ReleaseDef, StepDef, StepKind, VersionProbe } from './types.js';
@@ -16,40 +17,6 @@ import { notARead } from './read-query.js';
  */
 
 // ---- chains ---------------------------------------------------------------
-
-interface RawStep {
-  project: string;
-  env?: string;
-  name?: string;
-  why?: string;
-  sync?: (string | number)[];
-  data?: (string | number)[];
-  check?: (string | number)[];
-  expect?: Record<string, unknown>;
-  'needed-when'?: string | { database?: string; query: string };
-  'repeat-while-exit'?: number;
-  'max-runs'?: number;
-  batch?: number;
-  timeout?: number;
-  after?: string[];
-  deletes?: string[];
-}
-interface RawChain {
-  chain: string;
-  description?: string;
-  envs?: string;
-  projects: Record<
-    string,
-    {
-      databases: Record<string, string>;
-      version: Record<string, unknown>;
-      start?: Record<string, unknown>;
-      config?: Record<string, string>;
-      blockers?: { name: string; database?: string; query: string; message: string; 'fixed-by'?: string }[];
-    }
-  >;
-  releases: { release: string; env?: string; description?: string; steps: RawStep[] }[];
-}
 
 const DEFAULT_TIMEOUT_S = 3600;
 const DEFAULT_MAX_RUNS = 1000;
