@@ -92,6 +92,14 @@ describe('the README', () => {
     }
     assert.deepEqual(problems, []);
     const commands = [...help([]).matchAll(/^ {2}leapfrog ([a-z-]+)/gm)].map((m) => m[1]!);
+    assert.equal(commands[0], 'check-migrations', 'the first thing to run is listed first');
+    // Every command shows examples, and an example uses only flags its command knows, so they cannot rot.
+    for (const command of new Set(commands)) {
+      const text = help([command]);
+      const examples = text.slice(text.indexOf('\nExamples:\n'));
+      assert.ok(text.includes('\nExamples:\n') && examples.includes(`leapfrog ${command}`), `leapfrog ${command} --help has examples`);
+      for (const f of flagsOf(examples)) assert.ok(helpFlags(text).has(f), `an example of leapfrog ${command} uses --${f}, which it does not know`);
+    }
     assert.deepEqual([...documented.keys()].sort(), [...new Set(commands)].sort(), 'every command has its README heading');
   });
 });

@@ -22,6 +22,8 @@ interface CommandSpec {
   overrides?: Overrides;
   positionals?: Record<string, PositionalOptions>;
   options?: Record<string, Options>;
+  /** Shown by --help: what a DBA would type, and why. */
+  examples?: readonly (readonly [string, string])[];
   load: () => Promise<{ handler: Handler }>;
 }
 
@@ -33,6 +35,7 @@ function command(spec: CommandSpec): CommandModule {
       for (const [name, p] of Object.entries(spec.positionals ?? {})) y = y.positional(name, p);
       y = withFlags(y, spec.flags, spec.overrides);
       for (const [name, o] of Object.entries(spec.options ?? {})) y = y.option(name, o);
+      for (const [example, why] of spec.examples ?? []) y = y.example(example, why);
       return y;
     },
     handler: async (args) => {
@@ -47,37 +50,26 @@ const text = (describe: string): Options => ({ type: 'string', requiresArg: true
 
 const SPECS: readonly CommandSpec[] = [
   {
-    command: 'plan',
-    describe: 'show the steps still to run against the target, with their exact argv (changes nothing)',
-    flags: [...TARGET_FLAGS, 'offline', 'until'],
-    load: () => import('./plan.js'),
-  },
-  {
     command: 'check-migrations',
     describe: 'pre-flight report: where each database stands, what will run, what will stop it (changes nothing; exit 0 ok, 1 warnings, 2 failures)',
     flags: [...TARGET_FLAGS, 'offline', 'until'],
     overrides: { format: { choices: ['text', 'json', 'markdown'] }, 'state-dir': { describe: 'where the ledger is read from (never created) and free space is measured' } },
     options: { 'max-transaction-age': numeric('seconds after which an open transaction on a chain database is a Failure', 60) },
+    examples: [
+      ['leapfrog check-migrations --chain nova.yaml --db mysql://db1', 'the pre-flight before the window: exit 0 all clear, 1 warnings, 2 failures'],
+      ['leapfrog check-migrations --chain nova.yaml --db mysql://db1 --format markdown > preflight.md', 'for the change ticket'],
+    ],
     load: () => import('./check-migrations.js'),
   },
   {
-    command: 'status',
-    describe: 'where each database stands, the next hop, the steps pending, the last run and rehearsal (changes nothing; exit 0 at the end, 1 work pending, 2 the last run died or failed)',
-    flags: [...TARGET_FLAGS, 'offline'],
-    load: () => import('./status.js'),
-  },
-  {
-    command: 'run',
-    describe: 'execute the plan, checkpointing after every hop',
-    flags: [...TARGET_FLAGS, ...FETCH_FLAGS, 'until', 'parallel', 'wait-lock', 'force'],
-    options: {
-      'dry-run': flag('print the plan and run nothing (takes no lock)'),
-      snapshot: { choices: ['first-hop', 'every-hop', 'none'], default: 'first-hop', describe: 'snapshot the databases before the first hop, before every hop, or not at all (for `rollback`)' },
-      resume: flag('continue after a crashed or interrupted run (also the default behaviour); required when the dead run was on another host'),
-      'accept-drift': flag('go on although a schema changed since its last checkpoint (recorded)'),
-      'isolate-network': flag('run steps in a new network namespace (unshare); the target must be SQLite or a MySQL unix socket'),
-    },
-    load: () => import('./run.js'),
+    command: 'plan',
+    describe: 'show the steps still to run against the target, with their exact argv (changes nothing)',
+    flags: [...TARGET_FLAGS, 'offline', 'until'],
+    examples: [
+      ['leapfrog plan --chain nova.yaml --db mysql://db1', 'every step still to run, with the argv it will run'],
+      ['leapfrog plan --chain nova.yaml --db mysql://db1 --until zed --format json', 'the artifact a reviewer signs off, up to one release'],
+    ],
+    load: () => import('./plan.js'),
   },
   {
     command: 'rehearse',
@@ -99,18 +91,37 @@ const SPECS: readonly CommandSpec[] = [
       'max-statement-bytes': numeric('refuse a dump whose one statement is longer than this (default 64 MiB; bounds memory)'),
       report: text('also write a self-contained HTML report here'),
     },
+    examples: [
+      ['leapfrog rehearse --chain nova.yaml --dump nova.sql.gz --report rehearsal.html', 'restore a dump into a throwaway server, run the chain there, time it'],
+      ['leapfrog rehearse --chain nova.yaml --from mysql://db1 --server mysql://scratch', 'copy the live databases to a scratch server and rehearse there'],
+    ],
     load: () => import('./rehearse.js'),
   },
   {
-    command: 'rollback',
-    describe: 'restore the snapshots holding exactly a checkpoint (ids from `ledger show`), or --to start',
-    flags: [...TARGET_FLAGS, 'offline', 'wait-lock', 'force'],
+    command: 'run',
+    describe: 'execute the plan, checkpointing after every hop',
+    flags: [...TARGET_FLAGS, ...FETCH_FLAGS, 'until', 'parallel', 'wait-lock', 'force'],
     options: {
-      to: text('CHECKPOINT id, or start (before the first hop)'),
-      'dry-run': flag('say which databases, snapshot files, sizes and versions would be restored, and what would be lost; change nothing'),
-      yes: flag('roll back without asking; required when stdin is not a terminal (else refused, exit 2)'),
+      'dry-run': flag('print the plan and run nothing (takes no lock)'),
+      snapshot: { choices: ['first-hop', 'every-hop', 'none'], default: 'first-hop', describe: 'snapshot the databases before the first hop, before every hop, or not at all (for `rollback`)' },
+      resume: flag('continue after a crashed or interrupted run (also the default behaviour); required when the dead run was on another host'),
+      'accept-drift': flag('go on although a schema changed since its last checkpoint (recorded)'),
+      'isolate-network': flag('run steps in a new network namespace (unshare); the target must be SQLite or a MySQL unix socket'),
     },
-    load: () => import('./rollback.js'),
+    examples: [
+      ['leapfrog run --chain nova.yaml --db mysql://db1', 'run the window; run it again after any crash to resume'],
+      ['leapfrog run --chain nova.yaml --db mysql://db1 --until zed --snapshot every-hop', 'stop after zed, with a restore point before every hop'],
+    ],
+    load: () => import('./run.js'),
+  },
+  {
+    command: 'status',
+    describe: 'where each database stands, the next hop, the steps pending, the last run and rehearsal (changes nothing; exit 0 at the end, 1 work pending, 2 the last run died or failed)',
+    flags: [...TARGET_FLAGS, 'offline'],
+    examples: [
+      ['leapfrog status --chain nova.yaml --db mysql://db1', 'where each database stands and what the last run did'],
+    ],
+    load: () => import('./status.js'),
   },
   {
     command: 'ledger [action] [run]',
@@ -121,7 +132,26 @@ const SPECS: readonly CommandSpec[] = [
     },
     flags: ['state-dir', 'format', 'offline'],
     overrides: { offline: { describe: 'no network (the ledger never needs any)' } },
+    examples: [
+      ['leapfrog ledger runs', 'every run and rehearsal from this state directory'],
+      ['leapfrog ledger show 12', 'one run\'s steps, timings, checkpoints and snapshots'],
+    ],
     load: () => import('./ledger.js'),
+  },
+  {
+    command: 'rollback',
+    describe: 'restore the snapshots holding exactly a checkpoint (ids from `ledger show`), or --to start',
+    flags: [...TARGET_FLAGS, 'offline', 'wait-lock', 'force'],
+    options: {
+      to: text('CHECKPOINT id, or start (before the first hop)'),
+      'dry-run': flag('say which databases, snapshot files, sizes and versions would be restored, and what would be lost; change nothing'),
+      yes: flag('roll back without asking; required when stdin is not a terminal (else refused, exit 2)'),
+    },
+    examples: [
+      ['leapfrog rollback --chain nova.yaml --db mysql://db1 --to start --dry-run', 'what a rollback would restore, changing nothing'],
+      ['leapfrog rollback --chain nova.yaml --db mysql://db1 --to start --yes', 'restore the snapshots taken before the first hop'],
+    ],
+    load: () => import('./rollback.js'),
   },
   {
     command: 'envs <action>',
@@ -143,6 +173,11 @@ const SPECS: readonly CommandSpec[] = [
       name: text('build: the env name (default: the suite, or the directory name)'),
       out: text('build: where NAME.tar.gz and NAME.yaml are written'),
     },
+    examples: [
+      ['leapfrog envs provision --chain nova.yaml', 'fetch and unpack every env the chain needs, before the window'],
+      ['leapfrog envs verify', 'check the cached envs against their manifests'],
+      ['leapfrog envs build --debian bookworm --packages python3-nova --out envs/', 'an env with Debian\'s nova, interpreter and libraries included'],
+    ],
     load: () => import('./envs.js'),
   },
   {
@@ -156,6 +191,10 @@ const SPECS: readonly CommandSpec[] = [
       output: { alias: 'o', ...text('create: the bundle file to write') },
       to: text('import: where the chain and env files go (default: STATE_DIR/bundles/NAME)'),
     },
+    examples: [
+      ['leapfrog bundle create --chain nova.yaml -o window.tar', 'one file with the chain and its envs, for an air-gapped host'],
+      ['leapfrog bundle import window.tar', 'install it on that host'],
+    ],
     load: () => import('./bundle.js'),
   },
 ];

@@ -51,8 +51,19 @@ export type FlagName = keyof typeof FLAGS;
 export function withFlags<T>(y: Argv<T>, names: readonly FlagName[], overrides: Partial<Record<FlagName, Options>> = {}): Argv<T> {
   let out = y;
   for (const n of names) out = out.option(n, { ...FLAGS[n], ...overrides[n] });
+  // --help shows the shared flags by what they are about; a command's own stay under "Options:".
+  for (const [title, group] of Object.entries(GROUPS)) {
+    const here = group.filter((n) => names.includes(n));
+    if (here.length > 0) out = out.group(here, title);
+  }
   return out;
 }
+
+const GROUPS: Record<string, readonly FlagName[]> = {
+  'Target:': ['chain', 'db', 'defaults-file'],
+  'State:': ['state-dir', 'cache-dir', 'envs'],
+  'Downloads:': ['offline', 'connect-timeout', 'idle-timeout', 'download-timeout', 'retries', 'max-env-bytes', 'max-env-entries'],
+};
 
 export const TARGET_FLAGS: readonly FlagName[] = ['chain', 'db', 'defaults-file', 'state-dir', 'cache-dir', 'envs', 'format'];
 export const FETCH_FLAGS: readonly FlagName[] = ['offline', 'connect-timeout', 'idle-timeout', 'download-timeout', 'retries', 'max-env-bytes', 'max-env-entries'];
