@@ -113,7 +113,7 @@ describe('check-migrations on SQLite', () => {
     const chain = chainVariant('blockers', (c) => {
       const b = c.projects.compute.blockers;
       delete b.find((x: Json) => x.name === 'null instance uuids')['fixed-by'];
-      b.push({ name: 'typo', query: 'SELEKT 1', message: 'never' });
+      b.push({ name: 'typo', query: 'SELECT COUNT(*) FROM instances WHERE', message: 'never' });
     });
     const { report } = await checkJson([...cloud.args(chain)]);
     assert.equal(check(report, 'Blocker: compute null instance uuids').result, 'Failure');
