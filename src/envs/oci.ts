@@ -183,7 +183,7 @@ export async function buildFromImage(archive: string, root: string, work: string
   return image;
 }
 
-/** The config's Env as the env file's `path` (PATH's entries) and `vars` (the rest), or an error naming the bad entry. */
+/** The config's Env as the env file's `path` (PATH's absolute entries, made relative to the root) and `vars` (the rest), or an error naming the bad entry. */
 export function envOf(archive: string, env: string[]): { path: string[]; vars: Record<string, string> } {
   const vars: Record<string, string> = {};
   let pathList: string[] = [];
@@ -192,7 +192,11 @@ export function envOf(archive: string, env: string[]): { path: string[]; vars: R
     const k = eq < 0 ? e : e.slice(0, eq);
     if (!/^[A-Za-z_][A-Za-z0-9_]*$/.test(k)) throw bad(archive, `the config's Env has ${JSON.stringify(e)}, whose name an env file cannot hold (letters, digits, _)`);
     const v = eq < 0 ? '' : e.slice(eq + 1);
-    if (k === 'PATH') pathList = v.split(':').filter((p) => p !== '');
+    // An env file's path entries are relative to the env's root, which is `/` inside the sandbox.
+    if (k === 'PATH') pathList = v.split(':').flatMap((p) => {
+      const n = normalise(p.replace(/^\/+/, ''), 'PATH entry');
+      return 'name' in n && n.name !== '' ? [n.name] : [];
+    });
     else vars[k] = v;
   }
   return { path: pathList, vars };
