@@ -28,7 +28,7 @@ import { show } from './policy.js';
 const WH = '.wh.';
 const OPAQUE = '.wh..wh..opq';
 
-/** A layer path, relative, `/`-separated: is every parent a real directory of `root`? (undefined: some parent is missing) */
+/** A layer path, relative, `/`-separated: is every parent a real directory of `root`? false when one is missing; throws when one is a symlink or file. */
 async function parentsAreDirs(root: string, rel: string, what: string): Promise<boolean> {
   const parts = rel.split('/').filter((p) => p !== '');
   for (let i = 1; i < parts.length; i++) {

@@ -58,10 +58,13 @@ async function inside(archive: string, root: string, rel: string): Promise<strin
 
 async function sha256Of(file: string): Promise<string> {
   const fh = await open(file, constants.O_RDONLY | constants.O_NOFOLLOW);
-  const hash = createHash('sha256');
-  for await (const c of createReadStream('', { fd: fh.fd, autoClose: false })) hash.update(c as Buffer);
-  await fh.close();
-  return hash.digest('hex');
+  try {
+    const hash = createHash('sha256');
+    for await (const c of createReadStream('', { fd: fh.fd, autoClose: false })) hash.update(c as Buffer);
+    return hash.digest('hex');
+  } finally {
+    await fh.close();
+  }
 }
 
 async function readJson(archive: string, file: string, rel: string): Promise<Json> {
