@@ -169,8 +169,9 @@ const SPECS: readonly CommandSpec[] = [
       mirror: text('build --debian: the Debian mirror (default http://deb.debian.org/debian)'),
       components: text('build --debian: archive components, comma-separated (default main)'),
       variant: text("build --debian: mmdebstrap's variant (default essential)"),
+      oci: text('build: an OCI image layout or docker save archive (directory or tar), its layers applied in order'),
       dir: text('build: pack this existing tree instead'),
-      name: text('build: the env name (default: the suite, or the directory name)'),
+      name: text('build: the env name (default: the suite, the archive or the directory name)'),
       out: text('build: where NAME.tar.gz and NAME.yaml are written'),
     },
     examples: [

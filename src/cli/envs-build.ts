@@ -7,7 +7,7 @@ import { withInterrupt } from './envs.js';
 import type { Io } from './io.js';
 
 /**
- * `leapfrog envs build (--debian SUITE --packages P,… | --dir DIR) --out DIR`:
+ * `leapfrog envs build (--debian SUITE --packages P,… | --oci ARCHIVE | --dir DIR) --out DIR`:
  * parses the flags, builds, says where the env file and tarball are. The
  * source date comes from SOURCE_DATE_EPOCH when it is set (the
  * reproducible-builds convention), else from the archive or the tree.
@@ -23,10 +23,10 @@ function sourceDate(env: NodeJS.ProcessEnv): number | undefined {
 }
 
 export async function buildCommand(args: EnvsArgs, io: Io): Promise<void> {
-  if ((args.debian === undefined) === (args.dir === undefined)) throw new LeapfrogError('input', 'envs build needs exactly one of --debian SUITE (with --packages P,…) or --dir DIR');
+  if ([args.debian, args.dir, args.oci].filter((v) => v !== undefined).length !== 1) throw new LeapfrogError('input', 'envs build needs exactly one of --debian SUITE (with --packages P,…), --oci ARCHIVE or --dir DIR');
   if (!args.out) throw new LeapfrogError('input', 'envs build needs --out DIR: where NAME.tar.gz and NAME.yaml are written');
-  if (args.dir !== undefined && (args.packages ?? args.mirror ?? args.components ?? args.variant) !== undefined) {
-    throw new LeapfrogError('input', '--packages, --mirror, --components and --variant go with --debian, not --dir');
+  if (args.debian === undefined && (args.packages ?? args.mirror ?? args.components ?? args.variant) !== undefined) {
+    throw new LeapfrogError('input', '--packages, --mirror, --components and --variant go with --debian, not --dir or --oci');
   }
   let from: BuildFrom;
   if (args.debian !== undefined) {
@@ -41,10 +41,12 @@ export async function buildCommand(args: EnvsArgs, io: Io): Promise<void> {
     const variant = args.variant ?? 'essential';
     if (!/^[a-z-]+$/.test(variant)) throw new LeapfrogError('input', `--variant ${variant}: one of mmdebstrap's variants (essential, apt, minbase, buildd, required, important, standard)`);
     from = { kind: 'debian', debian: { suite: args.debian, packages, mirror, components, variant } };
+  } else if (args.oci !== undefined) {
+    from = { kind: 'oci', archive: args.oci };
   } else {
     from = { kind: 'dir', dir: args.dir! };
   }
-  const name = args.name ?? (from.kind === 'debian' ? from.debian.suite : path.basename(path.resolve(from.dir)));
+  const name = args.name ?? (from.kind === 'debian' ? from.debian.suite : from.kind === 'oci' ? path.basename(path.resolve(from.archive)).replace(/\.(tar|tar\.gz|tgz)$/, '').replace(/[^A-Za-z0-9._-]/g, '-') : path.basename(path.resolve(from.dir)));
   const started = Date.now();
   const r = await withInterrupt(io, (signal) =>
     buildEnv({ name, from, outDir: path.resolve(args.out!), sourceDateEpoch: sourceDate(process.env), log: (l) => io.err(l), signal }),

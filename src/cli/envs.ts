@@ -20,6 +20,7 @@ export interface EnvsArgs extends FetchArgs {
   components?: string | undefined;
   variant?: string | undefined;
   dir?: string | undefined;
+  oci?: string | undefined;
   name?: string | undefined;
   out?: string | undefined;
   chain: string[] | undefined;

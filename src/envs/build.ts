@@ -7,6 +7,7 @@ import { LeapfrogError } from '../errors.js';
 import { clientEnvironment } from '../sandbox/child-env.js';
 import { archiveDate, installedPackages, runMmdebstrap, sourceLines, type DebianBuild } from './build-debian.js';
 import { ENV_INFO } from './info.js';
+import { buildFromImage, envOf } from './oci.js';
 import { packTree } from './pack.js';
 
 /**
@@ -22,7 +23,7 @@ import { packTree } from './pack.js';
 
 export { ENV_INFO };
 
-export type BuildFrom = { kind: 'debian'; debian: DebianBuild } | { kind: 'dir'; dir: string };
+export type BuildFrom = { kind: 'debian'; debian: DebianBuild } | { kind: 'dir'; dir: string } | { kind: 'oci'; archive: string };
 
 export interface BuildRequest {
   name: string;
@@ -77,6 +78,8 @@ export async function buildEnv(req: BuildRequest): Promise<BuildResult> {
     let sde: number;
     let packages: BuildResult['packages'] = [];
     let build: Record<string, unknown>;
+    let envPath: string[] = [];
+    let vars: Record<string, string> = {};
     if (req.from.kind === 'debian') {
       const b = req.from.debian;
       sde = req.sourceDateEpoch ?? (await archiveDate(b, work, req.signal));
@@ -86,6 +89,21 @@ export async function buildEnv(req: BuildRequest): Promise<BuildResult> {
       packages = await installedPackages(root);
       build = { debian: b.suite, packages: [...b.packages], mirror: b.mirror, components: [...b.components], variant: b.variant, sources: sourceLines(b), sourceDateEpoch: sde };
       await writeFile(path.join(root, ENV_INFO), JSON.stringify({ env: req.name, build, packages }, null, 1) + '\n', { mode: 0o644 });
+    } else if (req.from.kind === 'oci') {
+      root = path.join(work, 'root');
+      const archive = req.from.archive;
+      const image = await buildFromImage(archive, root, work, req.log, req.signal);
+      ({ path: envPath, vars } = envOf(archive, image.config.env));
+      const created = image.config.created ? Math.floor(Date.parse(image.config.created) / 1000) : NaN;
+      sde = req.sourceDateEpoch ?? (Number.isFinite(created) && created > 0 ? created : await newestMtime(root));
+      const { user, workingDir } = image.config;
+      // Steps run as the user leapfrog runs as, with no capabilities, in a read-only tree; the sandbox
+      // maps no other user, so the image's User is recorded, not switched to. Steps start in the run's
+      // work directory (templates name it), so WorkingDir is recorded for people and scripts.
+      if (user !== '' && !/^(root|0)(:(root|0))?$/.test(user)) req.log(`the image's User is ${user}: steps run as the user leapfrog runs as, with every capability dropped, in a read-only tree`);
+      build = { oci: path.basename(archive), format: image.format, digest: image.digest, layers: image.layers.length, env: image.config.env, workingDir, user, sourceDateEpoch: sde };
+      await rm(path.join(root, ENV_INFO), { recursive: true, force: true });
+      await writeFile(path.join(root, ENV_INFO), JSON.stringify({ env: req.name, build, packages }, null, 1) + '\n', { mode: 0o644, flag: 'wx' });
     } else {
       root = path.resolve(req.from.dir);
       const st = await stat(root).catch(() => undefined);
@@ -98,9 +116,15 @@ export async function buildEnv(req: BuildRequest): Promise<BuildResult> {
     const doc = {
       env: req.name,
       kind: 'rootfs',
-      description: req.from.kind === 'debian' ? `Debian ${req.from.debian.suite} root filesystem built by leapfrog envs build` : `root filesystem packed from ${path.basename(root)} by leapfrog envs build`,
+      description:
+        req.from.kind === 'debian'
+          ? `Debian ${req.from.debian.suite} root filesystem built by leapfrog envs build`
+          : req.from.kind === 'oci'
+            ? `root filesystem of the image ${path.basename(req.from.archive)} built by leapfrog envs build`
+            : `root filesystem packed from ${path.basename(root)} by leapfrog envs build`,
       source: { file: path.basename(tarball), sha256: packed.sha256 },
-      path: [],
+      path: envPath,
+      ...(Object.keys(vars).length > 0 ? { vars } : {}),
       build,
     };
     await writeFile(envFile, stringify(doc));
