@@ -62,6 +62,7 @@ async function debianEnv(name: string, suite: string, packages: string[]): Promi
 }
 
 let server: TarballServer;
+let bullseye: Built;
 let bookworm: Built;
 let trixie: Built;
 let envDir: string;
@@ -70,13 +71,14 @@ const cleanup: string[] = [];
 
 before(async () => {
   server = await startTarballServer();
-  // bookworm with python3 and pymysql (the sync step drives SQLite and MariaDB), trixie with python3-minimal only.
+  // bookworm with python3 and pymysql (the sync step drives SQLite and MariaDB), bullseye and trixie with python3-minimal only.
+  bullseye = await debianEnv('bullseye-py', 'bullseye', ['python3-minimal']);
   bookworm = await debianEnv('bookworm-py', 'bookworm', ['python3', 'python3-pymysql']);
   trixie = await debianEnv('trixie-py', 'trixie', ['python3-minimal']);
   envDir = tempDir('rootfs-envs');
   sharedCache = path.join(tempDir('rootfs-cache'), 'cache');
   cleanup.push(envDir, path.dirname(sharedCache));
-  for (const b of [bookworm, trixie]) {
+  for (const b of [bullseye, bookworm, trixie]) {
     const doc = parse(readFileSync(b.envFile, 'utf8')) as Json;
     server.serve(path.basename(b.tarball), b.tarball);
     doc.source = { url: server.url(path.basename(b.tarball)), sha256: doc.source.sha256 };
@@ -92,9 +94,9 @@ after(async () => {
 });
 
 test('two mmdebstrap builds of the same suite and packages give the same sha256, and the env file says how it was built', () => {
-  for (const b of [bookworm, trixie]) {
+  for (const b of [bullseye, bookworm, trixie]) {
     assert.match(b.sha256, /^[0-9a-f]{64}$/);
-    assert.equal(b.rebuilt, b.sha256, `${b.name}: the second build differs`);
+    if (b !== bullseye) assert.equal(b.rebuilt, b.sha256, `${b.name}: the second build differs`);
     const doc = parse(readFileSync(b.envFile, 'utf8')) as Json;
     assert.equal(doc.kind, 'rootfs');
     assert.equal(doc.source.sha256, b.sha256);
@@ -103,6 +105,13 @@ test('two mmdebstrap builds of the same suite and packages give the same sha256,
     // Released suites get their -updates and -security fixes.
     assert.ok(doc.build.sources.some((s: string) => s.includes(`${doc.build.debian}-security`)), doc.build.sources.join('\n'));
   }
+});
+
+// Known gap: bullseye's python3.9 byte-compiles its stdlib at install (py3compile, one `python3.9 -m py_compile -`
+// process) and a few .pyc files (hashlib, pathlib, typing, email/message) come out different from build to build, even
+// with PYTHONHASHSEED=0: marshal's FLAG_REF follows refcounts (https://github.com/python/cpython/issues/78274, fixed in 3.11).
+test('two bullseye builds give the same sha256', { todo: 'bullseye .pyc files differ between builds (python3.9 marshal)' }, () => {
+  assert.equal(bullseye.rebuilt, bullseye.sha256, `${bullseye.name}: the second build differs`);
 });
 
 test('--dir packs a tree deterministically: sorted, owners 0, mtimes clamped to SOURCE_DATE_EPOCH, hard links kept; a FIFO is refused', async () => {
@@ -209,10 +218,21 @@ const PROBE = [
   'echo "pycache: ${PYTHONDONTWRITEBYTECODE:-unset}"',
 ].join('\n');
 
-test('a rootfs env provisioned over HTTP runs its steps under bubblewrap: its own python and glibc, / and the cache read-only, the host unseen', async () => {
+/**
+ * What each suite ships (https://packages.debian.org/<suite>/python3-minimal and .../libc6):
+ * the interpreter reports its version and the glibc it runs on (os.confstr, glibc's own answer).
+ */
+const RELEASES = [
+  { env: () => bullseye, python: '3.9', glibc: '2.31', debian: 11 },
+  { env: () => bookworm, python: '3.11', glibc: '2.36', debian: 12 },
+  { env: () => trixie, python: '3.13', glibc: '2.41', debian: 13 },
+];
+const VERSIONS = `python3 -c 'import os, sys; print("python:", sys.version.split()[0]); print("glibc:", os.confstr("CS_GNU_LIBC_VERSION"))'; echo "debian: $(cat /etc/debian_version)"`;
+
+test('a rootfs env provisioned over HTTP runs its steps under bubblewrap: each of bullseye, bookworm and trixie reports its own python and glibc, / and the cache read-only, the host unseen', async () => {
   const hostMarker = path.join(os.homedir(), '.cache', 'leapfrog-test');
   const w = await world(({ state, cache }) => [
-    { project: 'app', env: trixie.name, name: 'trixie versions', check: ['sh', '-c', 'echo "python: $(python3 --version)"; echo "glibc: $(getconf GNU_LIBC_VERSION)"; echo "debian: $(cat /etc/debian_version)"'] },
+    ...RELEASES.map(({ env }) => ({ project: 'app', env: env().name, name: `${env().name} versions`, check: ['sh', '-c', VERSIONS] })),
     { project: 'app', env: bookworm.name, name: 'probe the sandbox', check: ['sh', '-c', PROBE, 'probe', cache, state, hostMarker] },
     SYNC,
   ]);
@@ -225,14 +245,15 @@ test('a rootfs env provisioned over HTTP runs its steps under bubblewrap: its ow
   const run = JSON.parse(r.stdout) as Json;
   assert.equal(await w.version(), 2, 'the sync written from inside the sandbox reached the target');
 
-  const versions = logOf(run.runDir, 'r1-app-1');
-  assert.match(versions, /python: Python 3\.13\./, versions);
-  const glibc = /glibc: glibc 2\.(\d+)/.exec(versions);
-  assert.ok(glibc && Number(glibc[1]) >= 41, versions);
-  // The host is bookworm (glibc 2.36, python 3.11): the step ran trixie's own.
-  assert.match(versions, /debian: 13\./);
+  // Each step reports the interpreter and C library of its own release, whatever the host's (bookworm: python 3.11, glibc 2.36).
+  for (const [i, r] of RELEASES.entries()) {
+    const versions = logOf(run.runDir, `r1-app-${i + 1}`);
+    assert.match(versions, new RegExp(`^python: ${r.python.replace('.', '\\.')}\\.\\d+$`, 'm'), `${r.env().name}: ${versions}`);
+    assert.match(versions, new RegExp(`^glibc: glibc ${r.glibc.replace('.', '\\.')}$`, 'm'), `${r.env().name}: ${versions}`);
+    assert.match(versions, new RegExp(`^debian: ${r.debian}\\.`, 'm'), `${r.env().name}: ${versions}`);
+  }
 
-  const probe = logOf(run.runDir, 'r1-app-2');
+  const probe = logOf(run.runDir, `r1-app-${RELEASES.length + 1}`);
   for (const f of ['/probe', '/usr/bin/probe', `${w.cache}/probe`]) assert.match(probe, new RegExp(`^refused ${f}$`, 'm'), probe);
   // The state directory is not there at all: under /tmp (as here) the step's touch lands in its private
   // tmpfs, elsewhere on the read-only /; either way nothing reaches the host's.
@@ -242,7 +263,7 @@ test('a rootfs env provisioned over HTTP runs its steps under bubblewrap: its ow
   assert.match(probe, /^tmp writable$/m);
   assert.match(probe, /^pycache: 1$/m);
   assert.doesNotMatch(probe.replace(`WROTE ${w.state}/probe`, ''), /^(WROTE|SEES) /m);
-  assert.match(logOf(run.runDir, 'r1-app-3'), /^python 3\.11\./m);
+  assert.match(logOf(run.runDir, `r1-app-${RELEASES.length + 2}`), /^python 3\.11\./m);
 
   // The cache treats it like any env: listed with its packages, verified intact after the steps ran.
   const list = await leapfrog(['envs', 'list', '--cache-dir', w.cache, '--format', 'json']);
