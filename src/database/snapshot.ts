@@ -15,7 +15,8 @@ export async function snapshotDatabase(session: TargetSession, name: string, dir
   try {
     return await session.snapshot(name, dir, opts.level);
   } catch (err) {
-    if (err instanceof LeapfrogError) throw err;
+    // Already explained (a snapshot directory that cannot be made, a dump tool's refusal): say which database, keep its kind.
+    if (err instanceof LeapfrogError) throw new LeapfrogError(err.kind, err.message.startsWith('snapshot of database') ? err.message : `snapshot of database ${name}: ${err.message}`, { cause: err, details: err.details });
     const code = (err as NodeJS.ErrnoException).code;
     throw new LeapfrogError(
       'unexpected',
