@@ -107,6 +107,12 @@ export async function run(ctx: CoreContext, o: RunOptions, emit: (e: CoreEvent) 
             if (alive.length > 0) throw new LeapfrogError('refused', alive[0]!, { details: alive.slice(1) });
             // A rehearsal's databases are its own copies: no service can be connected to them.
             if (o.kind !== 'rehearsal') await offlineGuard(session, chain, o.force, (text) => emit({ type: 'warning', text }));
+            // What a writer killed mid-transaction left (SQLite's hot journal) is rolled back first, as its next
+            // connection would: nobody else holds the files now, and probes read read-only.
+            const databases = Object.values(chain.projects).flatMap((p) => Object.values(p.databases));
+            for (const name of await session.rollBackInterrupted(databases)) {
+              emit({ type: 'warning', text: `database ${name}: rolled back the unfinished transaction a writer that died left in its rollback journal` });
+            }
             let pre = await preflight({ chain, layout, session, ledger }, o);
             // A dead run is marked whatever comes next: a refusal below must not leave it `running`.
             const crashed = markCrashed(ledger, pre.unfinished, pre);

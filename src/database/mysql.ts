@@ -66,6 +66,11 @@ export class MysqlSession implements ServerSession {
     return (await this.all(undefined, 'SELECT SCHEMA_NAME FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = ?', [name])).length > 0;
   }
 
+  /** A dead client's transaction is rolled back by the server itself. */
+  async rollBackInterrupted(): Promise<string[]> {
+    return [];
+  }
+
   /** The chain's SQL, in a READ ONLY transaction that is always rolled back. */
   async read(name: string, sql: string, params: readonly unknown[] = []): Promise<Row[]> {
     const c = await this.pool(name).getConnection();

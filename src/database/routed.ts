@@ -45,6 +45,12 @@ export class RoutedSession implements TargetSession {
     for (const s of this.sessions.values()) await s.connect();
   }
 
+  async rollBackInterrupted(names: readonly string[]): Promise<string[]> {
+    const out: string[] = [];
+    for (const [s, group] of this.grouped(names)) out.push(...(await s.rollBackInterrupted(group)));
+    return out;
+  }
+
   exists(name: string): Promise<boolean> {
     return this.of(name).exists(name);
   }

@@ -50,6 +50,14 @@ export interface ServerSession {
   connect(): Promise<void>;
   /** Whether the database (SQLite file, MySQL schema) exists. */
   exists(name: string): Promise<boolean>;
+  /**
+   * Finish what a writer that died mid-transaction left (SQLite's hot rollback
+   * journal, which a read-only handle cannot roll back), as the next writer
+   * would; only `run` calls it, under the run lock, once no step of a dead
+   * run is alive. Returns the databases it rolled back. MySQL rolls back a
+   * dead connection's transaction itself: nothing to do there.
+   */
+  rollBackInterrupted(names: readonly string[]): Promise<string[]>;
   /** One read-only SELECT in an existing database. A statement that is not one, or that would write, fails. */
   read(name: string, sql: string, params?: readonly unknown[]): Promise<Row[]>;
   hasTable(name: string, table: string): Promise<boolean>;

@@ -1,4 +1,4 @@
-import { createReadStream, createWriteStream, existsSync, openSync, readSync, closeSync, rmSync } from 'node:fs';
+import { createReadStream, createWriteStream, existsSync, openSync, readSync, closeSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import { pipeline } from 'node:stream/promises';
 import { createGunzip } from 'node:zlib';
@@ -48,13 +48,55 @@ export class SqliteSession implements ServerSession {
   }
 
   private all(name: string, sql: string, params: readonly unknown[] = []): Row[] {
-    return this.handle(name).prepare(sql).all(...params) as Row[];
+    return this.journalled(name, () => this.handle(name).prepare(sql).all(...params) as Row[]);
   }
 
   async read(name: string, sql: string, params: readonly unknown[] = []): Promise<Row[]> {
-    const st = this.handle(name).prepare(asDerivedTable(sql));
-    if (!st.reader || !st.readonly) throw new LeapfrogError('input', `not a read-only query: ${sql}`);
-    return st.all(...params) as Row[];
+    return this.journalled(name, () => {
+      const st = this.handle(name).prepare(asDerivedTable(sql));
+      if (!st.reader || !st.readonly) throw new LeapfrogError('input', `not a read-only query: ${sql}`);
+      return st.all(...params) as Row[];
+    });
+  }
+
+  /**
+   * A read on a read-only handle fails when a writer died mid-transaction and
+   * left a hot rollback journal: rolling it back is a write
+   * (https://www.sqlite.org/lockingv3.html#hot_journals). Said as what it is.
+   */
+  private journalled<T>(name: string, read: () => T): T {
+    try {
+      return read();
+    } catch (err) {
+      const journal = `${sqliteFile(this.target.dir, name)}-journal`;
+      if ((err as { code?: string }).code?.startsWith('SQLITE_READONLY') && hotJournal(journal)) {
+        throw new LeapfrogError(
+          'refused',
+          `database ${name}: ${journal} holds a transaction a writer left unfinished when it died (a step killed mid-migration); reading the database rolls it back, which only \`leapfrog run\` does, under its lock. Run it (it rolls back, then resumes), or stop whatever still writes to the file`,
+          { cause: err },
+        );
+      }
+      throw err;
+    }
+  }
+
+  async rollBackInterrupted(names: readonly string[]): Promise<string[]> {
+    const out: string[] = [];
+    for (const name of names) {
+      const file = sqliteFile(this.target.dir, name);
+      if (!existsSync(file) || !hotJournal(`${file}-journal`)) continue;
+      this.handles.get(name)?.close();
+      this.handles.delete(name);
+      // The first read on a writable connection rolls the hot journal back, as the tool's own next connection would.
+      const db = new Database(file, { fileMustExist: true });
+      try {
+        db.prepare('SELECT count(*) FROM sqlite_master').get();
+      } finally {
+        db.close();
+      }
+      if (!hotJournal(`${file}-journal`)) out.push(name);
+    }
+    return out;
   }
 
   async hasTable(name: string, table: string): Promise<boolean> {
@@ -216,5 +258,14 @@ function isWal(file: string): boolean {
     return b[0] === 2;
   } finally {
     closeSync(fd);
+  }
+}
+
+/** A rollback journal with content: a transaction some writer did not finish (an empty or absent one is nothing). */
+function hotJournal(file: string): boolean {
+  try {
+    return statSync(file).size > 0;
+  } catch {
+    return false;
   }
 }
