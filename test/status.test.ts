@@ -37,7 +37,7 @@ describeTargets('status', (kind) => {
     assert.equal(fresh.json.lastRun, null);
     assert.equal(fresh.json.lastRehearsal, null);
     assert.match(fresh.text, new RegExp(`^Status: chain fakecloud-juno-newton on \\S+: ${plan.steps.length} steps pending \\(exit 1\\)`));
-    assert.match(fresh.text, /│ compute +│ main +│ 254 +│ \(chain start\) │ compute@kilo +│ 9 from kilo\/compute\/\d+ +│/);
+    assert.match(fresh.text, /│ compute +│ main +│ 254 +│ \(chain start\) │ compute@kilo +│ 10 from kilo\/compute\/\d+ +│/);
     assert.match(fresh.text, /Last run: none recorded on this target\./);
 
     // A data step that cannot finish within its bound fails the run at kilo: exit 2, naming the step.
