@@ -66,6 +66,14 @@ describeTargets('signals and broken pipes', (kind) => {
     assert.deepEqual(ledgerRows(cloud.state, 'SELECT status FROM runs'), [{ status: 'interrupted' }]);
     await eventually("the step's process group to be stopped", () => (groupMembers(pid).length === 0 ? true : undefined), 15_000);
     const again = await leapfrog(['run', ...cloud.args()]);
+    // The step ran on while leapfrog was paused, so where SIGHUP caught it varies. On SQLite each migration commits
+    // with its version: the next run resumes. On MariaDB DDL commits on its own, so a step stopped after its
+    // version moved, with no evidence of its end in this ledger, is refused by name, never run over (core/recovery.ts).
+    if (kind === 'mariadb' && again.exitCode === 3) {
+      assert.match(again.stderr, /a run died inside liberty\/compute\/1 .*not safe to run over/);
+      assert.match(again.stderr, /unknown state after liberty\/compute\/1 \(run 1\) on compute main .*version 280 -> 2\d\d/);
+      return;
+    }
     assert.equal(again.exitCode, 0, again.stderr);
     assert.equal(Number(await cloud.scalar('compute', 'SELECT version FROM migrate_version')), 334);
   });
