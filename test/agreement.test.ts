@@ -11,7 +11,7 @@ import { copyFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { execa } from 'execa';
-import { ROOT, describeTargets, eventually, fakeCloud, leapfrog, withMariadb, type Cloud } from './helpers.js';
+import { ROOT, describeTargets, eventually, fakeCloud, leapfrog, withMariadb, type Cloud, runKilledAt } from './helpers.js';
 
 type Json = Record<string, any>;
 
@@ -81,17 +81,7 @@ describeTargets('plan, check-migrations and run agree', (kind) => {
 
   test('a run that died after its step\'s child finished, before recording it: plan and check show the same plan and say run resumes; run does', async () => {
     const cloud = await fakeCloud({ kind, instances: 5 });
-    const child = execa(process.execPath, [path.join(ROOT, 'bin', 'leapfrog.js'), 'run', ...cloud.args()], {
-      env: { LEAPFROG_PAUSE_AT: 'step-end@liberty/compute/1' },
-      reject: false,
-      stdin: 'ignore',
-      forceKillAfterDelay: false,
-    });
-    let seen = '';
-    child.stderr!.on('data', (d: Buffer) => (seen += d.toString()));
-    await eventually('the pause', () => (seen.includes('leapfrog: paused at') ? true : undefined));
-    child.kill('SIGKILL');
-    await child;
+    await runKilledAt(cloud, 'step-end@liberty/compute/1');
     assert.equal(Number(await cloud.scalar('compute', 'SELECT version FROM migrate_version')), 302, 'the child had finished');
     const { plan, check, checkJson } = await allThree(cloud);
     assert.equal(plan.exitCode, 0, plan.stderr);

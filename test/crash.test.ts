@@ -13,7 +13,7 @@ import path from 'node:path';
 import { describe, test } from 'node:test';
 import Database from 'better-sqlite3';
 import { execa, type ResultPromise } from 'execa';
-import { CACHE, CLOUD_DATABASES, ROOT, describeTargets, fakeCloud, leapfrog, tempDir, withMariadb, type Cloud, type TargetKind } from './helpers.js';
+import { CACHE, CLOUD_DATABASES, ROOT, describeTargets, fakeCloud, leapfrog, tempDir, withMariadb, type Cloud, type TargetKind, ledgerRows, stopped, groupGone } from './helpers.js';
 
 type Json = Record<string, any>;
 const parse = (s: string): Json => JSON.parse(s) as Json;
@@ -90,56 +90,21 @@ async function runUntilPaused(cloud: Cloud, pauseAt: string, extra: string[] = [
   return { child };
 }
 
-/**
- * The "paused at" line comes just before leapfrog stops itself; a SIGCONT
- * sent in between would be lost and leave it stopped for good, so wait
- * until the kernel says it is stopped (state T in /proc/PID/stat).
- */
-async function stopped(pid: number): Promise<void> {
-  for (let i = 0; i < 400; i++) {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('T')) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`leapfrog (pid ${pid}) said it paused but never stopped`);
-}
-
-function ledgerRows(cloud: Cloud, sql: string): Json[] {
-  const db = new Database(path.join(cloud.state, 'ledger.sqlite3'), { readonly: true });
-  try {
-    return db.prepare(sql).all() as Json[];
-  } finally {
-    db.close();
-  }
-}
-
-async function groupGone(pid: number): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    try {
-      process.kill(-pid, 0);
-    } catch {
-      return;
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`process group ${pid} still alive`);
-}
-
 async function resumeAndCompare(cloud: Cloud, interruptedStep: string | undefined): Promise<void> {
   const r = await leapfrog(['run', ...cloud.args(), '--format', 'json']);
   assert.equal(r.exitCode, 0, r.stderr);
   assert.match(r.stderr, /leapfrog: run 1 died (during|between)/);
   assert.deepEqual(await endState(cloud), await reference(cloud.kind));
-  const first = ledgerRows(cloud, 'SELECT status, notes FROM runs WHERE id = 1')[0]!;
+  const first = ledgerRows(cloud.state, 'SELECT status, notes FROM runs WHERE id = 1')[0]!;
   assert.equal(first.status, 'interrupted');
   if (interruptedStep) {
-    const rows = ledgerRows(cloud, `SELECT status, error FROM steps WHERE run_id = 1 AND step_id = '${interruptedStep}'`);
+    const rows = ledgerRows(cloud.state, `SELECT status, error FROM steps WHERE run_id = 1 AND step_id = '${interruptedStep}'`);
     assert.deepEqual(rows.map((s) => s.status), ['interrupted']);
     assert.match(rows[0]!.error, /the run died while this step was running; found by the next run .*re-probed: /);
     const shown = await leapfrog(['ledger', 'show', '1', '--state-dir', cloud.state]);
     assert.match(shown.stdout, new RegExp(`${interruptedStep.replace(/\//g, '\\/')} +│ \\w+ +│ [\\w-]+ +│ interrupted`));
   }
-  assert.equal(ledgerRows(cloud, "SELECT COUNT(*) n FROM steps WHERE status = 'started'")[0]!.n, 0, 'no dangling step is left');
+  assert.equal(ledgerRows(cloud.state, "SELECT COUNT(*) n FROM steps WHERE status = 'started'")[0]!.n, 0, 'no dangling step is left');
 }
 
 describeTargets('SIGKILL at every point of a run, then run again', (kind) => {
@@ -149,7 +114,7 @@ describeTargets('SIGKILL at every point of a run, then run again', (kind) => {
     const { child } = await runUntilPaused(cloud, 'step-start@liberty/compute/1');
     child.kill('SIGKILL');
     await child;
-    assert.deepEqual(ledgerRows(cloud, "SELECT step_id FROM steps WHERE step_id = 'liberty/compute/1'"), [], 'the step never started');
+    assert.deepEqual(ledgerRows(cloud.state, "SELECT step_id FROM steps WHERE step_id = 'liberty/compute/1'"), [], 'the step never started');
     await resumeAndCompare(cloud, undefined);
   });
 
@@ -158,15 +123,15 @@ describeTargets('SIGKILL at every point of a run, then run again', (kind) => {
     const { child } = await runUntilPaused(cloud, 'snapshot@kilo/compute/1');
     child.kill('SIGKILL');
     await child;
-    assert.deepEqual(ledgerRows(cloud, 'SELECT COUNT(*) n FROM snapshots'), [{ n: 0 }], 'the snapshot was never recorded');
+    assert.deepEqual(ledgerRows(cloud.state, 'SELECT COUNT(*) n FROM snapshots'), [{ n: 0 }], 'the snapshot was never recorded');
     await resumeAndCompare(cloud, undefined);
-    assert.ok((ledgerRows(cloud, 'SELECT COUNT(*) n FROM snapshots WHERE run_id = 2')[0]!.n as number) > 0, 'the next run took its own snapshot');
+    assert.ok((ledgerRows(cloud.state, 'SELECT COUNT(*) n FROM snapshots WHERE run_id = 2')[0]!.n as number) > 0, 'the next run took its own snapshot');
   });
 
   test('while a sync step\'s child runs (the child outlives leapfrog, and the next run waits for it)', async () => {
     const cloud = await fakeCloud({ ...CLOUD, kind });
     const { child } = await runUntilPaused(cloud, 'step-child@liberty/compute/1');
-    const [{ pid }] = ledgerRows(cloud, "SELECT pid FROM steps WHERE step_id = 'liberty/compute/1'") as [{ pid: number }];
+    const [{ pid }] = ledgerRows(cloud.state, "SELECT pid FROM steps WHERE step_id = 'liberty/compute/1'") as [{ pid: number }];
     assert.ok(pid > 0, 'the child\'s pid is in the ledger before it is waited on');
     child.kill('SIGKILL');
     await child;
@@ -177,7 +142,7 @@ describeTargets('SIGKILL at every point of a run, then run again', (kind) => {
   test('after the child exited, before its end is written', async () => {
     const cloud = await fakeCloud({ ...CLOUD, kind });
     const { child } = await runUntilPaused(cloud, 'step-end@liberty/compute/1');
-    assert.deepEqual(ledgerRows(cloud, "SELECT status FROM steps WHERE step_id = 'liberty/compute/1'"), [{ status: 'started' }]);
+    assert.deepEqual(ledgerRows(cloud.state, "SELECT status FROM steps WHERE step_id = 'liberty/compute/1'"), [{ status: 'started' }]);
     child.kill('SIGKILL');
     await child;
     await resumeAndCompare(cloud, 'liberty/compute/1');
@@ -186,7 +151,7 @@ describeTargets('SIGKILL at every point of a run, then run again', (kind) => {
   test('inside a data step\'s batch loop', async () => {
     const cloud = await fakeCloud({ ...CLOUD, kind });
     const { child } = await runUntilPaused(cloud, 'data-batch@kilo/compute/3');
-    const [{ attempts }] = ledgerRows(cloud, "SELECT attempts FROM steps WHERE step_id = 'kilo/compute/3'") as [{ attempts: number }];
+    const [{ attempts }] = ledgerRows(cloud.state, "SELECT attempts FROM steps WHERE step_id = 'kilo/compute/3'") as [{ attempts: number }];
     assert.equal(attempts, 1, 'the batches already run are recorded');
     child.kill('SIGKILL');
     await child;
@@ -198,7 +163,7 @@ describeTargets('SIGKILL at every point of a run, then run again', (kind) => {
     const { child } = await runUntilPaused(cloud, 'checkpoint@kilo/compute');
     child.kill('SIGKILL');
     await child;
-    assert.deepEqual(ledgerRows(cloud, "SELECT release FROM checkpoints WHERE project = 'compute'"), []);
+    assert.deepEqual(ledgerRows(cloud.state, "SELECT release FROM checkpoints WHERE project = 'compute'"), []);
     await resumeAndCompare(cloud, undefined);
   });
 });
@@ -207,7 +172,7 @@ describe('faults around the run', { timeout: 120_000 }, () => {
   test('a toolchain killed by a signal fails its step; the next run finishes the chain', async () => {
     const cloud = await fakeCloud(CLOUD);
     const { child } = await runUntilPaused(cloud, 'step-child@mitaka/compute/1');
-    const [{ pid }] = ledgerRows(cloud, "SELECT pid FROM steps WHERE step_id = 'mitaka/compute/1'") as [{ pid: number }];
+    const [{ pid }] = ledgerRows(cloud.state, "SELECT pid FROM steps WHERE step_id = 'mitaka/compute/1'") as [{ pid: number }];
     process.kill(-pid, 'SIGKILL');
     child.kill('SIGCONT');
     const first = await child;
@@ -226,8 +191,8 @@ describe('faults around the run', { timeout: 120_000 }, () => {
     const first = await child;
     assert.equal(first.exitCode, 130, `${first.signal ?? ''} ${String(first.stderr)}`);
     assert.match(String(first.stderr), /SIGTERM: stopping at a safe point/);
-    assert.deepEqual(ledgerRows(cloud, "SELECT status FROM runs"), [{ status: 'interrupted' }]);
-    assert.deepEqual(ledgerRows(cloud, "SELECT status FROM steps WHERE step_id = 'liberty/compute/1'"), [{ status: 'interrupted' }]);
+    assert.deepEqual(ledgerRows(cloud.state, "SELECT status FROM runs"), [{ status: 'interrupted' }]);
+    assert.deepEqual(ledgerRows(cloud.state, "SELECT status FROM steps WHERE step_id = 'liberty/compute/1'"), [{ status: 'interrupted' }]);
     const again = await leapfrog(['run', ...cloud.args(), '--resume']);
     assert.equal(again.exitCode, 0, again.stderr);
     assert.deepEqual(await endState(cloud), await reference('sqlite'));
@@ -249,7 +214,7 @@ describe('faults around the run', { timeout: 120_000 }, () => {
     assert.equal(r.exitCode, 0, r.stderr);
     assert.match(r.stderr, /no history of chain fakecloud-juno-newton on this target in .*ledger\.sqlite3, but its databases are past the chain's start/);
     assert.deepEqual(await endState(cloud), await reference('sqlite'));
-    assert.match(ledgerRows(cloud, 'SELECT notes FROM runs')[0]!.notes, /no history/);
+    assert.match(ledgerRows(cloud.state, 'SELECT notes FROM runs')[0]!.notes, /no history/);
   });
 
   test('schema drift since the last checkpoint stops the run, explained; --accept-drift goes on and is recorded', async () => {
@@ -262,7 +227,7 @@ describe('faults around the run', { timeout: 120_000 }, () => {
     assert.match(r.stderr, /project image, database main: schema changed since image@kilo \(checkpoint \d+\) at the same version: table hand_made added; table images: index images_by_hand\(name\) added/);
     const ok = await leapfrog(['run', ...cloud.args(), '--accept-drift']);
     assert.equal(ok.exitCode, 0, ok.stderr);
-    assert.match(ledgerRows(cloud, 'SELECT notes FROM runs WHERE id = 2')[0]!.notes, /drift accepted \(--accept-drift\): project image/);
+    assert.match(ledgerRows(cloud.state, 'SELECT notes FROM runs WHERE id = 2')[0]!.notes, /drift accepted \(--accept-drift\): project image/);
   });
 
   test('a full state disk stops the run cleanly; with space again the next run finishes', async (t) => {

@@ -39,6 +39,19 @@ async function leftovers(prefix: string): Promise<string[]> {
   });
 }
 
+
+/** `head`, then `members` gzip members of 64 MiB of `byte`: concatenated members are one valid gzip stream (RFC 1952, 2.2), each deflated once. */
+function gzipBomb(file: string, head: string, byte: number, members: number): void {
+  const member = gzipSync(Buffer.alloc(64 * MiB, byte), { level: 9 });
+  const fd = openSync(file, 'w');
+  try {
+    writeSync(fd, gzipSync(head));
+    for (let i = 0; i < members; i++) writeSync(fd, member);
+  } finally {
+    closeSync(fd);
+  }
+}
+
 describeTargets(
   'dumps with bounded memory',
   () => {
@@ -63,12 +76,7 @@ describeTargets(
 
     test('a gzip bomb of blanks (2 GiB from ~2 MiB) is refused by its ratio, RSS bounded', async (t) => {
       const dump = path.join(dir, 'bomb.sql.gz');
-      // Concatenated gzip members are one valid gzip stream (RFC 1952, 2.2); one member is deflated once.
-      const member = gzipSync(Buffer.alloc(64 * MiB, 0x20), { level: 9 });
-      const fd = openSync(dump, 'w');
-      writeSync(fd, gzipSync('CREATE TABLE t (id INT);\n'));
-      for (let i = 0; i < 32; i++) writeSync(fd, member);
-      closeSync(fd);
+      gzipBomb(dump, 'CREATE TABLE t (id INT);\n', 0x20, 32);
       const r = await rehearseMeasured(args(dump, uniquePrefix()));
       assert.equal(r.exitCode, 2, r.stderr);
       assert.match(r.stderr, /--dump \S*bomb\.sql\.gz: refused as a gzip bomb: [\d.]+ MiB of it inflated to over \d+ MiB \(more than 250 times\); if it is a genuine dump, gunzip it and pass the \.sql file/);
@@ -78,11 +86,7 @@ describeTargets(
 
     test('a gzip bomb that is one endless statement is refused before memory runs away', async (t) => {
       const dump = path.join(dir, 'endless.sql.gz');
-      const member = gzipSync(Buffer.alloc(64 * MiB, 0x41), { level: 9 });
-      const fd = openSync(dump, 'w');
-      writeSync(fd, gzipSync("CREATE TABLE t (v LONGTEXT);\nINSERT INTO t VALUES ('"));
-      for (let i = 0; i < 16; i++) writeSync(fd, member);
-      closeSync(fd);
+      gzipBomb(dump, "CREATE TABLE t (v LONGTEXT);\nINSERT INTO t VALUES ('", 0x41, 16);
       const r = await rehearseMeasured(args(dump, uniquePrefix()));
       assert.equal(r.exitCode, 2, r.stderr);
       assert.match(r.stderr, /--dump \S*endless\.sql\.gz: (refused as a gzip bomb|the statement starting at line 2 is larger than --max-statement-bytes \(67108864 bytes)/);

@@ -286,3 +286,47 @@ export function remoteChain(server: { serve(name: string, file: string): void; u
   writeFileSync(chain, stringify(doc));
   return { chain, envDir, dir };
 }
+
+/** Rows of the ledger in `state`, read read-only (the tests' view of what leapfrog recorded). */
+export function ledgerRows(state: string, sql: string): Record<string, any>[] {
+  const db = new Database(path.join(state, 'ledger.sqlite3'), { readonly: true });
+  try {
+    return db.prepare(sql).all() as Record<string, any>[];
+  } finally {
+    db.close();
+  }
+}
+
+/**
+ * Wait until `pid` is stopped (state T in /proc/PID/stat). The "paused at"
+ * line comes just before leapfrog stops itself; a SIGCONT sent in between
+ * would be lost and leave it stopped for good.
+ */
+export async function stopped(pid: number): Promise<void> {
+  await eventually(`pid ${pid} to stop`, () => {
+    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
+    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('T') ? true : undefined;
+  });
+}
+
+/** `leapfrog run` on `cloud`, killed with SIGKILL where LEAPFROG_PAUSE_AT (`pauseAt`) stopped it: a crash at that exact point. */
+export async function runKilledAt(cloud: Cloud, pauseAt: string, args: readonly string[] = cloud.args()): Promise<void> {
+  const child = execa(process.execPath, [path.join(ROOT, 'bin', 'leapfrog.js'), 'run', ...args], { env: { LEAPFROG_PAUSE_AT: pauseAt }, reject: false, stdin: 'ignore', forceKillAfterDelay: false });
+  let seen = '';
+  child.stderr!.on('data', (d: Buffer) => (seen += d.toString()));
+  await eventually('the pause', () => (seen.includes('leapfrog: paused at') ? true : undefined));
+  child.kill('SIGKILL');
+  await child;
+}
+
+/** Wait until no process of group `pid` is left. */
+export async function groupGone(pid: number): Promise<void> {
+  await eventually(`process group ${pid} to end`, () => {
+    try {
+      process.kill(-pid, 0);
+      return undefined;
+    } catch {
+      return true;
+    }
+  }, 10_000);
+}

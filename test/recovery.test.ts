@@ -17,41 +17,11 @@ import Database from 'better-sqlite3';
 import { execa, type ResultPromise } from 'execa';
 import type mysql from 'mysql2/promise';
 import { classify } from '../src/core/recovery.js';
-import { ROOT, describeTargets, fakeCloud, leapfrog, mariadbOptions, tempDir, type Cloud } from './helpers.js';
+import { ROOT, describeTargets, fakeCloud, leapfrog, mariadbOptions, tempDir, type Cloud, ledgerRows, stopped, groupGone } from './helpers.js';
 
 type Json = Record<string, any>;
 const STEP = 'newton/compute/2';
 const CLOUD = { kind: 'mariadb' as const, instances: 10 };
-
-function ledgerRows(cloud: Cloud, sql: string): Json[] {
-  const db = new Database(path.join(cloud.state, 'ledger.sqlite3'), { readonly: true });
-  try {
-    return db.prepare(sql).all() as Json[];
-  } finally {
-    db.close();
-  }
-}
-
-async function stopped(pid: number): Promise<void> {
-  for (let i = 0; i < 400; i++) {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    if (stat.slice(stat.lastIndexOf(')') + 2).startsWith('T')) return;
-    await new Promise((r) => setTimeout(r, 25));
-  }
-  throw new Error(`leapfrog (pid ${pid}) said it paused but never stopped`);
-}
-
-async function groupGone(pid: number): Promise<void> {
-  for (let i = 0; i < 200; i++) {
-    try {
-      process.kill(-pid, 0);
-    } catch {
-      return;
-    }
-    await new Promise((r) => setTimeout(r, 50));
-  }
-  throw new Error(`process group ${pid} still alive`);
-}
 
 /**
  * Run the chain until the step's child blocks on what `hold` locks (a
@@ -90,7 +60,7 @@ async function killInside(cloud: Cloud, hold: string, blocked: RegExp): Promise<
       if (thread === undefined) await new Promise((r) => setTimeout(r, 50));
     }
     assert.ok(thread !== undefined, `the step never blocked on ${blocked}:\n${seen}`);
-    const [{ pid }] = ledgerRows(cloud, `SELECT pid FROM steps WHERE step_id = '${STEP}'`) as [{ pid: number }];
+    const [{ pid }] = ledgerRows(cloud.state, `SELECT pid FROM steps WHERE step_id = '${STEP}'`) as [{ pid: number }];
     child.kill('SIGKILL');
     process.kill(-pid, 'SIGKILL');
     await child;
@@ -147,7 +117,7 @@ describeTargets('a step killed inside a two-statement migration', () => {
     const row = (JSON.parse(check.stdout) as Json).checks.find((c: Json) => c.check === 'Crash recovery');
     assert.equal(row?.result, 'Failure', check.stdout);
     assert.deepEqual(row.data.map((d: Json) => [d.step, d.verdict.kind]), [[STEP, 'unknown']]);
-    assert.equal(ledgerRows(cloud, 'SELECT status FROM runs WHERE id = 1')[0]!.status, 'running', 'plan and check-migrations only read');
+    assert.equal(ledgerRows(cloud.state, 'SELECT status FROM runs WHERE id = 1')[0]!.status, 'running', 'plan and check-migrations only read');
 
     const first = await leapfrog(['run', ...cloud.args()]);
     assert.equal(first.exitCode, 3, first.stderr);
@@ -155,9 +125,9 @@ describeTargets('a step killed inside a two-statement migration', () => {
     assert.match(first.stderr, /a run died inside newton\/compute\/2 and left work that is not safe to run over/);
     assert.doesNotMatch(first.stderr, /changed by hand/);
     assert.match(first.stderr, /roll back to a snapshot from before the step: leapfrog rollback --chain \S+ --db mysql:\S+ --to ID, with ID one of .*start/);
-    assert.deepEqual(ledgerRows(cloud, 'SELECT status FROM runs WHERE id = 1'), [{ status: 'interrupted' }], 'the dead run is marked although the run refused');
-    assert.deepEqual(ledgerRows(cloud, `SELECT status FROM steps WHERE step_id = '${STEP}'`), [{ status: 'interrupted' }]);
-    assert.equal(ledgerRows(cloud, 'SELECT COUNT(*) n FROM runs')[0]!.n, 1, 'no run was started');
+    assert.deepEqual(ledgerRows(cloud.state, 'SELECT status FROM runs WHERE id = 1'), [{ status: 'interrupted' }], 'the dead run is marked although the run refused');
+    assert.deepEqual(ledgerRows(cloud.state, `SELECT status FROM steps WHERE step_id = '${STEP}'`), [{ status: 'interrupted' }]);
+    assert.equal(ledgerRows(cloud.state, 'SELECT COUNT(*) n FROM runs')[0]!.n, 1, 'no run was started');
     // --accept-drift is for changes by hand: it does not let a step run over its own partial work.
     const forced = await leapfrog(['run', ...cloud.args(), '--accept-drift']);
     assert.equal(forced.exitCode, 3, forced.stderr);
@@ -185,7 +155,7 @@ describeTargets('a step killed inside a two-statement migration', () => {
     assert.match(r.stderr, new RegExp(`run 1 died during ${STEP} \\(sync\\); marked interrupted`));
     assert.equal(await cloud.scalar('compute', 'SELECT version FROM migrate_version'), 334);
     assert.deepEqual(await columns(cloud, 'shadow_instance_extra'), ['device_metadata']);
-    assert.deepEqual(ledgerRows(cloud, `SELECT run_id, status FROM steps WHERE step_id = '${STEP}' ORDER BY id`), [{ run_id: 1, status: 'interrupted' }, { run_id: 2, status: 'succeeded' }]);
+    assert.deepEqual(ledgerRows(cloud.state, `SELECT run_id, status FROM steps WHERE step_id = '${STEP}' ORDER BY id`), [{ run_id: 1, status: 'interrupted' }, { run_id: 2, status: 'succeeded' }]);
   });
 
   test('after the second ALTER, before the version row: with the evidence, recorded as done without running again', async () => {
@@ -206,8 +176,8 @@ describeTargets('a step killed inside a two-statement migration', () => {
     assert.equal(r.exitCode, 0, r.stderr);
     assert.match(r.stderr, /newton\/compute\/2 \(run 1\) was fully applied but not recorded: recorded as done without running it again; version written for compute main from 333/);
     assert.equal(await cloud.scalar('compute', 'SELECT version FROM migrate_version'), 334);
-    assert.deepEqual(ledgerRows(cloud, `SELECT run_id, status FROM steps WHERE step_id = '${STEP}' ORDER BY id`), [{ run_id: 1, status: 'succeeded' }], 'the step was not run again');
-    assert.deepEqual(ledgerRows(cloud, 'SELECT status FROM runs ORDER BY id').map((x) => x.status), ['interrupted', 'succeeded']);
+    assert.deepEqual(ledgerRows(cloud.state, `SELECT run_id, status FROM steps WHERE step_id = '${STEP}' ORDER BY id`), [{ run_id: 1, status: 'succeeded' }], 'the step was not run again');
+    assert.deepEqual(ledgerRows(cloud.state, 'SELECT status FROM runs ORDER BY id').map((x) => x.status), ['interrupted', 'succeeded']);
   });
 }, ['mariadb']);
 
@@ -215,9 +185,9 @@ describe('evidence on SQLite: recorded by every sync step, exported, imported on
   test('each sync step of a run has its before and after; a second import adds nothing', async () => {
     const cloud = await fakeCloud({ instances: 5 });
     assert.equal((await leapfrog(['run', ...cloud.args(), '--until', 'kilo'])).exitCode, 0);
-    const syncs = ledgerRows(cloud, "SELECT id FROM steps WHERE kind = 'sync' AND status = 'succeeded'").length;
+    const syncs = ledgerRows(cloud.state, "SELECT id FROM steps WHERE kind = 'sync' AND status = 'succeeded'").length;
     assert.ok(syncs > 0);
-    assert.deepEqual(ledgerRows(cloud, "SELECT phase, COUNT(*) n FROM evidence GROUP BY phase ORDER BY phase"), [{ phase: 'after', n: syncs }, { phase: 'before', n: syncs }]);
+    assert.deepEqual(ledgerRows(cloud.state, "SELECT phase, COUNT(*) n FROM evidence GROUP BY phase ORDER BY phase"), [{ phase: 'after', n: syncs }, { phase: 'before', n: syncs }]);
     const out = await leapfrog(['ledger', 'export', '--state-dir', cloud.state]);
     assert.equal(out.exitCode, 0, out.stderr);
     const file = path.join(tempDir('export'), 'e.json');

@@ -11,26 +11,12 @@ import path from 'node:path';
 import { test } from 'node:test';
 import Database from 'better-sqlite3';
 import { execa } from 'execa';
-import { CACHE, CHAIN, ROOT, describeTargets, eventually, fakeCloud, leapfrog } from './helpers.js';
+import { CACHE, CHAIN, ROOT, describeTargets, eventually, fakeCloud, leapfrog, ledgerRows, stopped } from './helpers.js';
 
 const BIN = path.join(ROOT, 'bin', 'leapfrog.js');
 
-function ledgerRows(state: string, sql: string): Record<string, unknown>[] {
-  const db = new Database(path.join(state, 'ledger.sqlite3'), { readonly: true });
-  try {
-    return db.prepare(sql).all() as Record<string, unknown>[];
-  } finally {
-    db.close();
-  }
-}
 
 /** The kernel's word that a process is stopped (state T), so a signal sent next is not lost to a SIGCONT race. */
-async function stopped(pid: number): Promise<void> {
-  await eventually(`pid ${pid} to stop`, () => {
-    const stat = readFileSync(`/proc/${pid}/stat`, 'utf8');
-    return stat.slice(stat.lastIndexOf(')') + 2).startsWith('T') ? true : undefined;
-  });
-}
 
 /** Live (not zombie) members of a process group, from /proc: a container's init may be slow to reap. */
 function groupMembers(pgid: number): number[] {

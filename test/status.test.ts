@@ -10,7 +10,7 @@ import path from 'node:path';
 import { test } from 'node:test';
 import { execa } from 'execa';
 import { Ledger } from '../src/ledger/ledger.js';
-import { ROOT, describeTargets, eventually, fakeCloud, leapfrog } from './helpers.js';
+import { ROOT, describeTargets, eventually, fakeCloud, leapfrog, runKilledAt } from './helpers.js';
 
 type Json = Record<string, any>;
 
@@ -57,17 +57,7 @@ describeTargets('status', (kind) => {
     assert.match(failed.text, /Last run: 1 failed, started \S+, took [\d.]+ m?s; stopped at kilo\/compute\/3 \(failed: still has work/);
 
     // A run killed (-9) inside a step never records its end: status says it died (2).
-    const child = execa(process.execPath, [path.join(ROOT, 'bin', 'leapfrog.js'), 'run', ...cloud.args()], {
-      env: { LEAPFROG_PAUSE_AT: 'step-end@liberty/compute/1' },
-      reject: false,
-      stdin: 'ignore',
-      forceKillAfterDelay: false,
-    });
-    let seen = '';
-    child.stderr!.on('data', (d: Buffer) => (seen += d.toString()));
-    await eventually('the pause', () => (seen.includes('leapfrog: paused at') ? true : undefined));
-    child.kill('SIGKILL');
-    await child;
+    await runKilledAt(cloud, 'step-end@liberty/compute/1');
     const died = await status();
     assert.equal(died.exitCode, 2, died.stderr);
     assert.equal(died.json.lastRun.id, 2);
