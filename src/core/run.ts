@@ -11,6 +11,7 @@ import { probeNetworkIsolation } from '../sandbox/run-step.js';
 import { probeBubblewrap } from '../sandbox/bwrap.js';
 import type { CoreContext } from './context.js';
 import { offlineGuard } from './guard.js';
+import { recoverOrphanOutput } from '../sandbox/step-output.js';
 import { awaitSurvivors, describeDrift, probedNow, survivorProblem, type DeadRun } from './history.js';
 import { preflight, refusalError, type Preflight } from './preflight.js';
 import { recordable, recordApplied } from './recovery.js';
@@ -80,9 +81,18 @@ async function sandboxFor(envs: readonly (EnvDef | undefined)[]): Promise<string
   return probe.bwrap;
 }
 
-/** Record the crash in the ledger: dangling steps become `interrupted`, with what the databases say now. */
+/**
+ * Record the crash in the ledger: dangling steps become `interrupted`, with
+ * what the databases say now; the output an orphaned step went on writing
+ * after its leapfrog died goes into its log (sandbox/step-output.ts).
+ */
 function markCrashed(ledger: Ledger, found: readonly DeadRun[], pre: Preflight): string[] {
-  return found.map(({ run, steps }) => {
+  return found.map(({ run, steps, survivor }) => {
+    if (survivor.kind === 'dead') {
+      for (const s of steps) {
+        if (s.log_path) recoverOrphanOutput(s.log_path, `leapfrog (run ${run.id}) died while this step ran; the step's own output went on to the line above; its exit status was not seen. Found by the next run (pid ${process.pid}).`);
+      }
+    }
     const now = probedNow(steps, pre.versions ?? {});
     ledger.markInterrupted(run.id, steps.map((s) => s.id), `the run died while this step was running; found by the next run (pid ${process.pid})${now ? `, which re-probed: ${now}` : ''}`);
     return steps.length > 0

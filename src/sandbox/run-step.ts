@@ -1,19 +1,19 @@
-import { createWriteStream, existsSync, openSync } from 'node:fs';
+import { closeSync, existsSync, fstatSync, openSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
-import { StringDecoder } from 'node:string_decoder';
 import { execa } from 'execa';
 import { LeapfrogError } from '../errors.js';
 import { failureTail } from '../report/tail.js';
-import { containsSecret, maskSecrets as mask, streamMasker } from '../report/secrets.js';
+import { containsSecret, maskSecrets as mask } from '../report/secrets.js';
 import { bwrapOptions, type RootfsSandbox } from './bwrap.js';
 import { clientEnvironment, SYSTEM_PATH } from './child-env.js';
+import { followOutput, type OutputFollower } from './step-output.js';
 
 /**
  * Run one step's command in a sandbox: an environment built from nothing
  * (STYLE.md, "child-process hygiene"), the env's bin directories first on
  * PATH, HOME and TMPDIR inside the run directory, a timeout, and all output
- * streamed to one log file per step. The only module that imports execa.
+ * in one log file per step (step-output.ts). The only module that imports execa.
  */
 
 
@@ -25,6 +25,8 @@ export { INHERITED_VARS } from './child-env.js';
  */
 const WINDOW_LINES = 2000;
 const WINDOW_LINE_CHARS = 2000;
+/** How often the log catches up with the step's output file while it runs. */
+const FOLLOW_MS = 250;
 /** Between SIGTERM and SIGKILL: time for a tool to roll back its transaction. */
 const GRACE_MS = 10_000;
 
@@ -76,41 +78,44 @@ export async function runStepProcess(p: StepProcess): Promise<StepOutcome> {
   // Decided before the log is opened: a sandbox that cannot be built is the caller's error, not a step's outcome.
   const wrapper = p.rootfs ? [p.rootfs.bwrap, ...bwrapOptions(p.rootfs, p.cwd), '--'] : p.wrapper;
   // Open the log before anything runs: a step whose output cannot be kept
-  // must not start (and an unopenable file must not surface later as an
-  // unhandled 'error' event on the stream).
+  // must not start. Written synchronously, so that its size is known where
+  // each attempt's output starts (step-output.ts).
   let fd: number;
+  let follower: OutputFollower;
   try {
     fd = openSync(p.logFile, 'a', 0o600);
   } catch (err) {
     throw new LeapfrogError('unexpected', `cannot open the step log ${p.logFile} (${(err as Error).message}); check the state directory`, { cause: err });
   }
-  const log = createWriteStream(p.logFile, { fd });
   let logError: Error | undefined;
-  log.on('error', (err) => {
-    logError ??= err;
-  });
-  // The header shows argv: mask it too, in case the caller's shownArgv still carries a secret.
-  log.write(`# ${new Date().toISOString()} $ ${mask([...(p.wrapper ?? []), ...p.shownArgv].join(' '), p.secrets)}\n`);
+  const write = (text: string) => {
+    if (logError) return;
+    try {
+      writeSync(fd, text);
+    } catch (err) {
+      logError = err as Error;
+    }
+  };
+  // The header shows argv: masked too, in case the caller's shownArgv still carries a secret.
+  write(`# ${new Date().toISOString()} $ ${mask([...(p.rootfs ? [`bwrap (rootfs ${p.rootfs.root})`] : (wrapper ?? [])), ...p.shownArgv].join(' '), p.secrets)}\n`);
   const window: string[] = [];
-  log.write(`# ${new Date().toISOString()} $ ${mask([...(p.rootfs ? [`bwrap (rootfs ${p.rootfs.root})`] : (wrapper ?? [])), ...p.shownArgv].join(' '), p.secrets)}\n`);
-  const tail: string[] = [];
   let partial = '';
   const keep = (text: string) => {
     const lines = (partial + text).split('\n');
     partial = lines.pop() ?? '';
-    for (const l of lines) {
-      window.push(l.length > WINDOW_LINE_CHARS ? `${l.slice(0, WINDOW_LINE_CHARS)}…` : l);
-      if (window.length > WINDOW_LINES) window.shift();
-    }
+    for (const l of lines) window.push(l.length > WINDOW_LINE_CHARS ? `${l.slice(0, WINDOW_LINE_CHARS)}…` : l);
+    // Trimmed in one splice, not a shift() per line: cheap however much a step prints.
+    if (window.length > 2 * WINDOW_LINES) window.splice(0, window.length - WINDOW_LINES);
   };
-  const masker = streamMasker(p.secrets);
-  // Bytes to text across chunk boundaries: a multi-byte character split by the pipe stays whole.
-  const decoder = new StringDecoder('utf8');
-  const emit = (text: string) => {
-    if (text === '') return;
-    log.write(text);
-    keep(text);
-  };
+  try {
+    follower = followOutput(p.logFile, fstatSync(fd).size, p.secrets, (text) => {
+      write(text);
+      keep(text);
+    });
+  } catch (err) {
+    closeSync(fd);
+    throw new LeapfrogError('unexpected', `cannot create the step's output file beside ${p.logFile} (${(err as Error).message}); check the state directory`, { cause: err });
+  }
 
   const started = performance.now();
   // The child leads its own process group, so a timeout or a signal stops
@@ -122,6 +127,11 @@ export async function runStepProcess(p: StepProcess): Promise<StepOutcome> {
     env: childEnvironment(p),
     extendEnv: false,
     stdin: 'ignore',
+    // One file for both, written by the child itself: interleaved as it wrote them, and kept
+    // writable when leapfrog dies (step-output.ts).
+    // (execa's types take a descriptor only as a literal number; any open descriptor works.)
+    stdout: follower.fd as 1,
+    stderr: follower.fd as 1,
     buffer: false,
     reject: false,
     detached: true,
@@ -156,11 +166,14 @@ export async function runStepProcess(p: StepProcess): Promise<StepOutcome> {
   process.once('exit', onParentExit);
   child.on('exit', () => killGroup('SIGKILL'));
 
-  // stdout and stderr share one decoder and masker: chunks are written to the
-  // log in the order they arrive, so the two streams interleave as they did.
-  const onData = (chunk: Buffer) => emit(masker.push(decoder.write(chunk)));
-  child.stdout?.on('data', onData);
-  child.stderr?.on('data', onData);
+  // The log follows the output file while the step runs, for whoever tails it.
+  const follow = setInterval(() => {
+    try {
+      follower.pump();
+    } catch {
+      // Read again at the end, where an error is reported.
+    }
+  }, FOLLOW_MS);
   let result;
   try {
     if (child.pid !== undefined && p.onSpawn) {
@@ -177,13 +190,18 @@ export async function runStepProcess(p: StepProcess): Promise<StepOutcome> {
   } finally {
     clearTimeout(timer);
     clearTimeout(grace);
+    clearInterval(follow);
     p.signal?.removeEventListener('abort', onAbort);
     process.off('exit', onParentExit);
   }
   const durationMs = performance.now() - started;
-  emit(masker.push(decoder.end()));
-  emit(masker.end());
-  if (partial !== '') keep('\n');
+  try {
+    follower.close();
+  } catch (err) {
+    logError ??= err as Error;
+  }
+  const partialAtEnd = partial !== '';
+  if (partialAtEnd) keep('\n');
 
   const spawnError = result.failed && result.exitCode === undefined && !timedOut && !cancelled && result.signal === undefined
     ? mask(String(result.shortMessage ?? result.message), p.secrets)
@@ -194,7 +212,7 @@ export async function runStepProcess(p: StepProcess): Promise<StepOutcome> {
     timedOut,
     spawnError,
     durationMs,
-    tail: failureTail(window),
+    tail: failureTail(window.slice(-WINDOW_LINES)),
   };
   const how = spawnError
     ? `could not start: ${spawnError}`
@@ -205,9 +223,9 @@ export async function runStepProcess(p: StepProcess): Promise<StepOutcome> {
         : outcome.signal
           ? `killed by ${outcome.signal}`
           : `exit ${outcome.exitCode}`;
-  log.write(`# ${new Date().toISOString()} ${how} (${durationMs.toFixed(1)} ms)\n`);
-  log.end();
-  await new Promise<void>((resolve) => log.once('close', () => resolve()));
+  // The end line on a line of its own, after output whose last line had no newline.
+  write(`${partialAtEnd ? '\n' : ''}# ${new Date().toISOString()} ${how} (${durationMs.toFixed(1)} ms)\n`);
+  closeSync(fd);
   if (logError !== undefined) {
     throw new LeapfrogError('unexpected', `could not write the step log ${p.logFile} (${logError.message}); the step itself ${how}`, { cause: logError });
   }
