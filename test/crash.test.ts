@@ -7,50 +7,14 @@
  * a signal, a full state disk, a lost ledger, schema drift.
  */
 import assert from 'node:assert/strict';
-import { createHash } from 'node:crypto';
 import { mkdirSync, readFileSync, readdirSync, rmSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
-import Database from 'better-sqlite3';
 import { execa, type ResultPromise } from 'execa';
-import { CACHE, CLOUD_DATABASES, ROOT, describeTargets, fakeCloud, leapfrog, tempDir, withMariadb, type Cloud, type TargetKind, ledgerRows, stopped, groupGone } from './helpers.js';
+import { CACHE, ROOT, describeTargets, endState, fakeCloud, leapfrog, tempDir, withMariadb, type Cloud, type TargetKind, ledgerRows, stopped, groupGone } from './helpers.js';
 
 type Json = Record<string, any>;
 const parse = (s: string): Json => JSON.parse(s) as Json;
-
-/** Everything a clean run's end state is judged by: per database, its schema, and per table its row count and checksum. */
-async function endState(cloud: Cloud): Promise<Record<string, unknown>> {
-  const out: Record<string, unknown> = {};
-  if (cloud.kind === 'sqlite') {
-    const dir = path.join(cloud.dir, 'db');
-    for (const f of readdirSync(dir).filter((x) => x.endsWith('.sqlite3')).sort()) {
-      const db = new Database(path.join(dir, f), { readonly: true });
-      const tables = db.prepare("SELECT name, sql FROM sqlite_master WHERE type IN ('table', 'index') AND name NOT LIKE 'sqlite_%' ORDER BY name").all() as { name: string; sql: string | null }[];
-      const state: Record<string, unknown> = { schema: createHash('sha256').update(JSON.stringify(tables)).digest('hex') };
-      for (const { name } of tables.filter((t) => t.sql?.startsWith('CREATE TABLE'))) {
-        const rows = db.prepare(`SELECT * FROM "${name}" ORDER BY rowid`).raw().all();
-        state[name] = { rows: rows.length, sha256: createHash('sha256').update(JSON.stringify(rows)).digest('hex') };
-      }
-      db.close();
-      out[f] = state;
-    }
-    return out;
-  }
-  for (const name of CLOUD_DATABASES) {
-    const present = await cloud.query<{ n: number }>('compute', `SELECT COUNT(*) n FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '${cloud.names[name]}'`);
-    if (Number(present[0]!.n) === 0) continue;
-    const state: Record<string, unknown> = {};
-    const tables = await cloud.query<{ t: string }>(name, 'SELECT TABLE_NAME t FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() ORDER BY 1');
-    for (const { t } of tables) {
-      const [ddl] = await cloud.query<Record<string, string>>(name, `SHOW CREATE TABLE \`${t}\``);
-      const [count] = await cloud.query<{ n: number }>(name, `SELECT COUNT(*) n FROM \`${t}\``);
-      const [sum] = await cloud.query<{ Checksum: number }>(name, `CHECKSUM TABLE \`${t}\``);
-      state[t] = { ddl: ddl!['Create Table']!.replace(/ AUTO_INCREMENT=\d+/, ''), rows: Number(count!.n), checksum: String(sum!.Checksum) };
-    }
-    out[name] = state;
-  }
-  return out;
-}
 
 const CLOUD = { instances: 120, nullUuids: 2 };
 const references = new Map<TargetKind, Record<string, unknown>>();
@@ -137,6 +101,13 @@ describeTargets('SIGKILL at every point of a run, then run again', (kind) => {
     await child;
     await groupGone(pid);
     await resumeAndCompare(cloud, 'liberty/compute/1');
+    // The child wrote its own output, so it neither died of a broken pipe with leapfrog nor lost its
+    // end: the next run put all of it into the step's log, the last migration included.
+    const [{ log_path: log }] = ledgerRows(cloud.state, "SELECT log_path FROM steps WHERE run_id = 1 AND step_id = 'liberty/compute/1'") as [{ log_path: string }];
+    const text = readFileSync(log, 'utf8');
+    assert.match(text, /Running upgrade 301 -> 302, add_instance_system_metadata_uuid_key_index\n[^]*# \S+ leapfrog \(run 1\) died while this step ran; the step's own output went on to the line above/);
+    assert.equal(text.match(/Running upgrade 280 -> 281/g)?.length, 1, 'what the dead leapfrog had copied is not there twice');
+    assert.deepEqual(readdirSync(path.dirname(log)).filter((f) => f.endsWith('.out')), [], 'no raw output file is left');
   });
 
   test('after the child exited, before its end is written', async () => {

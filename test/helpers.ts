@@ -3,7 +3,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
-import { randomBytes } from 'node:crypto';
+import { createHash, randomBytes } from 'node:crypto';
 import { after, describe, test } from 'node:test';
 import { execa } from 'execa';
 import mysql from 'mysql2/promise';
@@ -329,4 +329,38 @@ export async function groupGone(pid: number): Promise<void> {
       return true;
     }
   }, 10_000);
+}
+
+/** Everything a clean run's end state is judged by: per database, its schema, and per table its row count and checksum. */
+export async function endState(cloud: Cloud): Promise<Record<string, unknown>> {
+  const out: Record<string, unknown> = {};
+  if (cloud.kind === 'sqlite') {
+    const dir = path.join(cloud.dir, 'db');
+    for (const f of readdirSync(dir).filter((x) => x.endsWith('.sqlite3')).sort()) {
+      const db = new Database(path.join(dir, f), { readonly: true });
+      const tables = db.prepare("SELECT name, sql FROM sqlite_master WHERE type IN ('table', 'index') AND name NOT LIKE 'sqlite_%' ORDER BY name").all() as { name: string; sql: string | null }[];
+      const state: Record<string, unknown> = { schema: createHash('sha256').update(JSON.stringify(tables)).digest('hex') };
+      for (const { name } of tables.filter((t) => t.sql?.startsWith('CREATE TABLE'))) {
+        const rows = db.prepare(`SELECT * FROM "${name}" ORDER BY rowid`).raw().all();
+        state[name] = { rows: rows.length, sha256: createHash('sha256').update(JSON.stringify(rows)).digest('hex') };
+      }
+      db.close();
+      out[f] = state;
+    }
+    return out;
+  }
+  for (const name of CLOUD_DATABASES) {
+    const present = await cloud.query<{ n: number }>('compute', `SELECT COUNT(*) n FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '${cloud.names[name]}'`);
+    if (Number(present[0]!.n) === 0) continue;
+    const state: Record<string, unknown> = {};
+    const tables = await cloud.query<{ t: string }>(name, 'SELECT TABLE_NAME t FROM information_schema.TABLES WHERE TABLE_SCHEMA = DATABASE() ORDER BY 1');
+    for (const { t } of tables) {
+      const [ddl] = await cloud.query<Record<string, string>>(name, `SHOW CREATE TABLE \`${t}\``);
+      const [count] = await cloud.query<{ n: number }>(name, `SELECT COUNT(*) n FROM \`${t}\``);
+      const [sum] = await cloud.query<{ Checksum: number }>(name, `CHECKSUM TABLE \`${t}\``);
+      state[t] = { ddl: ddl!['Create Table']!.replace(/ AUTO_INCREMENT=\d+/, ''), rows: Number(count!.n), checksum: String(sum!.Checksum) };
+    }
+    out[name] = state;
+  }
+  return out;
 }
