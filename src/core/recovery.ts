@@ -32,8 +32,11 @@ export type Verdict =
   | { kind: 'done' }
   /** The schema is as the step found it: it may run again. */
   | { kind: 'not-started' }
-  /** The version moved inside the step on a target whose DDL is transactional (SQLite): each migration committed with its version; the tool resumes. */
-  | { kind: 'resumable' }
+  /**
+   * The version moved inside the step on a target whose DDL is transactional (SQLite): each migration
+   * committed with its version; the tool resumes. Or (`failed`) the step failed after its tool moved it.
+   */
+  | { kind: 'resumable'; failed?: true }
   /** The schema equals the evidence after this step, but the version was never written. */
   | { kind: 'applied'; source: string; stamp?: StampStatement[] | { why: string } }
   /** Some of the step's work is there, some is missing (compared with the evidence after it). */
@@ -67,11 +70,12 @@ const EMPTY: SchemaShape = { tables: {} };
  * of earlier attempts of the step that started from the same schema, and
  * whether the target's DDL is transactional.
  */
-export function classify(i: { before: State | undefined; childStarted: boolean; now: State; atExpectation: boolean; afters: readonly { state: State; source: string }[]; transactionalDdl: boolean }): Verdict {
+export function classify(i: { before: State | undefined; childStarted: boolean; now: State; atExpectation: boolean; afters: readonly { state: State; source: string }[]; transactionalDdl: boolean; failed?: boolean }): Verdict {
   if (i.atExpectation) return { kind: 'done' };
   if (!i.before) {
     // A ledger from before evidence: on SQLite each migration commits with its version, so the tool resumes where it stopped.
-    if (!i.childStarted) return { kind: 'not-started' };
+    // (A failed step from then: re-run as before evidence existed.)
+    if (!i.childStarted || i.failed) return { kind: 'not-started' };
     return i.transactionalDdl ? { kind: 'resumable' } : { kind: 'unknown', there: [], why: 'no evidence of the schema before it started (a ledger from an older leapfrog)' };
   }
   const versionMoved = !sameVersion(i.before.version, i.now.version);
@@ -79,6 +83,10 @@ export function classify(i: { before: State | undefined; childStarted: boolean; 
   const full = i.afters.find((a) => a.state.sha256 === i.now.sha256);
   if (full) return { kind: 'applied', source: full.source };
   if (versionMoved && i.transactionalDdl) return { kind: 'resumable' };
+  // A step that failed on its own after its tool moved the version: the tool resumes from the version it
+  // wrote, as after a failure fixed by hand (a blocker's rows). Only work below an unmoved version is
+  // certainly a migration's half (nova's 334 between its two ALTERs when the server died): refused below.
+  if (versionMoved && i.failed) return { kind: 'resumable', failed: true };
   const there = diffShapes(i.before.shape ?? EMPTY, i.now.shape ?? EMPTY);
   if (versionMoved) there.unshift(`version ${formatStored(i.before.version)} -> ${formatStored(i.now.version)}`);
   const after = i.afters.at(-1);
@@ -104,7 +112,10 @@ export async function assessInFlight(ledger: LedgerReader | undefined, chain: Ch
   if (!ledger) return [];
   const out: Recovery[] = [];
   const transactionalDdl = session.placement.default.kind === 'sqlite';
-  for (const row of ledger.inFlightSteps(chain.name, target)) {
+  // Failed syncs too: a step that failed (its server died, its connection was killed) may have left a half.
+  const rows = [...ledger.inFlightSteps(chain.name, target), ...ledger.inFlightSteps(chain.name, target, ['failed'])];
+  for (const row of rows) {
+    const failed = row.status === 'failed';
     const step = syncStep(chain, row.step_id);
     if (!step) continue;
     const project = chain.projects[step.project]!;
@@ -131,7 +142,10 @@ export async function assessInFlight(ledger: LedgerReader | undefined, chain: Ch
         atExpectation: compareToExpectation(version, expected, versionOrder(chain, project, db)) === 'equal',
         afters,
         transactionalDdl,
+        failed,
       });
+      // A failed step is only worth a word when it left something to refuse or to record.
+      if (failed && verdict.kind !== 'partial' && verdict.kind !== 'unknown' && verdict.kind !== 'applied') continue;
       if (verdict.kind === 'applied') verdict.stamp = stampStatements(project.version[db]!, version, expected);
       out.push({ step: row, project: project.name, database: db, name, version, verdict });
     }
@@ -185,7 +199,9 @@ export function describeRecovery(r: Recovery): string {
     case 'not-started':
       return `${where}: not started (the schema is as the step found it); it runs again`;
     case 'resumable':
-      return `${where}: stopped between two migrations, each committed with its version; it resumes from there`;
+      return v.failed
+        ? `${where}: failed after its tool moved the version; the tool resumes from there`
+        : `${where}: stopped between two migrations, each committed with its version; it resumes from there`;
     case 'applied':
       return `${where}: fully applied but not recorded: the schema equals the evidence after this step (${v.source}), but the version was never written; ${v.stamp === undefined || Array.isArray(v.stamp) ? '`leapfrog run` records it without running the step again' : `leapfrog cannot write it: ${v.stamp.why}`}`;
     case 'partial':
@@ -201,7 +217,7 @@ export function recoveryRefusal(ledger: LedgerReader, chain: Chain, target: stri
   const points = restorablePoints(ledger, chain, target);
   const applied = blocked.every((r) => r.verdict.kind === 'applied');
   return {
-    message: `a run died inside ${steps.join(', ')} and left ${applied ? 'its work applied but its version unrecorded' : 'work that is not safe to run over'}: MySQL/MariaDB commit each DDL statement on its own, so running ${steps.length === 1 ? 'the step' : 'the steps'} again would repeat what is there; nothing was run.`,
+    message: `${blocked.every((r) => r.step.status === 'failed') ? `${steps.join(', ')} failed` : `a run died inside ${steps.join(', ')}`} and left ${applied ? 'its work applied but its version unrecorded' : 'work that is not safe to run over'}: MySQL/MariaDB commit each DDL statement on its own, so running ${steps.length === 1 ? 'the step' : 'the steps'} again would repeat what is there; nothing was run.`,
     details: [
       ...blocked.map(describeRecovery),
       'Options:',

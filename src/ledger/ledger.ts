@@ -126,9 +126,9 @@ export class Ledger {
     }).immediate();
   }
 
-  /** A step a run died in whose work the evidence proves complete (core/recovery.ts): succeeded, saying so. */
+  /** A step a run died in (or that failed) whose work the evidence proves complete (core/recovery.ts): succeeded, saying so. */
   recordRecovered(stepRowId: number, why: string): void {
-    this.sql(`UPDATE steps SET status = 'succeeded', finished_at = COALESCE(finished_at, ?), error = ? WHERE id = ? AND status IN ('started', 'interrupted')`).run(now(), why, stepRowId);
+    this.sql(`UPDATE steps SET status = 'succeeded', finished_at = COALESCE(finished_at, ?), error = ? WHERE id = ? AND status IN ('started', 'interrupted', 'failed')`).run(now(), why, stepRowId);
   }
 
   /** A data step ran one more batch. */
@@ -255,11 +255,12 @@ export class Ledger {
    * Steps whose latest record on this target is `interrupted` or `started`:
    * a run died or was stopped inside them and none has run them since, so a
    * database may stand inside one of them (between two of the chain's
-   * versions) until it runs again.
+   * versions) until it runs again. With `statuses`, the latest records in
+   * those statuses instead (a `failed` sync may have left work too).
    */
-  inFlightSteps(chain: string, target: string): StepRow[] {
+  inFlightSteps(chain: string, target: string, statuses: readonly StepStatus[] = ['interrupted', 'started']): StepRow[] {
     return this.sql(
-      `SELECT s.* FROM steps s WHERE s.status IN ('interrupted', 'started') AND s.id IN (
+      `SELECT s.* FROM steps s WHERE s.status IN (${statuses.map((x) => `'${x}'`).join(', ')}) AND s.id IN (
          SELECT MAX(s2.id) FROM steps s2 JOIN runs r2 ON r2.id = s2.run_id WHERE r2.chain = ? AND r2.target = ? GROUP BY s2.step_id)
        ORDER BY s.id`,
     ).all(chain, target) as StepRow[];
