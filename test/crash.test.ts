@@ -188,6 +188,23 @@ describe('faults around the run', { timeout: 120_000 }, () => {
     assert.match(ledgerRows(cloud.state, 'SELECT notes FROM runs')[0]!.notes, /no history/);
   });
 
+  test('a ledger deleted under a running run: it stops before the next step, saying why; the next run derives the rest from the databases', async () => {
+    const cloud = await fakeCloud(CLOUD);
+    const { child } = await runUntilPaused(cloud, 'step-start@mitaka/compute/1');
+    rmSync(path.join(cloud.state, 'ledger.sqlite3'));
+    child.kill('SIGCONT');
+    const first = await child;
+    assert.equal(first.exitCode, 3, String(first.stderr));
+    assert.match(String(first.stderr), /the ledger \S+ledger\.sqlite3 was deleted or replaced while this run was running: stopped before mitaka\/compute\/1/);
+    const again = await leapfrog(['run', ...cloud.args()]);
+    assert.equal(again.exitCode, 0, again.stderr);
+    // The deleted ledger's write-ahead log was not replayed into the new ledger: set aside, kept.
+    assert.deepEqual(readdirSync(cloud.state).filter((f) => f.startsWith('ledger')).map((f) => f.replace(/orphaned-.*/, 'orphaned-TIME')).sort(), ['ledger.sqlite3', 'ledger.sqlite3-shm.orphaned-TIME', 'ledger.sqlite3-wal.orphaned-TIME']);
+    assert.equal(ledgerRows(cloud.state, 'SELECT COUNT(*) n FROM runs')[0]!.n, 1, 'the new ledger holds only the new run');
+    assert.match(again.stderr, /no history of chain fakecloud-juno-newton on this target/);
+    assert.deepEqual(await endState(cloud), await reference('sqlite'));
+  });
+
   test('schema drift since the last checkpoint stops the run, explained; --accept-drift goes on and is recorded', async () => {
     const cloud = await fakeCloud(CLOUD);
     assert.equal((await leapfrog(['run', ...cloud.args(), '--until', 'kilo'])).exitCode, 0);

@@ -2,7 +2,7 @@ import type Database from 'better-sqlite3';
 import { maskKnown } from '../report/secrets.js';
 import { EvidenceStore } from './evidence.js';
 import { MIGRATIONS } from './migrations.js';
-import { openReadable, openWritable } from './open.js';
+import { fileIdentity, openReadable, openWritable } from './open.js';
 import type { CheckpointRow, RollbackRow, RunRow, RunStatus, SnapshotRow, StepRow, StepStatus } from './records.js';
 
 export type { CheckpointRow, RollbackRow, RunRow, RunStatus, SnapshotRow, StepRow, StepStatus } from './records.js';
@@ -29,10 +29,19 @@ export class Ledger {
   /** Evidence of what sync steps did (evidence.ts). */
   readonly evidence: EvidenceStore;
 
+  /** The file's device and inode when opened: a ledger deleted or replaced under a run is not where it writes. */
+  private readonly identity: string;
+
   private constructor(file: string, db: Database.Database) {
     this.file = file;
     this.db = db;
     this.evidence = new EvidenceStore(db);
+    this.identity = fileIdentity(file);
+  }
+
+  /** Whether the ledger's path still names the file this ledger writes to. */
+  inPlace(): boolean {
+    return fileIdentity(this.file) === this.identity;
   }
 
   /** Statements are compiled once per ledger: a step's two writes sit on the runner's hot path. */

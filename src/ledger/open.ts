@@ -1,4 +1,4 @@
-import { existsSync, readFileSync, statSync } from 'node:fs';
+import { existsSync, readFileSync, renameSync, statSync } from 'node:fs';
 import path from 'node:path';
 import Database from 'better-sqlite3';
 import { LeapfrogError } from '../errors.js';
@@ -12,11 +12,35 @@ import { makeDirs } from '../dirs.js';
 
 export const ledgerFile = (stateDir: string) => path.join(path.resolve(stateDir), 'ledger.sqlite3');
 
+/** Device and inode of `file`, "" when it is gone. */
+export function fileIdentity(file: string): string {
+  try {
+    const st = statSync(file);
+    return `${st.dev}:${st.ino}`;
+  } catch {
+    return '';
+  }
+}
+
+/**
+ * A write-ahead log whose database is gone (the ledger deleted under a run,
+ * which kept writing to it) must not meet a new ledger of the same name:
+ * SQLite would replay its frames into the new file. Renamed aside, kept.
+ */
+function setAsideOrphanedLog(file: string): void {
+  if (existsSync(file)) return;
+  const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+  for (const suffix of ['-wal', '-shm']) {
+    if (existsSync(file + suffix)) renameSync(file + suffix, `${file}${suffix}.orphaned-${stamp}`);
+  }
+}
+
 /** The ledger to write: created if missing, WAL with synchronous=FULL, migrated forward. */
 export function openWritable(stateDir: string): { file: string; db: Database.Database } {
   const file = ledgerFile(stateDir);
   let db: Database.Database;
   makeDirs(path.dirname(file), '--state-dir');
+  setAsideOrphanedLog(file);
   try {
     db = new Database(file);
   } catch (err) {

@@ -56,6 +56,10 @@ export async function runOne(ctx: RunContext, runId: number, p: PreparedStep, se
   const rootfs = env.def.kind === 'rootfs' ? rootfsSandbox(ctx, env, dirs) : undefined;
   if (rootfs) bwrapOptions(rootfs, dirs.work);
   pauseAt('step-start', step.id);
+  // A ledger deleted (or moved away) under the run would take the record of everything from here on with it.
+  if (!ctx.ledger.inPlace()) {
+    throw new LeapfrogError('refused', `the ledger ${ctx.ledger.file} was deleted or replaced while this run was running: stopped before ${step.id}, as nothing from here on could be recorded. The databases stand where the steps before left them; run again (a new ledger derives the plan from their versions)`);
+  }
   const rowId = ctx.ledger.stepStarted({
     runId,
     stepId: step.id,
