@@ -160,14 +160,15 @@ function prefixNames(doc: Record<string, any>, names: Record<CloudDatabase, stri
   }
 }
 
-export async function fakeCloud(options: { kind?: TargetKind; instances?: number; nullUuids?: number } = {}): Promise<Cloud> {
+export async function fakeCloud(options: { kind?: TargetKind; instances?: number; nullUuids?: number; /** Another MariaDB server than the shared one. */ url?: string } = {}): Promise<Cloud> {
   const kind = options.kind ?? 'sqlite';
   const dir = tempDir('cloud');
   const state = path.join(dir, 'state');
   const prefix = kind === 'mariadb' ? uniquePrefix() : '';
   const names = Object.fromEntries(CLOUD_DATABASES.map((n) => [n, prefix + n])) as Record<CloudDatabase, string>;
-  const db = kind === 'sqlite' ? `sqlite:${path.join(dir, 'db')}` : MARIADB_URL;
-  if (kind === 'mariadb') await withMariadb(async () => {}); // a clear error first when the server is required but missing
+  const server = options.url ?? MARIADB_URL;
+  const db = kind === 'sqlite' ? `sqlite:${path.join(dir, 'db')}` : server;
+  if (kind === 'mariadb') await withMariadb(async () => {}, server); // a clear error first when the server is required but missing
   const file = (name: CloudDatabase) => path.join(dir, 'db', `${names[name]}.sqlite3`);
   const variant = (name: string, edit: (chain: Record<string, any>) => void) =>
     chainVariant(name, (c) => {
@@ -191,7 +192,7 @@ export async function fakeCloud(options: { kind?: TargetKind; instances?: number
         await c.query(`USE \`${names[name]}\``);
         const [rows] = await c.query(sql);
         return rows as T[];
-      });
+      }, server);
     },
     async scalar(name, sql) {
       const row = (await cloud.query<Record<string, unknown>>(name, sql))[0];
@@ -210,11 +211,11 @@ export async function fakeCloud(options: { kind?: TargetKind; instances?: number
       await withMariadb(async (c) => {
         await c.query(`USE \`${names[name]}\``);
         await c.query(sql);
-      });
+      }, server);
     },
     async dispose() {
       liveClouds.delete(cloud);
-      if (kind === 'mariadb') await dropDatabases(Object.values(names));
+      if (kind === 'mariadb') await dropDatabases(Object.values(names), server);
     },
   };
   liveClouds.add(cloud);
@@ -227,14 +228,14 @@ export async function fakeCloud(options: { kind?: TargetKind; instances?: number
 }
 
 /** Drop scratch databases this test created (never anything else). */
-export async function dropDatabases(names: readonly string[]): Promise<void> {
+export async function dropDatabases(names: readonly string[], url = MARIADB_URL): Promise<void> {
   if (MARIADB_PROBLEM !== undefined) return;
   await withMariadb(async (c) => {
     for (const n of names) {
       if (!/^lf_[0-9a-f]+_/.test(n)) throw new Error(`refusing to drop ${n}: not a test database`);
       await c.query(`DROP DATABASE IF EXISTS \`${n}\``);
     }
-  });
+  }, url);
 }
 
 /** A copy of the fake-cloud chain, changed by `edit`, that still finds the repo's env files. */
@@ -363,4 +364,22 @@ export async function endState(cloud: Cloud): Promise<Record<string, unknown>> {
     out[name] = state;
   }
   return out;
+}
+
+/**
+ * From a refusal after a crash or a failed step: the step it names and the
+ * rollback point to take, the newest checkpoint of the step's project among
+ * those it lists ("4 (compute@liberty, run 1)"), i.e. the state just before
+ * that step's hop; undefined when the refusal names no step or no rollback.
+ */
+export function namedRollback(stderr: string): { step: string; to: string } | undefined {
+  const step = /(?:a run died inside (\S+)|(\S+) failed) and left/.exec(stderr)?.slice(1).find(Boolean);
+  const list = /leapfrog rollback --chain \S+ --db \S+ --to ID, with ID one of (.+?); then run again/.exec(stderr)?.[1];
+  if (!step || !list) return undefined;
+  const project = step.split('/')[1]!;
+  const own = list.split(/, (?![^(]*\))/).flatMap((p) => {
+    const m = /^(\d+) \((\w+)@/.exec(p);
+    return m && m[2] === project ? [Number(m[1])] : [];
+  });
+  return { step, to: own.length > 0 ? String(Math.max(...own)) : 'start' };
 }
