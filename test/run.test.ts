@@ -7,6 +7,7 @@ import { statSync } from 'node:fs';
 import path from 'node:path';
 import { describe, test } from 'node:test';
 import { execa } from 'execa';
+import { shortOfRuns } from '../src/runner/step.js';
 import { CHAIN, describeTargets, fakeCloud, leapfrog } from './helpers.js';
 
 type Json = Record<string, any>;
@@ -177,5 +178,29 @@ describe('the command line', () => {
     const url = await leapfrog(['plan', '--chain', CHAIN, '--db', 'postgres://x@y', '--state-dir', cloud.state]);
     assert.equal(url.exitCode, 2);
     assert.match(url.stderr, /--db postgres:\/\/x@y: unknown scheme; use sqlite:DIR/);
+  });
+});
+
+describe('a data step that cannot finish within max-runs', () => {
+  test('stops after a few runs, when its measured rate says max-runs is not enough, with the numbers', async () => {
+    const cloud = await fakeCloud({ instances: 600 });
+    const rows = Number(await cloud.scalar('compute', "SELECT COUNT(*) FROM instances i JOIN instance_system_metadata s ON s.instance_uuid = i.uuid WHERE i.deleted = 0 AND s.deleted = 0 AND s.`key` = 'instance_type_id'"));
+    assert.ok(rows > 8 * 50, `${rows} rows: more than 8 runs of 50`);
+    const chain = cloud.variant('max-runs-8', (c) => {
+      const kilo = c.releases.find((r: Json) => r.release === 'kilo');
+      kilo.steps.find((s: Json) => s.name === 'migrate flavor data')['max-runs'] = 8;
+    });
+    const r = await leapfrog(['run', ...cloud.args(chain)]);
+    assert.equal(r.exitCode, 1, r.stderr);
+    const more = Math.ceil((rows - 150) / 50);
+    assert.match(r.stderr, new RegExp(`step kilo/compute/3 .*stopped early: 3 runs moved 150 of ${rows} rows \\(50 a run\\); the ${rows - 150} left need about ${more} more runs, ${3 + more} in all, more than max-runs 8\\. Raise max-runs to at least ${more}`));
+    assert.equal(Number(await cloud.scalar('compute', "SELECT COUNT(*) FROM instances i JOIN instance_system_metadata s ON s.instance_uuid = i.uuid WHERE i.deleted = 0 AND s.deleted = 0 AND s.`key` = 'instance_type_id'")), rows - 150, 'three runs, not eight');
+  });
+
+  test('shortOfRuns: judged only after 3 runs, and only when the rate cannot make it', () => {
+    assert.equal(shortOfRuns(1000, 900, 2, 5), undefined, 'too early to judge');
+    assert.equal(shortOfRuns(1000, 850, 3, 20), undefined, '3 + 17 runs fit 20');
+    assert.match(shortOfRuns(1000, 850, 3, 19) ?? '', /the 850 left need about 17 more runs, 20 in all, more than max-runs 19/);
+    assert.equal(shortOfRuns(undefined, 850, 3, 5), undefined, 'no count, no rate');
   });
 });

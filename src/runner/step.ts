@@ -48,6 +48,24 @@ function rootfsSandbox(ctx: RunContext, env: ProvisionedEnv, dirs: Dirs): StepPr
   };
 }
 
+/** Runs a data step makes before its measured rate is trusted to judge whether max-runs can be enough. */
+const RUNS_BEFORE_JUDGING = 3;
+
+/**
+ * Why a data step stops before max-runs: at the rate its needed-when count
+ * fell over its runs so far, the rows left need more runs than max-runs
+ * leaves. Failing after max-runs would cost the window the same runs again,
+ * for the same answer (check-migrations projects it before the window from
+ * batch:, this from what the runs did).
+ */
+export function shortOfRuns(first: number | undefined, now: number, runs: number, maxRuns: number): string | undefined {
+  if (first === undefined || runs < RUNS_BEFORE_JUDGING || now >= first) return undefined;
+  const rate = (first - now) / runs;
+  const more = Math.ceil(now / rate);
+  if (runs + more <= maxRuns) return undefined;
+  return `stopped early: ${runs} runs moved ${first - now} of ${first} rows (${Math.round(rate)} a run); the ${now} left need about ${more} more runs, ${runs + more} in all, more than max-runs ${maxRuns}. Raise max-runs to at least ${more} (the runs the rows left need; or the batch size) in the chain and run again: the rows already moved stay moved`;
+}
+
 export async function runOne(ctx: RunContext, runId: number, p: PreparedStep, seq: number, env: ProvisionedEnv, dirs: Dirs): Promise<void> {
   const { step } = p;
   const secrets = [...new Set(servers(ctx.target).flatMap((t) => (t.kind === 'mysql' && t.password ? [t.password] : [])))];
@@ -140,6 +158,7 @@ export async function runOne(ctx: RunContext, runId: number, p: PreparedStep, se
         }
       };
       let count = await needed();
+      const first = count;
       if (count === 0) {
         finish('skipped', 'not needed: its needed-when query returns 0');
         return;
@@ -159,6 +178,8 @@ export async function runOne(ctx: RunContext, runId: number, p: PreparedStep, se
           if (before !== undefined && count >= before) {
             fail(`exited 0 but made no progress: its needed-when query still returns ${count}. The command is not doing the work the chain expects of it (busy rows? wrong env?)`);
           }
+          const short = shortOfRuns(first, count, attempts, step.maxRuns);
+          if (short) fail(short);
         }
         // Another batch follows: record how many ran, so a crash mid-loop leaves the truth behind.
         ctx.ledger.stepAttempt(rowId, attempts);
