@@ -71,6 +71,11 @@ describe('check-migrations on SQLite', () => {
     assert.equal(md.exitCode, 0);
     assert.match(md.stdout, /\| Blocker: compute flavor data in system metadata \| Success \|/);
     assert.match(md.stdout, /### Plan\n\n```\nPlan: chain fakecloud-juno-newton/);
+    // Each argv on one line, as `plan` prints it, so it can be pasted from the ticket.
+    const plan = await leapfrog(['plan', ...cloud.args()]);
+    const argvs = plan.stdout.split('\n').filter((l) => l.trimStart().startsWith('$ '));
+    assert.ok(argvs.length > 0 && argvs.some((l) => l.length > 80), 'some argv is longer than 80 columns');
+    for (const a of argvs) assert.ok(md.stdout.includes(`\n${a}\n`), `unwrapped in the markdown: ${a}`);
   });
 
   test('a cloud whose flavor rows exceed batch × max-runs: Data batches warns with the projected runs (exit 1), and fails when far off', async () => {

@@ -1,5 +1,5 @@
 import type { Plan } from '../chain/plan.js';
-import { formatMs, planJson, planLines, versionsJson } from '../report/render.js';
+import { formatMs, planJson, planLines, planText, versionsJson } from '../report/render.js';
 import type { PreparedStep } from '../chain/argv.js';
 import type { Estimate } from './estimate.js';
 import { exitCodeFor, type CheckReport } from './report.js';
@@ -130,7 +130,8 @@ export function reportMarkdown(r: CheckReport, configDir?: string): string {
     '|---|---|---|',
     ...r.checks.map((c) => `| ${cell(c.check)} | ${c.result === 'Success' ? c.result : `**${c.result}**`} | ${cell(c.details)} |`),
   ];
-  if (r.plan && r.steps) out.push('', '### Plan', '', '```', planText80(r.plan, r.target, r.steps, configDir), '```');
+  // Unwrapped, as `leapfrog plan` prints it: a code block scrolls sideways, and each argv stays one line to paste.
+  if (r.plan && r.steps) out.push('', '### Plan', '', '```', planText(r.plan, r.target, r.steps, configDir), '```');
   const est = estimateLines(r.estimate);
   if (est.length > 0) out.push('', '### Estimate', '', '```', ...est, '```');
   return out.join('\n');
