@@ -139,7 +139,7 @@ describeTargets('SIGKILL at every point of a run, then run again', (kind) => {
   });
 });
 
-describe('faults around the run', { timeout: 120_000 }, () => {
+describe('faults around the run', { timeout: 300_000 }, () => {
   test('a toolchain killed by a signal fails its step; the next run finishes the chain', async () => {
     const cloud = await fakeCloud(CLOUD);
     const { child } = await runUntilPaused(cloud, 'step-child@mitaka/compute/1');
