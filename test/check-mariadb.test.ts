@@ -10,7 +10,11 @@ import { randomBytes } from 'node:crypto';
 import { after, before, describe, test } from 'node:test';
 import mysql from 'mysql2/promise';
 import { createCloud } from '../fixtures/cloud.js';
+import { readFileSync } from 'node:fs';
+import { parse as parseYaml } from 'yaml';
 import { CACHE, chainVariant, leapfrog, tempDir } from './helpers.js';
+
+const yamlOf = (file: string): Json => parseYaml(readFileSync(file, 'utf8')) as Json;
 
 type Json = Record<string, any>;
 const SERVER = { host: '127.0.0.1', port: 3306, user: 'root' };
@@ -121,6 +125,24 @@ describe('check-migrations on MariaDB', () => {
       assert.equal(c.result, 'Warning');
       assert.match(c.details, new RegExp(`identity: [^\\n]*latin1_swedish_ci \\(1 table, e\\.g\\. ${names.identity}\\.old_notes\\)`));
       assert.doesNotMatch(c.details, /\nimage: .*latin1/, 'image is mixed in engines, not collations');
+
+      // Declared as the project's own design: no word about them; an undeclared one still named, without advice for the others.
+      const own = Object.keys(c.data.identity as Record<string, number>);
+      assert.ok(own.includes('latin1_swedish_ci') && own.length === 2, JSON.stringify(c.data));
+      const declared = (list: string[]) =>
+        chainVariant(`collations-${list.length}`, (doc) => {
+          for (const [k, v] of Object.entries(yamlOf(chain).projects as Json)) doc.projects[k].databases = v.databases;
+          doc.projects.identity.collations = list;
+        });
+      const all = await leapfrog(['check-migrations', '--chain', declared(own), '--db', URL_, '--state-dir', state, '--cache-dir', CACHE, '--format', 'json']);
+      const allRow = check(JSON.parse(all.stdout) as Json, 'Charsets and collations');
+      assert.equal(allRow.result, 'Success', allRow.details);
+      assert.match(allRow.details, /identity: [^;]*latin1_swedish_ci[^;]* \(as the chain declares\)/);
+      const one = await leapfrog(['check-migrations', '--chain', declared(own.filter((x) => x !== 'latin1_swedish_ci')), '--db', URL_, '--state-dir', state, '--cache-dir', CACHE, '--format', 'json']);
+      const oneRow = check(JSON.parse(one.stdout) as Json, 'Charsets and collations');
+      assert.equal(oneRow.result, 'Warning');
+      assert.match(oneRow.details, new RegExp(`does not declare[^\\n]*\\nidentity: latin1_swedish_ci \\(1 table, e\\.g\\. ${names.identity}\\.old_notes\\); the chain declares ${own.find((x) => x !== 'latin1_swedish_ci')}`));
+      assert.doesNotMatch(oneRow.details, /Mixed collations/);
     } finally {
       await root.query(`DROP TABLE \`${names.image}\`.legacy_cache`);
       await root.query(`DROP TABLE \`${names.identity}\`.old_notes`);

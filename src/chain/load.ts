@@ -94,7 +94,7 @@ export function loadChain(file: string, options: { envDir?: string } = {}): Chai
       if (write) p.add([...at, 'query'], write);
       blockers.push({ name: rb.name, database, query: rb.query, message: rb.message, fixedBy: rb['fixed-by'] });
     });
-    projects[pname] = { name: pname, databases: rp.databases, version, start, config: rp.config ?? {}, blockers };
+    projects[pname] = { name: pname, databases: rp.databases, version, start, config: rp.config ?? {}, blockers, ...(rp.collations ? { collations: rp.collations } : {}) };
   }
 
   const releases: ReleaseDef[] = [];

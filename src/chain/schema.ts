@@ -47,6 +47,7 @@ export const chainSchema = {
           version: { type: 'object', minProperties: 1, additionalProperties: probe },
           start: { type: 'object', additionalProperties: versionValue },
           config: { type: 'object', propertyNames: name, additionalProperties: { type: 'string' } },
+          collations: { type: 'array', minItems: 1, uniqueItems: true, items: { type: 'string', pattern: '^[A-Za-z0-9_]+$' } },
           blockers: {
             type: 'array',
             items: {

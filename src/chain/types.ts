@@ -52,6 +52,13 @@ export interface ProjectDef {
   start: Readonly<Record<string, Expectation>>;
   /** Config file name → template text, rendered into the run directory (mode 0600). */
   config: Readonly<Record<string, string>>;
+  /**
+   * The collations the project's own migrations create, each accepted as it
+   * is (nova's tables are utf8mb3_general_ci, utf8mb3_bin and latin1 by
+   * design): check-migrations warns only about others, and never advises
+   * converting these. Absent: one collation per project is expected.
+   */
+  collations?: readonly string[];
   /** Probes for data a later migration refuses; read by check-migrations (loadChain always sets it). */
   blockers?: readonly BlockerDef[];
 }

@@ -86,6 +86,7 @@ export function collationsCheck(chain: Chain, f: Pick<CheckFacts, 'mysql' | 'sql
   if (f.sqlite) return row(name, 'Success', `${NOT_APPLICABLE_SQLITE} stores text in one encoding per file.`);
   const lines: string[] = [];
   const mixed: string[] = [];
+  const undeclared: string[] = [];
   const data: Record<string, Record<string, number>> = {};
   for (const p of Object.values(chain.projects)) {
     const schemas = new Set(Object.values(p.databases));
@@ -98,19 +99,23 @@ export function collationsCheck(chain: Chain, f: Pick<CheckFacts, 'mysql' | 'sql
     }
     data[p.name] = counts;
     const entries = Object.entries(counts).sort((a, b) => b[1] - a[1]);
-    if (entries.length > 1) {
-      mixed.push(`${p.name}: ${entries.map(([c, n]) => `${c} (${plural(n, 'table')}${n <= 3 ? `, e.g. ${examples[c]}` : ''})`).join(', ')}`);
-    } else if (entries.length === 1) lines.push(`${p.name}: ${entries[0]![0]}`);
+    const shown = (es: typeof entries) => es.map(([c, n]) => `${c} (${plural(n, 'table')}${n <= 3 ? `, e.g. ${examples[c]}` : ''})`).join(', ');
+    if (p.collations) {
+      // The project's own design: only what it does not declare is worth a word.
+      const other = entries.filter(([c]) => !p.collations!.includes(c));
+      if (other.length > 0) undeclared.push(`${p.name}: ${shown(other)}; the chain declares ${p.collations.join(', ')}`);
+      else if (entries.length > 0) lines.push(`${p.name}: ${entries.map(([c]) => c).join(', ')} (as the chain declares)`);
+    } else if (entries.length > 1) mixed.push(`${p.name}: ${shown(entries)}`);
+    else if (entries.length === 1) lines.push(`${p.name}: ${entries[0]![0]}`);
   }
-  if (mixed.length > 0) {
-    return row(
-      name,
-      'Warning',
-      ['Mixed collations within a project: a migration adding a foreign key between tables of different charsets fails (errno 150), and joins across them cannot use indexes. Convert before the window (ALTER TABLE … CONVERT TO CHARACTER SET …):', ...mixed, ...lines].join('\n'),
-      data,
-    );
-  }
-  return row(name, 'Success', lines.length > 0 ? `One collation per project: ${lines.join('; ')}.` : 'No tables yet.', data);
+  const warnings = [
+    ...(mixed.length > 0
+      ? ['Mixed collations within a project: a migration adding a foreign key between tables of different charsets fails (errno 150), and joins across them cannot use indexes. Convert before the window (ALTER TABLE … CONVERT TO CHARACTER SET …), or, if they are the project\'s own design, declare them in the chain (collations:):', ...mixed]
+      : []),
+    ...(undeclared.length > 0 ? ['Tables in a collation the chain does not declare for their project (its migrations did not make them so): convert those tables to a declared one before the window (ALTER TABLE … CONVERT TO CHARACTER SET …), leaving the declared ones as they are:', ...undeclared] : []),
+  ];
+  if (warnings.length > 0) return row(name, 'Warning', [...warnings, ...lines].join('\n'), data);
+  return row(name, 'Success', lines.length > 0 ? `Per project: ${lines.join('; ')}.` : 'No tables yet.', data);
 }
 
 export function snapshotBytes(f: Pick<CheckFacts, 'mysql' | 'sqlite'>): number {
