@@ -204,3 +204,34 @@ describe('a data step that cannot finish within max-runs', () => {
     assert.equal(shortOfRuns(undefined, 850, 3, 5), undefined, 'no count, no rate');
   });
 });
+
+describeTargets('databases the chain creates (create:)', () => {
+  test('created with the declared charset and collation before the first sync that moves them, said by plan and run, noted in the ledger', async () => {
+    const cloud = await fakeCloud({ kind: 'mariadb', instances: 10 });
+    const chain = cloud.variant('create-api', (c) => {
+      c.projects.compute.create = { api: { charset: 'utf8mb4', collation: 'utf8mb4_bin' } };
+    });
+    const plan = await leapfrog(['plan', ...cloud.args(chain)]);
+    assert.equal(plan.exitCode, 0, plan.stderr);
+    const creates = plan.stdout.split('\n').filter((l) => l.includes(`creates ${cloud.names.compute_api} (CHARACTER SET utf8mb4 COLLATE utf8mb4_bin) first, if missing`));
+    assert.equal(creates.length, 1, `one step creates it:\n${plan.stdout}`);
+    const r = await leapfrog(['run', ...cloud.args(chain)]);
+    assert.equal(r.exitCode, 0, r.stderr);
+    assert.match(r.stderr, new RegExp(`created database ${cloud.names.compute_api} \\(character set utf8mb4, collation utf8mb4_bin\\) before \\S+/compute/\\d+: the chain declares it`));
+    const [schema] = await cloud.query<{ c: string }>('compute', `SELECT DEFAULT_COLLATION_NAME c FROM information_schema.SCHEMATA WHERE SCHEMA_NAME = '${cloud.names.compute_api}'`);
+    assert.equal(schema!.c, 'utf8mb4_bin', 'created by leapfrog, as declared, before the tool ran');
+    const again = await leapfrog(['plan', ...cloud.args(chain)]);
+    assert.doesNotMatch(again.stdout, /creates /, 'nothing left to create');
+  });
+
+  test('create: naming a database of another project, or one that exists at the start, is an input error', async () => {
+    const cloud = await fakeCloud({ kind: 'mariadb', instances: 10 });
+    const bad = cloud.variant('create-bad', (c) => {
+      c.projects.compute.create = { nova: {}, main: { charset: 'utf8mb4' } };
+    });
+    const r = await leapfrog(['plan', ...cloud.args(bad)]);
+    assert.equal(r.exitCode, 2, r.stderr);
+    assert.match(r.stderr, /"nova" is not one of this project's databases/);
+    assert.match(r.stderr, /"main" exists at the chain's start \(start: lists it\): there is nothing to create/);
+  });
+}, ['mariadb']);

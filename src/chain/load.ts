@@ -94,7 +94,20 @@ export function loadChain(file: string, options: { envDir?: string } = {}): Chai
       if (write) p.add([...at, 'query'], write);
       blockers.push({ name: rb.name, database, query: rb.query, message: rb.message, fixedBy: rb['fixed-by'] });
     });
-    projects[pname] = { name: pname, databases: rp.databases, version, start, config: rp.config ?? {}, blockers, ...(rp.collations ? { collations: rp.collations } : {}) };
+    for (const db of Object.keys(rp.create ?? {})) {
+      if (!(db in rp.databases)) p.add(['projects', pname, 'create', db], `"${db}" is not one of this project's databases (${Object.keys(rp.databases).join(', ')})`, true);
+      else if (db in (rp.start ?? {})) p.add(['projects', pname, 'create', db], `"${db}" exists at the chain's start (start: lists it): there is nothing to create`, true);
+    }
+    projects[pname] = {
+      name: pname,
+      databases: rp.databases,
+      version,
+      start,
+      config: rp.config ?? {},
+      blockers,
+      ...(rp.create ? { create: rp.create } : {}),
+      ...(rp.collations ? { collations: rp.collations } : {}),
+    };
   }
 
   const releases: ReleaseDef[] = [];

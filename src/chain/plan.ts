@@ -86,6 +86,22 @@ function describeStanding(s: StepDef, versions: Versions): string {
     .join(', ');
 }
 
+/**
+ * What the runner creates before this sync (chain `create:`): the declared
+ * databases it moves that are absent now and that no earlier planned step
+ * creates. Said in the step's reason, so plan and check-migrations show it.
+ */
+function creating(project: ProjectDef, s: StepDef, versions: Versions, created: Set<string>): string {
+  const names = Object.keys(s.expect).filter((db) => project.create?.[db] !== undefined && (versions[db] ?? absent).kind === 'absent' && !created.has(db));
+  for (const db of names) created.add(db);
+  if (names.length === 0) return '';
+  return `; creates ${names.map((db) => {
+    const spec = project.create![db]!;
+    const words = [spec.charset && `CHARACTER SET ${spec.charset}`, spec.collation && `COLLATE ${spec.collation}`].filter(Boolean).join(' ');
+    return `${project.databases[db]}${words ? ` (${words})` : ''}`;
+  }).join(', ')} first, if missing`;
+}
+
 function planProject(inputs: PlanInputs, project: ProjectDef, releaseIndex: ReadonlyMap<string, number>, untilIndex: number): ProjectPlan {
   const { chain, neededCounts, ledgerDone } = inputs;
   const versions = inputs.versions[project.name] ?? {};
@@ -99,13 +115,15 @@ function planProject(inputs: PlanInputs, project: ProjectDef, releaseIndex: Read
   // Syncs and data steps first: they are what changes the databases.
   const decision = new Map<StepDef, { planned: true; reason: string; conditional: boolean } | { planned: false; reason: string }>();
   let untouched = true; // nothing planned yet: probes taken now still describe the state each step will meet
+  const created = new Set<string>();
   steps.forEach((s, i) => {
     if (i < position) {
       decision.set(s, { planned: false, reason: s.kind === 'sync' ? `done: ${describeExpect(s)} reached` : `passed: a later sync (${moving?.id}) moved the databases past it` });
     } else if (s.kind === 'sync') {
       if (reached(s)) decision.set(s, { planned: false, reason: `done: ${describeExpect(s)} reached` });
       else {
-        decision.set(s, { planned: true, reason: untouched ? `${describeStanding(s, versions)} → ${describeExpect(s)}` : `→ ${describeExpect(s)}`, conditional: false });
+        const creates = creating(project, s, versions, created);
+        decision.set(s, { planned: true, reason: `${untouched ? `${describeStanding(s, versions)} → ${describeExpect(s)}` : `→ ${describeExpect(s)}`}${creates}`, conditional: false });
         untouched = false;
       }
     } else if (s.kind === 'data') {

@@ -31,6 +31,7 @@ export interface RawChain {
       version: Record<string, unknown>;
       start?: Record<string, unknown>;
       config?: Record<string, string>;
+      create?: Record<string, { charset?: string; collation?: string }>;
       collations?: string[];
       blockers?: { name: string; database?: string; query: string; message: string; 'fixed-by'?: string }[];
     }

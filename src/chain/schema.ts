@@ -47,6 +47,15 @@ export const chainSchema = {
           version: { type: 'object', minProperties: 1, additionalProperties: probe },
           start: { type: 'object', additionalProperties: versionValue },
           config: { type: 'object', propertyNames: name, additionalProperties: { type: 'string' } },
+          create: {
+            type: 'object',
+            propertyNames: name,
+            additionalProperties: {
+              type: 'object',
+              additionalProperties: false,
+              properties: { charset: { type: 'string', pattern: '^[A-Za-z0-9_]+$' }, collation: { type: 'string', pattern: '^[A-Za-z0-9_]+$' } },
+            },
+          },
           collations: { type: 'array', minItems: 1, uniqueItems: true, items: { type: 'string', pattern: '^[A-Za-z0-9_]+$' } },
           blockers: {
             type: 'array',

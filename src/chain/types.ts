@@ -1,3 +1,4 @@
+import type { DatabaseSpec } from '../database/session.js';
 /**
  * The chain as the rest of leapfrog sees it, after loading and validation.
  * The file format (YAML/JSON) is described by src/chain/schema.ts; this is
@@ -52,6 +53,13 @@ export interface ProjectDef {
   start: Readonly<Record<string, Expectation>>;
   /** Config file name → template text, rendered into the run directory (mode 0600). */
   config: Readonly<Record<string, string>>;
+  /**
+   * Databases leapfrog creates (with this character set and collation)
+   * before the first sync that moves them, when they do not exist: real
+   * tools never create their databases (nova-manage fails with
+   * DBNonExistentDatabase), their installers do.
+   */
+  create?: Readonly<Record<string, DatabaseSpec>>;
   /**
    * The collations the project's own migrations create, each accepted as it
    * is (nova's tables are utf8mb3_general_ci, utf8mb3_bin and latin1 by

@@ -42,8 +42,6 @@ export interface RunOptions {
 
 export type CoreEvent =
   | RunEvent
-  /** Something the operator should read before the steps start (a crash found, accepted drift). */
-  | { type: 'note'; text: string }
   | { type: 'warning'; text: string }
   /** The pre-flight passed: this is what will run. */
   | { type: 'planned'; preflight: Preflight }

@@ -6,7 +6,7 @@ import type { ServerInfo } from './inspect.js';
 import { dumpDatabase, restoreDump } from './mysql-dump.js';
 import { mysqlFacts } from './mysql-facts.js';
 import { acquireServerLock, serverLockNames } from './mysql-lock.js';
-import { asDerivedTable, targetUnreachable, type ClientSession, type LockOptions, type Row, type ServerFacts, type ServerSession } from './session.js';
+import { asDerivedTable, targetUnreachable, type ClientSession, type DatabaseSpec, type LockOptions, type Row, type ServerFacts, type ServerSession } from './session.js';
 import type { StampStatement } from './stamp.js';
 import { describeTarget, redactUrl, type DatabaseAddress, type Target } from './url.js';
 
@@ -216,6 +216,16 @@ export class MysqlSession implements ServerSession {
     const c = await mysql.createConnection(mysqlConnection(this.target));
     try {
       for (const n of names) await c.query(`DROP DATABASE IF EXISTS ${ident(n)}`);
+    } finally {
+      await c.end();
+    }
+  }
+
+  async create(name: string, spec: DatabaseSpec): Promise<void> {
+    // Names and both words are checked by the chain's schema (letters, digits, _): nothing here can be SQL.
+    const c = await mysql.createConnection(mysqlConnection(this.target));
+    try {
+      await c.query(`CREATE DATABASE IF NOT EXISTS ${ident(name)}${spec.charset ? ` CHARACTER SET ${spec.charset}` : ''}${spec.collation ? ` COLLATE ${spec.collation}` : ''}`);
     } finally {
       await c.end();
     }

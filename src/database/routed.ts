@@ -2,7 +2,7 @@ import type { SnapshotFile } from './digest.js';
 import type { SchemaShape } from './fingerprint.js';
 import type { MysqlFacts, ServerInfo } from './inspect.js';
 import { describePlacement, serverFor, servers, type Placement } from './placement.js';
-import { openServer, type ClientSession, type LockOptions, type Row, type ServerFacts, type ServerSession, type TargetSession } from './session.js';
+import { openServer, type ClientSession, type DatabaseSpec, type LockOptions, type Row, type ServerFacts, type ServerSession, type TargetSession } from './session.js';
 import type { StampStatement } from './stamp.js';
 import { describeTarget, type DatabaseAddress, type Target } from './url.js';
 
@@ -145,6 +145,10 @@ export class RoutedSession implements TargetSession {
 
   async drop(names: readonly string[]): Promise<void> {
     for (const [s, group] of this.grouped(names)) await s.drop(group);
+  }
+
+  async create(name: string, spec: DatabaseSpec): Promise<void> {
+    await this.of(name).create(name, spec);
   }
 
   async release(name?: string): Promise<void> {

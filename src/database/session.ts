@@ -44,6 +44,12 @@ export interface LockOptions {
 }
 
 /** One server's session: what sqlite.ts and mysql.ts implement. */
+/** How to create a database: its default character set and collation (the server's when absent). */
+export interface DatabaseSpec {
+  charset?: string | undefined;
+  collation?: string | undefined;
+}
+
 export interface ServerSession {
   readonly target: Target;
   /** The server answers (a clear input error otherwise: wrong password, server down). */
@@ -83,6 +89,8 @@ export interface ServerSession {
   /** A step in a network namespace of its own can still reach the target (files, a unix socket). */
   reachableWithoutNetwork(): boolean;
   drop(names: readonly string[]): Promise<void>;
+  /** Create a database the chain declares (`create:`) that its tools will not create; nothing on SQLite, whose tools make the file. */
+  create(name: string, spec: DatabaseSpec): Promise<void>;
   /** Write a version the toolchain applied but never recorded (stamp.ts): all statements in one transaction, each changing exactly one row. */
   stamp(name: string, statements: readonly StampStatement[]): Promise<void>;
   /** Close connections so a toolchain (or a file copy) sees the database alone. */

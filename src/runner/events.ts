@@ -18,6 +18,8 @@ export type RunEvent =
   | { type: 'snapshot-start'; beforeStep: string; databases: readonly string[]; dir: string }
   | { type: 'snapshot'; beforeStep: string; databases: readonly { database: string; file: string | null; bytes: number | null }[]; durationMs: number }
   | { type: 'checkpoint'; project: string; release: string; versions: Record<string, Version> }
+  /** Something the operator should read (a crash found, accepted drift, a database created). */
+  | { type: 'note'; text: string }
   | { type: 'run-end'; runId: number; status: 'succeeded' | 'failed' | 'interrupted' };
 
 export type EventSink = (e: RunEvent) => void;

@@ -2,6 +2,7 @@ import { existsSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { PreparedStep } from '../chain/argv.js';
+import type { StepDef } from '../chain/types.js';
 import { compareToExpectation, formatVersion } from '../chain/version.js';
 import { versionOrder } from '../chain/position.js';
 import type { ProvisionedEnv } from '../envs/store.js';
@@ -46,6 +47,24 @@ function rootfsSandbox(ctx: RunContext, env: ProvisionedEnv, dirs: Dirs): StepPr
     network: ctx.stepWrapper === undefined,
     protect: [ctx.layout.cacheDir, path.join(ctx.layout.stateDir, 'ledger.sqlite3')],
   };
+}
+
+/**
+ * The databases this sync moves that the chain says leapfrog creates
+ * (`create:`) and that do not exist yet: created with their declared
+ * character set and collation, said on screen and in the run's notes.
+ */
+async function createDeclared(ctx: RunContext, step: StepDef, runId: number): Promise<void> {
+  const project = ctx.chain.projects[step.project]!;
+  for (const db of Object.keys(step.expect)) {
+    const spec = project.create?.[db];
+    const name = project.databases[db]!;
+    if (!spec || (await ctx.session.exists(name))) continue;
+    await ctx.session.create(name, spec);
+    const text = `created database ${name} (${[spec.charset && `character set ${spec.charset}`, spec.collation && `collation ${spec.collation}`].filter(Boolean).join(', ') || 'the server\'s defaults'}) before ${step.id}: the chain declares it (create:), its tools do not create it`;
+    ctx.ledger.note(runId, text);
+    ctx.emit({ type: 'note', text });
+  }
 }
 
 /** Runs a data step makes before its measured rate is trusted to judge whether max-runs can be enough. */
@@ -144,8 +163,11 @@ export async function runOne(ctx: RunContext, runId: number, p: PreparedStep, se
   };
 
   try {
-    // What the step's databases look like before its child touches them (a sync's evidence).
-    if (step.kind === 'sync') await evidence.record('before');
+    if (step.kind === 'sync') {
+      await createDeclared(ctx, step, runId);
+      // What the step's databases look like before its child touches them (a sync's evidence).
+      await evidence.record('before');
+    }
     if (step.kind === 'data') {
       const dbName = step.neededWhen ? ctx.chain.projects[step.project]!.databases[step.neededWhen.database]! : undefined;
       // When the step is about to run, its query must work: an error here is a chain mistake, not "nothing to do".
