@@ -1,4 +1,6 @@
 import type { EnvDef } from '../chain/types.js';
+import { estimate, type Estimate } from '../check/estimate.js';
+import { chainHistory } from '../check/history.js';
 import { withTargetLock } from '../database/lock.js';
 import { withTarget, type TargetSession } from '../database/session.js';
 import { describePlacement } from '../database/placement.js';
@@ -45,8 +47,8 @@ export type CoreEvent =
   /** Something the operator should read before the steps start (a crash found, accepted drift). */
   | { type: 'note'; text: string }
   | { type: 'warning'; text: string }
-  /** The pre-flight passed: this is what will run. */
-  | { type: 'planned'; preflight: Preflight }
+  /** The pre-flight passed: this is what will run, and how long earlier runs and rehearsals of the chain took over it. */
+  | { type: 'planned'; preflight: Preflight; estimate: Estimate }
   | { type: 'signal'; text: string };
 
 export interface RunOutcome {
@@ -150,7 +152,8 @@ export async function run(ctx: CoreContext, o: RunOptions, emit: (e: CoreEvent) 
             if (!pre.plan || !pre.steps || pre.steps.length === 0) return { preflight: pre, result: undefined };
             if (signal.aborted) throw new LeapfrogError('interrupted', 'interrupted before the first step; nothing was run');
             const bwrap = await sandboxFor(pre.steps.map((p) => ctx.envs.get(p.step.env)));
-            emit({ type: 'planned', preflight: pre });
+            // The same estimate check-migrations prints, from the same history: progress counts it down.
+            emit({ type: 'planned', preflight: pre, estimate: estimate(pre.plan, chainHistory(ledger, layout.stateDir, chain.name)) });
             const result = await executePlan(
               { chain, envs: ctx.envs, target, layout, ledger, session, parallel: o.parallel, emit, signal, kind: o.kind ?? 'run', snapshot: o.snapshot, notes, provision: ctx.provision, stepWrapper, bwrap },
               pre.plan,
