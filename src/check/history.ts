@@ -48,3 +48,18 @@ export function chainHistory(ledger: Pick<Ledger, 'succeededRuns'> | undefined, 
   const own = ledger ? timings(ledger, chain, (id, kind) => `${kind === 'rehearsal' ? 'rehearsal ' : ''}run ${id}`) : [];
   return [...own, ...rehearsalHistory(stateDir, chain)].sort((a, b) => (b.finishedAt ?? '').localeCompare(a.finishedAt ?? ''));
 }
+
+/** The same, for a state directory whose ledger is not open (a rehearsal estimates from the one it was started from). */
+export function chainHistoryAt(stateDir: string, chain: string): RunTiming[] {
+  let ledger: Ledger | undefined;
+  try {
+    ledger = Ledger.openForReading(stateDir);
+  } catch {
+    ledger = undefined; // an unreadable ledger leaves the rehearsals; the run does not need an estimate
+  }
+  try {
+    return chainHistory(ledger, stateDir, chain);
+  } finally {
+    ledger?.close();
+  }
+}
