@@ -13,7 +13,7 @@ import type { Plan, PlannedStep } from '../src/chain/plan.js';
 import { frame, wantColor } from '../src/report/progress-frame.js';
 import { apply, initialState, projectLeftMs, runLeftMs, stepLeftMs } from '../src/report/progress-model.js';
 import { BATCH_LINE_MS, lineRenderer } from '../src/report/progress.js';
-import { rowsOf } from '../src/report/screen.js';
+import { rowsOf, screen } from '../src/report/screen.js';
 import { eventually, fakeCloud, leapfrog, ROOT, tempDir, type Cloud, type CliResult } from './helpers.js';
 
 type Json = Record<string, any>;
@@ -79,6 +79,19 @@ describe('progress arithmetic', () => {
     assert.equal(wantColor(false, {}), false);
     assert.equal(rowsOf('x'.repeat(80), 80), 1);
     assert.equal(rowsOf(`\x1b[31m${'x'.repeat(81)}\x1b[0m`, 80), 2);
+  });
+
+  test('the screen redraws every row at every redraw, a logged line above them, over as many rows as the last picture took', () => {
+    const out: string[] = [];
+    const sc = screen((t) => out.push(t), () => 20);
+    sc.draw(['a row', 'b row', `logs: ${'x'.repeat(30)}`]);
+    sc.log('snapshot line');
+    sc.draw(['a row', 'b row 2', `logs: ${'x'.repeat(30)}`]);
+    sc.close();
+    // The logs line took two rows of 20 columns: four rows to go up and erase.
+    assert.equal(out[1], `\x1b[4A\r\x1b[Jsnapshot line\na row\nb row\nlogs: ${'x'.repeat(30)}\n`);
+    assert.equal(out[2], `\x1b[4A\r\x1b[Ja row\nb row 2\nlogs: ${'x'.repeat(30)}\n`);
+    assert.ok(out[0]!.startsWith('\x1b[?25l') && out[3] === '\x1b[?25h', 'the cursor is hidden, then shown again');
   });
 
   test('in a pipe, a data step prints at most one line per interval, with its ETA', () => {
@@ -157,9 +170,9 @@ describe('progress of a real run', () => {
       const cmd = ['env', '-u', 'NO_COLOR', ...Object.entries(env).map(([k, v]) => `${k}=${v}`), process.execPath, path.join(ROOT, 'bin', 'leapfrog.js'), ...args].map(quote).join(' ');
       tmux('new-session', '-d', '-s', name, '-x', '110', '-y', '45', `${cmd}; echo "[exit $?]"; sleep 600`);
     };
-    const screen = (name: string, escapes = false) => tmux('capture-pane', '-p', '-J', ...(escapes ? ['-e'] : []), '-t', name);
+    const shown = (name: string, escapes = false) => tmux('capture-pane', '-p', '-J', ...(escapes ? ['-e'] : []), '-t', name);
     const scrollback = (name: string) => tmux('capture-pane', '-p', '-J', '-S', '-', '-t', name);
-    const exited = (name: string) => eventually(`${name} to end`, () => /^\[exit (\d+)\]$/m.exec(screen(name))?.[1], 120_000);
+    const exited = (name: string) => eventually(`${name} to end`, () => /^\[exit (\d+)\]$/m.exec(shown(name))?.[1], 120_000);
     const row = (project: string) => new RegExp(`^(\\S) ${project} +\\[[█░]{16}\\] +\\d+/\\d+ `, 'm');
 
     before(() => {
@@ -184,7 +197,7 @@ describe('progress of a real run', () => {
       start('slow', ['run', ...args]);
       const captures: string[] = [];
       await eventually('the flavor migration to run a few batches', async () => {
-        const s = screen('slow');
+        const s = shown('slow');
         if (/elapsed \d+:\d\d/.test(s)) captures.push(s);
         await new Promise((r) => setTimeout(r, 300));
         return /migrate flavor data: run ([5-9]|\d\d)/.test(s) && captures.length >= 4 ? true : undefined;
@@ -197,7 +210,7 @@ describe('progress of a real run', () => {
       assert.ok(captures.some((c) => /ETA \d+:\d\d \(from run 1/.test(c)), 'the run ETA comes from run 1');
       const last = captures[captures.length - 1]!;
       assert.match(last, /^▸ compute +\[[█░]+\] \d+\/10 +\d+:\d\d +ETA \d+:\d\d +kilo data migrate flavor data: run \d+, \d+ left, \d+(\.\d)?\/s$/m);
-      assert.match(screen('slow', true), /\x1b\[36m▸/, 'a running project is coloured');
+      assert.match(shown('slow', true), /\x1b\[36m▸/, 'a running project is coloured');
       assert.equal(tmux('display-message', '-p', '-t', 'slow', '#{cursor_flag}').trim(), '0', 'the cursor is hidden while the picture redraws');
 
       tmux('send-keys', '-t', 'slow', 'C-c');
@@ -211,7 +224,7 @@ describe('progress of a real run', () => {
       for (const p of ['compute', 'identity', 'image']) assert.equal(end.match(new RegExp(row(p).source, 'gm'))?.length, 1, `one row for ${p}:\n${end}`);
       assert.doesNotMatch(end, /^▸/m);
       assert.doesNotMatch(end, /\x1b|\^C/);
-      assert.match(screen('slow', true), /\x1b\[33m!/, 'an interruption is yellow');
+      assert.match(shown('slow', true), /\x1b\[33m!/, 'an interruption is yellow');
       assert.equal(tmux('display-message', '-p', '-t', 'slow', '#{cursor_flag}').trim(), '1', 'the cursor is shown again');
     });
 
@@ -229,8 +242,8 @@ describe('progress of a real run', () => {
         assert.match(s, /^run 1 failed after \d+:\d\d$/m);
         assert.match(s, /^logs: \S+\/runs\/1\/logs$/m);
       }
-      assert.match(screen('red', true), /\x1b\[31m✗/);
-      assert.doesNotMatch(screen('plain', true), /\x1b\[3\dm/, '--no-color: no colour, the marks stay');
+      assert.match(shown('red', true), /\x1b\[31m✗/);
+      assert.doesNotMatch(shown('plain', true), /\x1b\[3\dm/, '--no-color: no colour, the marks stay');
     });
   });
 });

@@ -130,7 +130,9 @@ export function liveRenderer(write: (text: string) => void, columns: () => numbe
       if (stopped) return;
       clearInterval(tick);
       if (pending) clearTimeout(pending);
-      draw();
+      // A run that never started (an env that could not be provisioned) leaves no picture of waiting projects behind.
+      if (state.runId === undefined) out.clear();
+      else draw();
       stopped = true;
       out.close();
     },

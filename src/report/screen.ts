@@ -21,6 +21,8 @@ export interface Screen {
   draw(lines: readonly string[]): void;
   /** A line above the region, kept in the scrollback. */
   log(text: string): void;
+  /** Take the region off the screen (what was logged above it stays). */
+  clear(): void;
   /** Leave the last region drawn on screen, show the cursor, write nothing more. */
   close(): void;
 }
@@ -53,6 +55,9 @@ export function screen(write: (text: string) => void, columns: () => number): Sc
     log(text) {
       if (closed) return write(text.endsWith('\n') ? text : `${text}\n`);
       paint(last, text.endsWith('\n') ? text : `${text}\n`);
+    },
+    clear() {
+      if (!closed) paint([]);
     },
     close() {
       if (closed) return;
