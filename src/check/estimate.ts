@@ -15,6 +15,8 @@ export interface HopEstimate {
   fromRun: number | undefined;
   /** The run's label (main ledger or a rehearsal's). */
   from?: string | undefined;
+  /** Per step id, its duration in that same run (run's progress counts a hop down step by step). */
+  steps?: Readonly<Record<string, number>>;
 }
 
 export interface Estimate {
@@ -32,7 +34,8 @@ export function estimate(plan: Plan, history: readonly RunTiming[]): Estimate {
     for (const run of history) {
       const steps = run.steps.filter((s) => s.project === h.project && s.release === h.release);
       if (steps.length === 0 || !steps.every((s) => FINISHED.has(s.status))) continue;
-      return { ...h, ms: steps.reduce((n, s) => n + (s.durationMs ?? 0), 0), fromRun: run.runId, from: run.label ?? `run ${run.runId}` };
+      const ms = steps.reduce((n, s) => n + (s.durationMs ?? 0), 0);
+      return { ...h, ms, fromRun: run.runId, from: run.label ?? `run ${run.runId}`, steps: Object.fromEntries(steps.map((s) => [s.stepId, s.durationMs ?? 0])) };
     }
     return { ...h, ms: undefined, fromRun: undefined };
   });

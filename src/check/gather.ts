@@ -1,4 +1,4 @@
-import { existsSync, readdirSync, statfsSync } from 'node:fs';
+import { existsSync, statfsSync } from 'node:fs';
 import path from 'node:path';
 import { loadChain, loadEnv } from '../chain/load.js';
 import type { Chain } from '../chain/types.js';
@@ -13,7 +13,8 @@ import { withTarget, type TargetSession } from '../database/session.js';
 import { describePlacement, singleServer } from '../database/placement.js';
 import { placementOf, serversFrom } from '../core/context.js';
 import { preflight } from '../core/preflight.js';
-import type { BlockerFact, CheckFacts, EnvFact, RunTiming } from './facts.js';
+import type { BlockerFact, CheckFacts, EnvFact } from './facts.js';
+import { chainHistory } from './history.js';
 
 /**
  * All of check-migrations' I/O, read once, in an order that keeps the
@@ -76,7 +77,7 @@ export async function gatherFacts(o: CheckOptions): Promise<CheckFacts> {
   let ledger: Ledger | undefined;
   try {
     ledger = Ledger.openForReading(stateDir);
-    facts.ledger = { ...facts.ledger, exists: ledger !== undefined, history: chain ? history(ledger, stateDir, chain.name) : [] };
+    facts.ledger = { ...facts.ledger, exists: ledger !== undefined, history: chain ? chainHistory(ledger, stateDir, chain.name) : [] };
   } catch (err) {
     if (!(err instanceof LeapfrogError)) throw err;
     facts.ledger = { ...facts.ledger, exists: true, error: err.message };
@@ -151,48 +152,6 @@ function readStorage(stateDir: string): CheckFacts['storage'] {
   } catch (err) {
     return { stateDir, measuredAt: dir, freeBytes: undefined, error: (err as Error).message };
   }
-}
-
-/**
- * Rehearsals keep a ledger of their own under STATE_DIR/rehearsals/<id>/; the
- * report on production quotes their timings (they are the point of rehearsing).
- */
-function rehearsalHistory(stateDir: string, chain: string): RunTiming[] {
-  const root = path.join(stateDir, 'rehearsals');
-  if (!existsSync(root)) return [];
-  const out: RunTiming[] = [];
-  for (const dir of readdirSync(root).sort().reverse()) {
-    let ledger: Ledger | undefined;
-    try {
-      ledger = Ledger.openForReading(path.join(root, dir));
-    } catch {
-      continue; // a damaged rehearsal ledger is no reason to fail the report
-    }
-    if (!ledger) continue;
-    try {
-      out.push(...timings(ledger, chain, (id) => `rehearsal ${dir} (run ${id})`));
-    } finally {
-      ledger.close();
-    }
-  }
-  return out;
-}
-
-function timings(ledger: Ledger, chain: string, label: (run: number, kind: string) => string): RunTiming[] {
-  return ledger.succeededRuns(chain).map(({ run, steps }) => ({
-    runId: run.id,
-    label: label(run.id, run.kind),
-    kind: run.kind,
-    target: run.target,
-    finishedAt: run.finished_at,
-    steps: steps.map((s) => ({ stepId: s.step_id, project: s.project, release: s.release, status: s.status, durationMs: s.duration_ms })),
-  }));
-}
-
-/** Succeeded runs of the chain here and in rehearsals, newest first. */
-function history(ledger: Ledger | undefined, stateDir: string, chain: string): RunTiming[] {
-  const own = ledger ? timings(ledger, chain, (id, kind) => `${kind === 'rehearsal' ? 'rehearsal ' : ''}run ${id}`) : [];
-  return [...own, ...rehearsalHistory(stateDir, chain)].sort((a, b) => (b.finishedAt ?? '').localeCompare(a.finishedAt ?? ''));
 }
 
 /** Errors that mean "this database has no such table or column yet" (an earlier migration adds it). */

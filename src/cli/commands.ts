@@ -74,7 +74,7 @@ const SPECS: readonly CommandSpec[] = [
   {
     command: 'rehearse',
     describe: 'restore a dump into a scratch server, run the chain there, audit row counts and report the timings',
-    flags: ['chain', 'defaults-file', 'state-dir', 'cache-dir', 'envs', 'format', ...FETCH_FLAGS, 'parallel'],
+    flags: ['chain', 'defaults-file', 'state-dir', 'cache-dir', 'envs', 'format', ...FETCH_FLAGS, 'parallel', 'color'],
     overrides: {
       'state-dir': { describe: 'the rehearsal gets STATE_DIR/rehearsals/<id>/ with its own ledger' },
       'defaults-file': { describe: 'MySQL option file for --server and --from (user, password, host, port, socket)' },
@@ -100,7 +100,7 @@ const SPECS: readonly CommandSpec[] = [
   {
     command: 'run',
     describe: 'execute the plan, checkpointing after every hop',
-    flags: [...TARGET_FLAGS, ...FETCH_FLAGS, 'until', 'parallel', 'wait-lock', 'force'],
+    flags: [...TARGET_FLAGS, ...FETCH_FLAGS, 'until', 'parallel', 'wait-lock', 'force', 'color'],
     options: {
       'dry-run': flag('print the plan and run nothing (takes no lock)'),
       snapshot: { choices: ['first-hop', 'every-hop', 'none'], default: 'first-hop', describe: 'snapshot the databases before the first hop, before every hop, or not at all (for `rollback`)' },

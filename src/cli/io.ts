@@ -6,6 +6,10 @@ export interface Io {
   err(text: string): void;
   /** stderr is a terminal: progress bars instead of lines. */
   tty: boolean;
+  /** To stderr as given, no newline added: a terminal renderer's cursor movements. */
+  errRaw(text: string): void;
+  /** stderr's width in columns (80 when it is not a terminal). */
+  columns(): number;
 }
 
 const closed = new WeakSet<NodeJS.WriteStream>();
@@ -28,12 +32,12 @@ export function quietBrokenPipes(): void {
   }
 }
 
-function writeTo(s: NodeJS.WriteStream, raw: string): void {
+function writeTo(s: NodeJS.WriteStream, raw: string, newline = true): void {
   if (closed.has(s) || s.destroyed) return;
   // Every password leapfrog has learnt is masked in every form it may take (src/report/secrets.ts), whatever printed it.
   const text = maskKnown(raw);
   try {
-    s.write(text.endsWith('\n') ? text : text + '\n');
+    s.write(text.endsWith('\n') || !newline ? text : text + '\n');
   } catch (err) {
     if (!GONE.has((err as NodeJS.ErrnoException).code ?? '')) throw err;
     closed.add(s);
@@ -44,4 +48,6 @@ export const processIo: Io = {
   out: (t) => writeTo(process.stdout, t),
   err: (t) => writeTo(process.stderr, t),
   tty: Boolean(process.stderr.isTTY),
+  errRaw: (t) => writeTo(process.stderr, t, false),
+  columns: () => process.stderr.columns || 80,
 };

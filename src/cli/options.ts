@@ -43,6 +43,8 @@ export const FLAGS = {
   parallel: numeric('run up to N projects at once', 1),
   'wait-lock': numeric("wait up to SECONDS for another run on this target (or a dead run's last step) to finish; default: fail at once, naming it", 0),
   force: flag("go on even while other client sessions are connected to the chain's databases"),
+  // yargs reads --no-color as color=false (boolean negation).
+  color: { type: 'boolean', default: true, describe: 'colour the progress on a terminal; --no-color (or NO_COLOR set) turns colour off, the marks stay' } as Options,
 } satisfies Record<string, Options>;
 
 export type FlagName = keyof typeof FLAGS;

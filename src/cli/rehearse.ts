@@ -5,7 +5,8 @@ import { targetFrom } from '../core/context.js';
 import { LeapfrogError } from '../errors.js';
 import { dumpsFrom } from '../rehearse/from.js';
 import { rehearse, type RehearsalPlace } from '../rehearse/rehearse.js';
-import { barRenderer, lineRenderer } from '../report/progress.js';
+import { wantColor } from '../report/progress-frame.js';
+import { lineRenderer, liveRenderer } from '../report/progress.js';
 import { rehearsalHtml, rehearsalText } from '../report/rehearsal.js';
 import { restoreRenderer } from '../report/restore-progress.js';
 import { maskKnown } from '../report/secrets.js';
@@ -45,7 +46,7 @@ export async function handler(args: Args, io: Io): Promise<void> {
   const provision = provisionFrom(args, [chainFile]);
   const copied = from !== undefined ? await dumpsFrom(targetFrom({ db: from, defaultsFile: str(args, 'defaults-file') }), from, chain, stateDir, io.err) : undefined;
   const dumps = copied?.dumps ?? given ?? [];
-  const runRenderer = io.tty ? barRenderer(process.stderr) : lineRenderer(io.err);
+  const runRenderer = io.tty ? liveRenderer(io.errRaw, io.columns, { color: wantColor(bool(args, 'color')), parallel }) : lineRenderer(io.err);
   const restoreBar = restoreRenderer(io);
   let result;
   try {
@@ -63,10 +64,10 @@ export async function handler(args: Args, io: Io): Promise<void> {
       parallel,
       provision,
       emit: (e) => {
-        if (e.type === 'phase') io.err(`${stamp()} ${e.message}`);
+        if (e.type === 'phase') runRenderer.log(`${stamp()} ${e.message}`);
         else if (e.type === 'restore') restoreBar.on(e);
-        else if (e.event.type === 'note' || e.event.type === 'warning' || e.event.type === 'signal') io.err(`${stamp()} ${e.event.text}`);
-        else if (e.event.type !== 'planned') runRenderer.on(e.event);
+        else if (e.event.type === 'note' || e.event.type === 'warning' || e.event.type === 'signal') runRenderer.log(`${stamp()} ${e.event.text}`);
+        else runRenderer.on(e.event);
       },
     });
   } finally {

@@ -4,7 +4,8 @@ import { refusalError } from '../core/preflight.js';
 import { run, type CoreEvent } from '../core/run.js';
 import type { SnapshotMode } from '../runner/context.js';
 import { preflightNotes } from '../report/preflight.js';
-import { barRenderer, lineRenderer } from '../report/progress.js';
+import { wantColor } from '../report/progress-frame.js';
+import { lineRenderer, liveRenderer } from '../report/progress.js';
 import { planJson, planSummary, planText, runJson, runText } from '../report/render.js';
 import type { Io } from './io.js';
 import { bool, contextFrom, formatOf, num, str, type Args } from './options.js';
@@ -36,13 +37,15 @@ export async function handler(args: Args, io: Io): Promise<void> {
     return;
   }
 
-  const renderer = io.tty ? barRenderer(process.stderr) : lineRenderer(io.err);
+  const renderer = io.tty ? liveRenderer(io.errRaw, io.columns, { color: wantColor(bool(args, 'color')), parallel: options.parallel }) : lineRenderer(io.err);
   const onEvent = (e: CoreEvent) => {
-    if (e.type === 'note' || e.type === 'warning') io.err(`leapfrog: ${e.text}`);
-    else if (e.type === 'signal') io.err(`\n${e.text}`);
+    // Everything said during the run goes through the renderer, so a terminal's picture stays whole.
+    if (e.type === 'note' || e.type === 'warning') renderer.log(`leapfrog: ${e.text}`);
+    else if (e.type === 'signal') renderer.log(e.text);
     else if (e.type === 'planned') {
-      if (!json) io.err(planSummary(e.preflight.plan!, e.preflight.target));
-      if (options.snapshot === 'none') io.err('Snapshots: none (--snapshot none). leapfrog cannot roll this run back; only your own backup can.');
+      if (!json) renderer.log(planSummary(e.preflight.plan!, e.preflight.target));
+      if (options.snapshot === 'none') renderer.log('Snapshots: none (--snapshot none). leapfrog cannot roll this run back; only your own backup can.');
+      renderer.on(e);
     } else renderer.on(e);
   };
   let outcome;

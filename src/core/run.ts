@@ -1,4 +1,6 @@
 import type { EnvDef } from '../chain/types.js';
+import { estimate, type Estimate } from '../check/estimate.js';
+import { chainHistory, chainHistoryAt } from '../check/history.js';
 import { withTargetLock } from '../database/lock.js';
 import { withTarget, type TargetSession } from '../database/session.js';
 import { describePlacement } from '../database/placement.js';
@@ -38,13 +40,15 @@ export interface RunOptions {
   acceptDrift: boolean;
   isolateNetwork: boolean;
   kind?: 'run' | 'rehearsal';
+  /** Where the ETA's history is, when not in the run's own state directory: a rehearsal's is the one it was started from. */
+  historyDir?: string | undefined;
 }
 
 export type CoreEvent =
   | RunEvent
   | { type: 'warning'; text: string }
-  /** The pre-flight passed: this is what will run. */
-  | { type: 'planned'; preflight: Preflight }
+  /** The pre-flight passed: this is what will run, and how long earlier runs and rehearsals of the chain took over it. */
+  | { type: 'planned'; preflight: Preflight; estimate: Estimate }
   | { type: 'signal'; text: string };
 
 export interface RunOutcome {
@@ -148,7 +152,8 @@ export async function run(ctx: CoreContext, o: RunOptions, emit: (e: CoreEvent) 
             if (!pre.plan || !pre.steps || pre.steps.length === 0) return { preflight: pre, result: undefined };
             if (signal.aborted) throw new LeapfrogError('interrupted', 'interrupted before the first step; nothing was run');
             const bwrap = await sandboxFor(pre.steps.map((p) => ctx.envs.get(p.step.env)));
-            emit({ type: 'planned', preflight: pre });
+            // The same estimate check-migrations prints, from the same history: progress counts it down.
+            emit({ type: 'planned', preflight: pre, estimate: estimate(pre.plan, o.historyDir ? chainHistoryAt(o.historyDir, chain.name) : chainHistory(ledger, layout.stateDir, chain.name)) });
             const result = await executePlan(
               { chain, envs: ctx.envs, target, layout, ledger, session, parallel: o.parallel, emit, signal, kind: o.kind ?? 'run', snapshot: o.snapshot, notes, provision: ctx.provision, stepWrapper, bwrap },
               pre.plan,

@@ -112,7 +112,7 @@ async function rehearseIn(o: RehearseOptions, signal: AbortSignal): Promise<{ re
     const ctx: CoreContext = { chain, envs: o.envs, target: placed, layout: layout(dir, cacheDir, chain, placed), provision: o.provision };
     phase(`running chain ${chain.name} (--parallel ${o.parallel})`);
     // The same path as a real run, on the copy: its own ledger, no snapshots (the dumps are the restore point).
-    const outcome = await run(ctx, { until: undefined, parallel: o.parallel, snapshot: 'none', waitLockSeconds: 0, force: false, resume: false, acceptDrift: false, isolateNetwork: false, kind: 'rehearsal' }, (e) => o.emit({ type: 'run', event: e }));
+    const outcome = await run(ctx, { until: undefined, parallel: o.parallel, snapshot: 'none', waitLockSeconds: 0, force: false, resume: false, acceptDrift: false, isolateNetwork: false, kind: 'rehearsal', historyDir: path.resolve(o.stateDir) }, (e) => o.emit({ type: 'run', event: e }));
     const result = outcome.result;
     const runId = result?.runId ?? null;
     let error = result?.error;

@@ -13,6 +13,8 @@ export type RunEvent =
   | { type: 'env-progress'; env: string; bytes: number; total: number | undefined }
   | { type: 'run-start'; runId: number; plan: Plan; runDir: string }
   | { type: 'step-start'; step: PlannedStep; argv: readonly string[]; logFile: string }
+  /** A data step's needed-when count just before its first run: with step-batch's, the rate it falls at. */
+  | { type: 'step-needed'; step: PlannedStep; count: number }
   | { type: 'step-batch'; step: PlannedStep; attempt: number; exitCode: number | null; remaining: number | undefined }
   | { type: 'step-end'; step: PlannedStep; status: Exclude<StepStatus, 'started'>; durationMs: number; attempts: number; message?: string | undefined }
   | { type: 'snapshot-start'; beforeStep: string; databases: readonly string[]; dir: string }

@@ -185,6 +185,7 @@ export async function runOne(ctx: RunContext, runId: number, p: PreparedStep, se
         finish('skipped', 'not needed: its needed-when query returns 0');
         return;
       }
+      if (count !== undefined) ctx.emit({ type: 'step-needed', step: p, count });
       for (;;) {
         if (attempts >= step.maxRuns) {
           fail(`still has work after ${attempts} runs (max-runs ${step.maxRuns})${count !== undefined ? `: needed-when returns ${count}` : ''}; raise max-runs in the chain if the data is that large, or read the log`);
