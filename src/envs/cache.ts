@@ -86,10 +86,12 @@ export interface GcDecision {
  * only changed entries go, so a bare `gc` never empties the cache.
  */
 export function gcDecisions(entries: readonly CacheEntry[], used: ReadonlyMap<string, string[]> | undefined, olderThanDays: number | undefined, now: number, changed: ReadonlyMap<string, readonly string[]> = new Map()): GcDecision[] {
+  if (used === undefined && olderThanDays === undefined) {
+    throw new LeapfrogError('input', 'envs gc needs --chain/--chains (keep what those chains use) or --older-than DAYS (or both); it will not guess what may go (entries changed since they were unpacked always go)');
+  }
   return entries.map((entry) => {
     const problems = changed.get(entry.sha256);
     if (problems && problems.length > 0) return { entry, remove: true, why: `changed since it was unpacked: ${problems[0]}${problems.length > 1 ? ` (and ${problems.length - 1} more)` : ''}` };
-    if (used === undefined && olderThanDays === undefined) return { entry, remove: false, why: 'intact (give --chain/--chains or --older-than DAYS to remove unused entries)' };
     const users = used?.get(entry.sha256);
     if (users && users.length > 0) return { entry, remove: false, why: `used by ${users.join(', ')}` };
     const unpacked = entry.unpackedAt ? Date.parse(entry.unpackedAt) : NaN;
