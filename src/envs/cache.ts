@@ -35,6 +35,8 @@ export interface CacheEntry {
   files: number | undefined;
   /** Why the manifest could not be read, if it could not. */
   problem: string | undefined;
+  /** The manifest as read, for verifyEntry (a venv's is megabytes of JSON: parsed once). */
+  manifest?: ManifestFile | undefined;
 }
 
 export async function readManifest(root: string): Promise<ManifestFile> {
@@ -54,7 +56,7 @@ export async function readEntry(cacheDir: string, sha256: string): Promise<Cache
   try {
     const m = await readManifest(root);
     const files = Object.values(m.files).filter((f) => f.type === 'file');
-    return { sha256, root, env: m.env, unpackedAt: m.unpackedAt, bytes: files.reduce((a, f) => a + (f.size ?? 0), 0), files: files.length, problem: undefined };
+    return { sha256, root, env: m.env, unpackedAt: m.unpackedAt, bytes: files.reduce((a, f) => a + (f.size ?? 0), 0), files: files.length, problem: undefined, manifest: m };
   } catch (err) {
     const st = await stat(root);
     return { sha256, root, env: undefined, unpackedAt: st.mtime.toISOString(), bytes: undefined, files: undefined, problem: `no readable ${MANIFEST} (${(err as NodeJS.ErrnoException).code ?? (err as Error).message})` };
@@ -147,7 +149,7 @@ export type VerifyDepth = 'stat' | 'hash';
  */
 export async function verifyEntry(entry: CacheEntry, depth: VerifyDepth = 'hash'): Promise<VerifyResult> {
   if (entry.problem) return { entry, ok: false, problems: [entry.problem] };
-  const recorded = await readManifest(entry.root);
+  const recorded = entry.manifest ?? (await readManifest(entry.root));
   const problems: string[] = [];
   if (recorded.sha256 !== entry.sha256) problems.push(`${MANIFEST} is for ${recorded.sha256}, not this entry`);
   const writtenAt = Math.floor((await lstat(path.join(entry.root, MANIFEST))).mtimeMs);
