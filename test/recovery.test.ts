@@ -110,7 +110,7 @@ describeTargets('a step killed inside a two-statement migration', () => {
     // Without evidence of the step's end: unknown, what is there said, refused.
     const plan = await leapfrog(['plan', ...cloud.args()]);
     assert.equal(plan.exitCode, 3, plan.stderr);
-    assert.match(plan.stderr, new RegExp(`run 1 died during ${STEP} \\(sync\\); \`leapfrog run\` marks it interrupted\\n`));
+    assert.match(plan.stderr, new RegExp(`run 1 died during ${STEP} \\(sync\\); \`leapfrog run --chain \\S+ --db \\S+ --state-dir \\S+ --cache-dir \\S+\` marks it interrupted\\n`));
     assert.match(plan.stderr, /unknown state after newton\/compute\/2 \(run 1\) on compute main .*table instance_extra: column device_metadata \w+ added; no evidence of what this step leaves/);
     const check = await leapfrog(['check-migrations', ...cloud.args(), '--format', 'json']);
     assert.equal(check.exitCode, 2, check.stderr);

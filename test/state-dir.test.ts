@@ -104,13 +104,17 @@ describe('hints carry the flags that repeat them', () => {
     assert.match(shown.stdout, /kilo/);
   });
 
-  test('check-migrations after a crash: the ledger show and run hints name the state, chain, target and cache', async () => {
+  test('check-migrations and plan after a crash: the ledger show and run hints name the state, chain, target and cache', async () => {
     const cloud = await fakeCloud();
     await runKilledAt(cloud, 'step-start@kilo/compute/2');
     const c = await leapfrog(['check-migrations', ...cloud.args(), '--format', 'json']);
     const text = (JSON.parse(c.stdout) as { checks: { check: string; details: string }[] }).checks.find((x) => x.check === 'Ledger')!.details;
     assert.match(text, new RegExp(`leapfrog ledger show 1 --state-dir ${cloud.state}\``));
     assert.match(text, new RegExp(`\`leapfrog run --chain ${cloud.chain} --db ${cloud.db} --state-dir ${cloud.state} --cache-dir ${CACHE}\` marks it interrupted`));
+    // plan says the same beside the plan.
+    const plan = await leapfrog(['plan', ...cloud.args()]);
+    assert.equal(plan.exitCode, 0, plan.stderr);
+    assert.ok(plan.stderr.includes(`run 1 died between steps; \`leapfrog run --chain ${cloud.chain} --db ${cloud.db} --state-dir ${cloud.state} --cache-dir ${CACHE}\` marks it interrupted`), plan.stderr);
   });
 
   test('ledger and rollback refusals name the ledger commands with --state-dir', async () => {
