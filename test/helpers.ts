@@ -382,7 +382,7 @@ export async function endState(cloud: Cloud): Promise<Record<string, unknown>> {
  */
 export function namedRollback(stderr: string): { step: string; to: string } | undefined {
   const step = /(?:a run died inside (\S+)|(\S+) failed) and left/.exec(stderr)?.slice(1).find(Boolean);
-  const list = /leapfrog rollback --chain \S+ --db \S+ --to ID, with ID one of (.+?); then run again/.exec(stderr)?.[1];
+  const list = /leapfrog rollback --to ID(?: --\S+ \S+)*, with ID one of (.+?); then run again/.exec(stderr)?.[1];
   if (!step || !list) return undefined;
   const project = step.split('/')[1]!;
   const own = list.split(/, (?![^(]*\))/).flatMap((p) => {
