@@ -53,19 +53,24 @@ describe('pre-flight checks over plain facts', () => {
     assert.equal(freeSpaceCheck(sqlite).result, 'Warning');
   });
 
-  test('envs: cached or unpackable is Success, a URL not cached a Warning online and a Failure offline, a broken env file a Failure; only the plan\'s envs count', () => {
+  test('envs: cached or unpackable is Success, a URL not cached a Warning online and a Failure offline, a broken env file or a changed cached tree a Failure; only the plan\'s envs count', () => {
     const def = (name: string, kind: 'file' | 'url'): EnvDef => ({ name, file: `/envs/${name}.yaml`, source: { kind, location: kind === 'url' ? `https://a/${name}.tgz` : `/t/${name}.tgz`, sha256: 'x' }, path: ['bin'], vars: {} });
+    const intact = { changed: [] as string[], checkedBy: 'hash' as const, repair: '' };
     const envs: EnvFact[] = [
-      { name: 'a', def: def('a', 'file'), error: undefined, cached: true, sourceExists: false },
-      { name: 'b', def: def('b', 'file'), error: undefined, cached: false, sourceExists: true },
-      { name: 'c', def: def('c', 'url'), error: undefined, cached: false, sourceExists: undefined },
-      { name: 'd', def: undefined, error: 'd.yaml:1:1: bad', cached: false, sourceExists: undefined },
+      { name: 'a', def: def('a', 'file'), error: undefined, cached: true, sourceExists: false, ...intact },
+      { name: 'b', def: def('b', 'file'), error: undefined, cached: false, sourceExists: true, ...intact },
+      { name: 'c', def: def('c', 'url'), error: undefined, cached: false, sourceExists: undefined, ...intact },
+      { name: 'd', def: undefined, error: 'd.yaml:1:1: bad', cached: false, sourceExists: undefined, ...intact },
+      { name: 'e', def: def('e', 'file'), error: undefined, cached: true, sourceExists: true, changed: ['bin/tool: size 12 bytes, was 10 (content changed)'], checkedBy: 'stat', repair: 'leapfrog envs repair e --chain /c.yaml' },
     ];
     assert.equal(envsCheck({ envs, offline: false }, new Set(['a', 'b'])).result, 'Success');
     assert.equal(envsCheck({ envs, offline: false }, new Set(['a', 'c'])).result, 'Warning');
     assert.equal(envsCheck({ envs, offline: true }, new Set(['a', 'c'])).result, 'Failure');
     assert.equal(envsCheck({ envs, offline: false }, new Set(['d'])).result, 'Failure');
     assert.equal(envsCheck({ envs, offline: false }, undefined).result, 'Failure', 'without a plan, every env of the chain is checked');
+    const changed = envsCheck({ envs, offline: false }, new Set(['a', 'e']));
+    assert.equal(changed.result, 'Failure');
+    assert.match(changed.details, /e: changed since it was unpacked[^]*leapfrog envs repair e --chain \/c\.yaml[^]*bin\/tool: size 12 bytes/);
   });
 
   test('blockers: fixed by a planned step is a Success naming the rows and the step; by a step of the chain not in the plan, a Failure; zero rows a Success', () => {

@@ -176,7 +176,7 @@ describe('check-migrations on SQLite', () => {
     assert.equal(l.result, 'Warning');
     assert.match(l.details, /Run 1 \(chain fakecloud-juno-newton\) died during step kilo\/compute\/2 \(started .*\): a database may be between versions/);
     assert.match(l.details, new RegExp(`leapfrog ledger show 1 --state-dir ${cloud.state}`));
-    assert.match(l.details, /then `leapfrog run` marks it interrupted and resumes from where the databases stand/);
+    assert.match(l.details, /then `leapfrog run --chain \S+ --db \S+ --state-dir \S+ --cache-dir \S+` marks it interrupted and resumes from where the databases stand/);
     assert.deepEqual(readdirSync(cloud.state).sort(), before, 'reading the ledger leaves no -wal or -shm behind');
 
     // The same row, but its run's process is alive on this host: a run in progress.

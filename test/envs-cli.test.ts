@@ -63,7 +63,7 @@ test('8 processes provisioning the same chain at once: all succeed, one intact c
   assert.equal(v.stdout.split('\n').filter((x) => x.startsWith('ok')).length, ENV_COUNT);
 });
 
-test('envs verify names the env and file that changed after unpacking; gc keeps what a chain uses', async () => {
+test('envs verify names the env and file that changed after unpacking; gc keeps what a chain uses, unless it changed', async () => {
   const cache = tempDir('cache-v');
   assert.equal((await leapfrog(['envs', 'provision', '--chain', remote.chain, '--cache-dir', cache])).exitCode, 0);
   const list = JSON.parse((await leapfrog(['envs', 'list', '--cache-dir', cache, '--format', 'json'])).stdout) as Json;
@@ -87,11 +87,13 @@ test('envs verify names the env and file that changed after unpacking; gc keeps 
   assert.equal(dry.stdout.split('\n').filter((x) => x.startsWith('would remove')).length, ENV_COUNT);
   assert.equal(entries(cache).length, ENV_COUNT);
 
-  // Keeping the chain's envs: nothing goes; older than 0 days without chains: all go.
+  // Keeping the chain's envs: only the changed one goes, although the chain uses it (no run may use it);
+  // older than 0 days without chains: all go.
   const keep = await leapfrog(['envs', 'gc', '--chain', remote.chain, '--cache-dir', cache]);
   assert.equal(keep.exitCode, 0, keep.stderr);
-  assert.equal(keep.stdout.split('\n').filter((x) => x.startsWith('kept')).length, ENV_COUNT);
-  assert.match(keep.stdout, /kept {2}[0-9a-f]{12} compute-kilo: used by fakecloud-remote:compute-kilo/);
+  assert.equal(keep.stdout.split('\n').filter((x) => x.startsWith('kept')).length, ENV_COUNT - 1);
+  assert.match(keep.stdout, /kept {2}[0-9a-f]{12} compute-liberty: used by fakecloud-remote:compute-liberty/);
+  assert.match(keep.stdout, /removed {2}[0-9a-f]{12} compute-kilo: changed since it was unpacked: bin\/compute-manage: size/);
   const old = await leapfrog(['envs', 'gc', '--older-than', '0', '--cache-dir', cache]);
   assert.equal(old.exitCode, 0, old.stderr);
   assert.deepEqual(entries(cache), []);

@@ -28,10 +28,18 @@ export interface CliResult {
   stderr: string;
 }
 
+/**
+ * The state directory of a test's leapfrog that names none: never the
+ * machine's own default (/var/lib/leapfrog when the tests run as root, the
+ * XDG state directory otherwise). A test of the default passes
+ * LEAPFROG_STATE_DIR: '' (unset, for leapfrog).
+ */
+export const TEST_STATE = path.join(os.tmpdir(), `leapfrog-test-state-${process.pid}`);
+
 export async function leapfrog(args: readonly string[], options: { env?: Record<string, string>; cwd?: string } = {}): Promise<CliResult> {
   const r = await execa(process.execPath, [path.join(ROOT, 'bin', 'leapfrog.js'), ...args], {
     reject: false,
-    env: options.env,
+    env: { LEAPFROG_STATE_DIR: TEST_STATE, ...options.env },
     cwd: options.cwd ?? ROOT,
     stdin: 'ignore',
   });
@@ -113,7 +121,7 @@ export type CloudDatabase = (typeof CLOUD_DATABASES)[number];
 
 /** The real CLI as a child process still running: for locks, signals and races. */
 export function spawnLeapfrog(args: readonly string[]) {
-  return execa(process.execPath, [path.join(ROOT, 'bin', 'leapfrog.js'), ...args], { reject: false, cwd: ROOT, stdin: 'ignore', all: false });
+  return execa(process.execPath, [path.join(ROOT, 'bin', 'leapfrog.js'), ...args], { reject: false, cwd: ROOT, stdin: 'ignore', all: false, env: { LEAPFROG_STATE_DIR: TEST_STATE } });
 }
 
 /** Poll `check` until it returns a value, or fail after `ms`. */
@@ -374,7 +382,7 @@ export async function endState(cloud: Cloud): Promise<Record<string, unknown>> {
  */
 export function namedRollback(stderr: string): { step: string; to: string } | undefined {
   const step = /(?:a run died inside (\S+)|(\S+) failed) and left/.exec(stderr)?.slice(1).find(Boolean);
-  const list = /leapfrog rollback --chain \S+ --db \S+ --to ID, with ID one of (.+?); then run again/.exec(stderr)?.[1];
+  const list = /leapfrog rollback --to ID(?: --\S+ \S+)*, with ID one of (.+?); then run again/.exec(stderr)?.[1];
   if (!step || !list) return undefined;
   const project = step.split('/')[1]!;
   const own = list.split(/, (?![^(]*\))/).flatMap((p) => {

@@ -53,7 +53,8 @@ describe('the README', () => {
       .join('\n');
     const r = spawnSync('bash', ['-c', script], {
       cwd: scratch,
-      env: { PATH: `${path.join(scratch, '.bin')}:${process.env.PATH}`, HOME: scratch, LANG: 'C.UTF-8' },
+      // LEAPFROG_STATE_DIR: the reader's own default state directory, kept in the scratch directory (as root the default is /var/lib/leapfrog).
+      env: { PATH: `${path.join(scratch, '.bin')}:${process.env.PATH}`, HOME: scratch, LANG: 'C.UTF-8', LEAPFROG_STATE_DIR: path.join(scratch, 'state') },
       encoding: 'utf8',
       timeout: 240_000,
     });

@@ -30,6 +30,12 @@ export interface EnvFact {
   cached: boolean;
   /** source.file exists (undefined for URL sources). */
   sourceExists: boolean | undefined;
+  /** What changed in the cached tree since it was unpacked (envs/cache.ts, verifyEntry); empty when intact or not cached. */
+  changed: string[];
+  /** How it was checked: every file hashed, or sizes, modes and mtimes only (--no-verify-envs). */
+  checkedBy: 'hash' | 'stat';
+  /** The command that unpacks it again from its tarball. */
+  repair: string;
 }
 
 export interface BlockerFact {

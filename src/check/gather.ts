@@ -7,11 +7,13 @@ import { probeBubblewrap } from '../sandbox/bwrap.js';
 import { mapLimit } from '../concurrency.js';
 import { LeapfrogError } from '../errors.js';
 import { Ledger } from '../ledger/ledger.js';
-import { layout } from '../core/layout.js';
+import { layout, type Layout } from '../core/layout.js';
+import { readEntry, verifyEntry, type VerifyDepth } from '../envs/cache.js';
+import { cacheFlags, commandLine } from '../state-dir.js';
 import { neededCount } from '../database/probe.js';
 import { withTarget, type TargetSession } from '../database/session.js';
 import { describePlacement, singleServer } from '../database/placement.js';
-import { placementOf, serversFrom } from '../core/context.js';
+import { placementOf, serversFrom, targetFlags } from '../core/context.js';
 import { preflight } from '../core/preflight.js';
 import type { BlockerFact, CheckFacts, EnvFact } from './facts.js';
 import { chainHistory } from './history.js';
@@ -33,6 +35,8 @@ export interface CheckOptions {
   offline: boolean;
   until: string | undefined;
   maxTransactionAge: number;
+  /** Hash every file of the cached envs (else sizes, modes and mtimes). */
+  verifyEnvs: boolean;
 }
 
 const PARALLEL = 8;
@@ -51,7 +55,7 @@ export async function gatherFacts(o: CheckOptions): Promise<CheckFacts> {
   const target = chain ? placementOf(chain, given) : singleServer(given.default);
   const targetDescription = describePlacement(target);
   const stateDir = path.resolve(o.stateDir);
-  const l = chain ? layout(o.stateDir, o.cacheDir, chain, target) : undefined;
+  const l = chain ? layout(o.stateDir, o.cacheDir, chain, target, targetFlags(chain.file, { db: o.db, defaultsFile: o.defaultsFile, envDir: o.envs }, given)) : undefined;
 
   const facts: CheckFacts = {
     chainFile: o.chain,
@@ -63,7 +67,7 @@ export async function gatherFacts(o: CheckOptions): Promise<CheckFacts> {
     offline: o.offline,
     until: o.until,
     maxTransactionAge: o.maxTransactionAge,
-    envs: chain && l ? readEnvs(chain, l.cacheDir) : [],
+    envs: chain && l ? await readEnvs(chain, l, o.envs, o.verifyEnvs ? 'hash' : 'stat') : [],
     sandbox: undefined,
     reach: { ok: false, error: 'not checked' },
     databases: [],
@@ -123,21 +127,19 @@ async function readTarget(facts: CheckFacts, ledger: Ledger | undefined): Promis
   }, { check: false });
 }
 
-function readEnvs(chain: Chain, cacheDir: string): EnvFact[] {
+/** The chain's envs, each cached one checked against its manifest (the check `run` makes, hashing every file unless --no-verify-envs). */
+async function readEnvs(chain: Chain, l: Layout, envDir: string | undefined, depth: VerifyDepth): Promise<EnvFact[]> {
   const names = [...new Set(chain.releases.flatMap((r) => r.steps.map((s) => s.env)))];
-  return names.map((name) => {
+  return mapLimit(names, 2, async (name): Promise<EnvFact> => {
+    const repair = commandLine(['envs', 'repair', name, '--chain', chain.file, ...(envDir !== undefined ? ['--envs', path.resolve(envDir)] : []), ...l.stateFlags, ...cacheFlags(l.stateDir, l.cacheDir)]);
     try {
       const def = loadEnv(chain.envDir, name);
-      return {
-        name,
-        def,
-        error: undefined,
-        cached: existsSync(envRoot(cacheDir, def.source.sha256)),
-        sourceExists: def.source.kind === 'file' ? existsSync(def.source.location) : undefined,
-      };
+      const cached = existsSync(envRoot(l.cacheDir, def.source.sha256));
+      const changed = cached ? (await verifyEntry(await readEntry(l.cacheDir, def.source.sha256), depth)).problems : [];
+      return { name, def, error: undefined, cached, sourceExists: def.source.kind === 'file' ? existsSync(def.source.location) : undefined, changed, checkedBy: depth, repair };
     } catch (err) {
       if (!(err instanceof LeapfrogError)) throw err;
-      return { name, def: undefined, error: [err.message, ...err.details].join(' '), cached: false, sourceExists: undefined };
+      return { name, def: undefined, error: [err.message, ...err.details].join(' '), cached: false, sourceExists: undefined, changed: [], checkedBy: depth, repair };
     }
   });
 }

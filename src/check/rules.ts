@@ -4,6 +4,8 @@ import { formatVersion } from '../chain/version.js';
 import type { Preflight } from '../core/preflight.js';
 import { describeDrift } from '../core/history.js';
 import { describeRecovery } from '../core/recovery.js';
+import { hint } from '../core/layout.js';
+import { stateFlags } from '../state-dir.js';
 import type { BlockerFact, CheckFacts, CheckRow, Result } from './facts.js';
 export { batchesCheck } from './rules-batches.js';
 
@@ -50,6 +52,18 @@ export function envsCheck(f: Pick<CheckFacts, 'envs' | 'offline' | 'sandbox'>, n
       problems.push({ result: 'Failure', text: `${e.name}: ${e.error ?? 'cannot be loaded'}` });
       continue;
     }
+    if (e.cached && e.changed.length > 0) {
+      const shown = e.changed.slice(0, 10);
+      problems.push({
+        result: 'Failure',
+        text: [
+          `${e.name}: changed since it was unpacked (${e.checkedBy === 'hash' ? 'every file hashed' : 'sizes, modes and mtimes'}); \`leapfrog run\` refuses it. Unpack it again from its tarball: \`${e.repair}\`. What changed:`,
+          ...shown.map((c) => `  ${c}`),
+          ...(e.changed.length > shown.length ? [`  … and ${e.changed.length - shown.length} more`] : []),
+        ].join('\n'),
+      });
+      continue;
+    }
     if (e.cached) {
       cached++;
       continue;
@@ -65,7 +79,7 @@ export function envsCheck(f: Pick<CheckFacts, 'envs' | 'offline' | 'sandbox'>, n
         : { result: 'Warning', text: `${e.name}: not in the cache; the run would have to fetch it from ${e.def.source.location}: provision it before the window, which may have no network` },
     );
   }
-  const summary = `${plural(envs.length, 'env')} needed: ${cached} in the cache (verified by sha256 when unpacked)${local > 0 ? `, ${local} to unpack from local tarballs` : ''}${problems.length > 0 ? `, ${plural(problems.length, 'problem')}:` : '.'}`;
+  const summary = `${plural(envs.length, 'env')} needed: ${cached} in the cache and intact (${envs[0]?.checkedBy === 'stat' ? 'sizes, modes and mtimes checked' : 'every file hashed'} against the manifest written when unpacked)${local > 0 ? `, ${local} to unpack from local tarballs` : ''}${problems.length > 0 ? `, ${plural(problems.length, 'problem')}:` : '.'}`;
   return row('Envs', worst(problems), [summary, ...problems.map((p) => p.text)].join('\n'));
 }
 
@@ -199,20 +213,22 @@ export function recoveryCheck(pre: Preflight): CheckRow | undefined {
 }
 
 /** Runs that died, or are still running, against this target; the ledger's own health. */
-export function ledgerCheck(f: Pick<CheckFacts, 'ledger' | 'preflight' | 'storage'>): CheckRow {
+export function ledgerCheck(f: Pick<CheckFacts, 'ledger' | 'preflight' | 'storage' | 'layout'>): CheckRow {
   const name = 'Ledger';
   const l = f.ledger;
   if (l.error) return row(name, 'Failure', `${l.error}. Move the file away or use another --state-dir.`);
   if (!l.exists) return row(name, 'Success', `No ledger yet at ${l.file}: nothing has run from this state directory.`);
   const runs = f.preflight?.unfinished ?? [];
   const lines: { result: Result; text: string }[] = [];
+  // Hints carry the flags that reach this state (and chain and target) again, wherever they are pasted.
+  const places = f.layout ?? { targetFlags: [], stateFlags: stateFlags(f.storage.stateDir), cacheFlags: [] };
   for (const { run, steps, survivor } of runs) {
     const doing = steps.length > 0 ? `step ${steps.map((s) => s.step_id).join(', ')}` : 'no step';
-    const read = `Read \`leapfrog ledger show ${run.id} --state-dir ${f.storage.stateDir}\`${steps[0]?.log_path ? ` and its log ${steps[0].log_path}` : ''}`;
+    const read = `Read \`${hint(places, ['ledger', 'show', String(run.id)], false)}\`${steps[0]?.log_path ? ` and its log ${steps[0].log_path}` : ''}`;
     if (survivor.kind === 'running') lines.push({ result: 'Failure', text: `Run ${run.id} (chain ${run.chain}) is in progress: pid ${run.pid} on ${run.host}, ${doing}, since ${run.started_at}. Wait for it to end, or stop it, before starting another.` });
     else if (survivor.kind === 'step') lines.push({ result: 'Failure', text: `Run ${run.id} died, but its step ${survivor.step.step_id} still runs as process group ${survivor.pgid}: \`leapfrog run\` refuses until it ends (--wait-lock waits for it; or kill -TERM -${survivor.pgid}).` });
-    else if (survivor.kind === 'remote') lines.push({ result: 'Failure', text: `Run ${run.id} started on host ${run.host} (pid ${run.pid}, ${run.started_at}) and never finished; this host cannot tell whether it is alive: \`leapfrog run --resume\` if it is dead. ${read}.` });
-    else lines.push({ result: 'Warning', text: `Run ${run.id} (chain ${run.chain}) died during ${doing} (started ${steps[0]?.started_at ?? run.started_at}): a database may be between versions. ${read}; then \`leapfrog run\` marks it interrupted and resumes from where the databases stand.` });
+    else if (survivor.kind === 'remote') lines.push({ result: 'Failure', text: `Run ${run.id} started on host ${run.host} (pid ${run.pid}, ${run.started_at}) and never finished; this host cannot tell whether it is alive: \`${hint(places, ['run', '--resume'])}\` if it is dead. ${read}.` });
+    else lines.push({ result: 'Warning', text: `Run ${run.id} (chain ${run.chain}) died during ${doing} (started ${steps[0]?.started_at ?? run.started_at}): a database may be between versions. ${read}; then \`${hint(places, ['run'])}\` marks it interrupted and resumes from where the databases stand.` });
   }
   if (f.preflight?.historyLost) lines.push({ result: 'Warning', text: 'No history of this chain on this target in the ledger, but its databases are past the chain\'s start: the plan is derived from their versions alone; data steps without a needed-when query will run again.' });
   if (lines.length === 0) return row(name, 'Success', `${l.file}: no unfinished run against this target.`);

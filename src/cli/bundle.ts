@@ -6,6 +6,7 @@ import { fetchArgs, provisionOptions, type FetchArgs } from './context.js';
 import type { Args } from './options.js';
 import { cacheDirOf, reportRedirect, withInterrupt } from './envs.js';
 import type { Io } from './io.js';
+import { cacheFlags, commandLine, stateFlags } from '../state-dir.js';
 
 /**
  * `leapfrog bundle create --chain C -o FILE` and `leapfrog bundle import
@@ -43,7 +44,9 @@ export async function bundleCommand(args: BundleArgs, io: Io): Promise<void> {
     io.out(JSON.stringify({ format: 'leapfrog.bundle.import/v1', chain: got.chain, chainFile: got.chainFile, dir: got.dir, cache: cacheDir, envs: got.envs.map((e) => ({ env: e.def.name, sha256: e.sha256, root: e.root })) }, null, 2));
     return;
   }
-  io.out(`Chain ${got.chain} installed: ${got.chainFile}\n${got.envs.length} envs verified and unpacked in ${cacheDir}.\nRun it with: leapfrog run --chain ${got.chainFile} --db URL --offline${args['cache-dir'] ? ` --cache-dir ${cacheDir}` : ''}`);
+  // The hint names this state directory and cache unless they are the defaults: pasted in another shell, it must find these envs.
+  const next = commandLine(['run', '--chain', got.chainFile, '--db', 'URL', '--offline', ...stateFlags(args['state-dir']), ...cacheFlags(args['state-dir'], args['cache-dir'])]);
+  io.out(`Chain ${got.chain} installed: ${got.chainFile}\n${got.envs.length} envs verified and unpacked in ${cacheDir}.\nRun it with: ${next}`);
 }
 
 /** The command line's flags, checked, as bundleCommand takes them. */

@@ -2,7 +2,7 @@ import { gatherFacts } from '../check/gather.js';
 import { evaluate, exitCodeFor } from '../check/report.js';
 import { reportJson, reportMarkdown, reportText } from '../check/render.js';
 import type { Io } from './io.js';
-import { bool, formatOf, num, required, requiredList, str, type Args } from './options.js';
+import { bool, formatOf, num, required, requiredList, str, type Args, stateDirOf } from './options.js';
 
 /**
  * `leapfrog check-migrations`: reads the chain, the envs, the target and the
@@ -15,12 +15,13 @@ export async function handler(args: Args, io: Io): Promise<number> {
     chain: required(args, 'chain', 'the chain file'),
     db: requiredList(args, 'db', 'the target (sqlite:DIR or mysql://user@host:port)'),
     defaultsFile: str(args, 'defaults-file'),
-    stateDir: str(args, 'state-dir') ?? './.leapfrog',
+    stateDir: stateDirOf(args),
     cacheDir: str(args, 'cache-dir'),
     envs: str(args, 'envs'),
     offline: bool(args, 'offline'),
     until: str(args, 'until'),
     maxTransactionAge: num(args, 'max-transaction-age', { min: 0, what: 'of seconds' }),
+    verifyEnvs: bool(args, 'verify-envs'),
   });
   const report = evaluate(facts);
   const configDir = facts.layout?.configDir;

@@ -1,7 +1,8 @@
 import type { Argv, CommandModule, Options, PositionalOptions } from 'yargs';
 import { ExitCode } from './exit.js';
 import { processIo, type Io } from './io.js';
-import { FETCH_FLAGS, numeric, TARGET_FLAGS, withFlags, type Args, type FlagName } from './options.js';
+import { FETCH_FLAGS, numeric, str, TARGET_FLAGS, withFlags, type Args, type FlagName } from './options.js';
+import { chooseStateDir } from '../state-dir.js';
 
 /**
  * The command line's table of contents: each command's name, description
@@ -39,6 +40,12 @@ function command(spec: CommandSpec): CommandModule {
       return y;
     },
     handler: async (args) => {
+      if (spec.flags.includes('state-dir')) {
+        // Resolved once, here, for every command (src/state-dir.ts): handlers read an absolute --state-dir.
+        const choice = chooseStateDir(str(args as Args, 'state-dir'));
+        (args as Args)['state-dir'] = choice.dir;
+        if (choice.note) processIo.err(choice.note);
+      }
       const code = await (await spec.load()).handler(args as Args, processIo);
       if (code) throw new ExitCode(code);
     },
@@ -52,8 +59,12 @@ const SPECS: readonly CommandSpec[] = [
   {
     command: 'check-migrations',
     describe: 'pre-flight report: where each database stands, what will run, what will stop it (changes nothing; exit 0 ok, 1 warnings, 2 failures)',
-    flags: [...TARGET_FLAGS, 'offline', 'until'],
-    overrides: { format: { choices: ['text', 'json', 'markdown'] }, 'state-dir': { describe: 'where the ledger is read from (never created) and free space is measured' } },
+    flags: [...TARGET_FLAGS, 'offline', 'until', 'verify-envs'],
+    overrides: {
+      format: { choices: ['text', 'json', 'markdown'] },
+      'state-dir': { describe: 'where the ledger is read from (never created) and free space is measured' },
+      'verify-envs': { default: true, describe: 'hash every file of the cached envs against their manifests (--no-verify-envs: sizes, modes and mtimes only)' },
+    },
     options: { 'max-transaction-age': numeric('seconds after which an open transaction on a chain database is a Failure', 60) },
     examples: [
       ['leapfrog check-migrations --chain nova.yaml --db mysql://db1', 'the pre-flight before the window: exit 0 all clear, 1 warnings, 2 failures'],
@@ -100,7 +111,7 @@ const SPECS: readonly CommandSpec[] = [
   {
     command: 'run',
     describe: 'execute the plan, checkpointing after every hop',
-    flags: [...TARGET_FLAGS, ...FETCH_FLAGS, 'until', 'parallel', 'wait-lock', 'force', 'color'],
+    flags: [...TARGET_FLAGS, ...FETCH_FLAGS, 'until', 'parallel', 'wait-lock', 'force', 'color', 'verify-envs'],
     options: {
       'dry-run': flag('print the plan and run nothing (takes no lock)'),
       snapshot: { choices: ['first-hop', 'every-hop', 'none'], default: 'first-hop', describe: 'snapshot the databases before the first hop, before every hop, or not at all (for `rollback`)' },
@@ -154,15 +165,18 @@ const SPECS: readonly CommandSpec[] = [
     load: () => import('./rollback.js'),
   },
   {
-    command: 'envs <action>',
-    describe: 'the env cache: list, verify, gc, provision; build writes a new env (tarball and env file)',
-    positionals: { action: { choices: ['list', 'verify', 'gc', 'provision', 'build'], describe: 'what to do' } },
+    command: 'envs <action> [env]',
+    describe: 'the env cache: list, verify, gc, provision, repair ENV; build writes a new env (tarball and env file)',
+    positionals: {
+      action: { choices: ['list', 'verify', 'gc', 'provision', 'repair', 'build'], describe: 'what to do' },
+      env: { type: 'string', describe: 'repair: the env to unpack again from its tarball (a name of the --chain, or its sha256 prefix)' },
+    },
     flags: ['envs', 'state-dir', 'cache-dir', 'format', ...FETCH_FLAGS, 'parallel'],
     overrides: { envs: { describe: "directory of env files (default: each chain's own)" }, parallel: { default: 4, describe: 'provision: downloads at once' } },
     options: {
       chain: { type: 'string', array: true, describe: 'a chain whose envs count (repeatable)' },
       chains: { type: 'string', array: true, describe: 'a directory of chain files that all count (repeatable)' },
-      'older-than': numeric('gc: only entries unpacked more than DAYS ago'),
+      'older-than': numeric('gc: only entries unpacked more than DAYS ago (entries changed since unpacking always go)'),
       'dry-run': flag('gc: say what would go, remove nothing'),
       debian: text('build: a root filesystem of this Debian suite (bookworm, trixie…), with mmdebstrap'),
       packages: text('build --debian: packages to install, comma-separated'),
@@ -177,6 +191,7 @@ const SPECS: readonly CommandSpec[] = [
     examples: [
       ['leapfrog envs provision --chain nova.yaml', 'fetch and unpack every env the chain needs, before the window'],
       ['leapfrog envs verify', 'check the cached envs against their manifests'],
+      ['leapfrog envs repair compute-kilo --chain nova.yaml', 'unpack a changed env again from its tarball'],
       ['leapfrog envs build --debian bookworm --packages python3-nova --out envs/', 'an env with Debian\'s nova, interpreter and libraries included'],
     ],
     load: () => import('./envs.js'),

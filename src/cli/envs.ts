@@ -8,12 +8,12 @@ import { num, optionalNum, type Args } from './options.js';
 import type { Io } from './io.js';
 
 /**
- * `leapfrog envs list|verify|gc|provision`: fill and check the env cache
- * ahead of an offline window.
+ * `leapfrog envs list|verify|gc|provision|repair`: fill and check the env
+ * cache ahead of an offline window, and put a changed env right.
  */
 
 export interface EnvsArgs extends FetchArgs {
-  action: 'list' | 'verify' | 'gc' | 'provision' | 'build';
+  action: 'list' | 'verify' | 'gc' | 'provision' | 'build' | 'repair';
   debian?: string | undefined;
   packages?: string | undefined;
   mirror?: string | undefined;
@@ -22,6 +22,8 @@ export interface EnvsArgs extends FetchArgs {
   dir?: string | undefined;
   oci?: string | undefined;
   name?: string | undefined;
+  /** repair: the env to unpack again. */
+  env?: string | undefined;
   out?: string | undefined;
   chain: string[] | undefined;
   chains: string[] | undefined;
@@ -80,6 +82,8 @@ export async function envsCommand(args: EnvsArgs, io: Io): Promise<void> {
       return (await import('./envs-cache.js')).verifyEnvs(ctx, io);
     case 'gc':
       return (await import('./envs-cache.js')).gcEnvs(ctx, io);
+    case 'repair':
+      return (await import('./envs-cache.js')).repairEnvs(ctx, io);
     case 'provision':
       return (await import('./envs-provision.js')).provisionEnvs(ctx, io);
   }

@@ -3,6 +3,7 @@ import type { Argv, Options } from 'yargs';
 import type { ContextSpec } from '../core/context.js';
 import type { ProvisionOptions } from '../envs/store.js';
 import { LeapfrogError } from '../errors.js';
+import { cacheFlags, chooseStateDir, commandLine, stateFlags } from '../state-dir.js';
 
 /**
  * Every flag of every command, declared once (graphile-migrate keeps one
@@ -28,7 +29,7 @@ export const FLAGS = {
   chain: text('chain file (YAML or JSON)'),
   db: text("target: sqlite:DIR, mysql://user[:password]@host[:port] or mysql://user@localhost?socket=/path; repeat as --db NAME=URL for each of the chain's servers placed elsewhere", { array: true }),
   'defaults-file': text('MySQL option file: user, password, host, port, socket from its [client] group (the URL wins)'),
-  'state-dir': text('ledger, logs, rendered configs, env cache', { default: './.leapfrog' }),
+  'state-dir': text('ledger, logs, rendered configs, env cache (default: $LEAPFROG_STATE_DIR, else ./.leapfrog if it exists, else /var/lib/leapfrog for root, $XDG_STATE_HOME/leapfrog or ~/.local/state/leapfrog)'),
   'cache-dir': text('env cache (default: STATE_DIR/envs)'),
   envs: text("directory of env files (default: the chain's envs:, else ../envs next to the chain)"),
   format: { choices: ['text', 'json'], default: 'text', describe: 'output format' } as Options,
@@ -45,6 +46,7 @@ export const FLAGS = {
   force: flag("go on even while other client sessions are connected to the chain's databases"),
   // yargs reads --no-color as color=false (boolean negation).
   color: { type: 'boolean', default: true, describe: 'colour the progress on a terminal; --no-color (or NO_COLOR set) turns colour off, the marks stay' } as Options,
+  'verify-envs': flag('hash every file of the envs the run uses against their manifests before the first step (default: sizes, modes and mtimes only)'),
 } satisfies Record<string, Options>;
 
 export type FlagName = keyof typeof FLAGS;
@@ -125,7 +127,9 @@ export const bool = (args: Args, name: string): boolean => {
 export function provisionFrom(args: Args, chains: readonly string[]): ProvisionOptions {
   return {
     offline: bool(args, 'offline'),
-    provisionHint: `leapfrog envs provision ${chains.map((c) => `--chain ${c}`).join(' ')}`,
+    provisionHint: commandLine(['envs', 'provision', ...chains.flatMap((c) => ['--chain', path.resolve(c)]), ...repeatState(args)]),
+    repairHint: (env) => commandLine(['envs', 'repair', env, ...chains.flatMap((c) => ['--chain', path.resolve(c)]), ...repeatState(args)]),
+    verify: bool(args, 'verify-envs') ? 'hash' : 'stat',
     fetch: {
       connectTimeoutMs: num(args, 'connect-timeout', { above: 0, what: 'of seconds', fallback: FETCH_DEFAULTS.connectTimeout }) * 1000,
       idleTimeoutMs: num(args, 'idle-timeout', { above: 0, what: 'of seconds', fallback: FETCH_DEFAULTS.idleTimeout }) * 1000,
@@ -139,6 +143,12 @@ export function provisionFrom(args: Args, chains: readonly string[]): ProvisionO
   };
 }
 
+/** --state-dir (unless the default), --cache-dir and --envs, for a hint's command. */
+function repeatState(args: Args): string[] {
+  const envs = str(args, 'envs');
+  return [...(envs !== undefined ? ['--envs', path.resolve(envs)] : []), ...stateFlags(stateDirOf(args)), ...cacheFlags(stateDirOf(args), str(args, 'cache-dir'))];
+}
+
 /** The target group (with the fetch group): what loadContext takes. */
 export function contextFrom(args: Args): ContextSpec {
   const chain = required(args, 'chain', 'the chain file');
@@ -147,7 +157,7 @@ export function contextFrom(args: Args): ContextSpec {
     db: requiredList(args, 'db', 'the target (sqlite:DIR or mysql://user@host:port)'),
     defaultsFile: str(args, 'defaults-file'),
     envDir: str(args, 'envs'),
-    stateDir: str(args, 'state-dir') ?? './.leapfrog',
+    stateDir: stateDirOf(args),
     cacheDir: str(args, 'cache-dir'),
     provision: provisionFrom(args, [chain]),
   };
@@ -155,7 +165,17 @@ export function contextFrom(args: Args): ContextSpec {
 
 export function cacheDirOf(args: Args): string {
   const cache = str(args, 'cache-dir');
-  return cache ? path.resolve(cache) : path.join(path.resolve(str(args, 'state-dir') ?? './.leapfrog'), 'envs');
+  return cache ? path.resolve(cache) : path.join(stateDirOf(args), 'envs');
+}
+
+/**
+ * The state directory, absolute: --state-dir, LEAPFROG_STATE_DIR, an
+ * existing ./.leapfrog (said on stderr once), or the default (src/state-dir.ts).
+ * commands.ts resolves it before a command's handler runs, so handlers
+ * find it already resolved in args.
+ */
+export function stateDirOf(args: Args): string {
+  return chooseStateDir(str(args, 'state-dir')).dir;
 }
 
 export type Format = 'text' | 'json' | 'markdown';

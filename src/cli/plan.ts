@@ -14,7 +14,7 @@ import { contextFrom, formatOf, str, type Args } from './options.js';
 export async function handler(args: Args, io: Io): Promise<void> {
   const ctx = loadContext(contextFrom(args));
   const pre = await inspect(ctx, { until: str(args, 'until') });
-  for (const n of preflightNotes(pre)) io.err(`leapfrog: ${n}`);
+  for (const n of preflightNotes(pre, ctx.layout)) io.err(`leapfrog: ${n}`);
   if (pre.plan && pre.steps) {
     io.out(formatOf(args) === 'json' ? JSON.stringify(planJson(pre.plan, pre.target, pre.steps), null, 2) : planText(pre.plan, pre.target, pre.steps, ctx.layout.configDir));
   }

@@ -11,7 +11,7 @@ import { rehearsalHtml, rehearsalText } from '../report/rehearsal.js';
 import { restoreRenderer } from '../report/restore-progress.js';
 import { maskKnown } from '../report/secrets.js';
 import type { Io } from './io.js';
-import { bool, formatOf, num, optionalNum, provisionFrom, required, str, type Args } from './options.js';
+import { bool, formatOf, num, optionalNum, provisionFrom, required, str, type Args, stateDirOf } from './options.js';
 
 const stamp = () => new Date().toISOString().slice(11, 19);
 
@@ -40,7 +40,7 @@ export async function handler(args: Args, io: Io): Promise<void> {
   if ((given === undefined) === (from === undefined)) {
     throw new LeapfrogError('input', 'rehearse needs exactly one of --dump FILE... (SQL, gzip SQL, or SQLite .sqlite3 files) or --from URL (copy the live databases)');
   }
-  const stateDir = str(args, 'state-dir') ?? './.leapfrog';
+  const stateDir = stateDirOf(args);
   const chain = loadChain(chainFile, { envDir: str(args, 'envs') });
   const envs = loadChainEnvs(chain);
   const provision = provisionFrom(args, [chainFile]);

@@ -4,12 +4,13 @@ import { rollback, type RollbackChoice, type RollbackPoint } from '../core/rollb
 import { LeapfrogError } from '../errors.js';
 import { rollbackJson, rollbackPreviewText, rollbackText } from '../report/rollback.js';
 import type { Io } from './io.js';
-import { bool, contextFrom, formatOf, num, required, type Args } from './options.js';
+import { bool, contextFrom, formatOf, num, required, stateDirOf, type Args } from './options.js';
+import { commandLine, stateFlags } from '../state-dir.js';
 
-export function parsePoint(raw: string): RollbackPoint {
+export function parsePoint(raw: string, stateDir: string): RollbackPoint {
   if (raw === 'start') return 'start';
   if (/^\d+$/.test(raw) && Number(raw) > 0) return Number(raw);
-  throw new LeapfrogError('input', `--to ${raw}: expected a checkpoint id (a number shown by \`leapfrog ledger show\`) or start (before the first hop)`);
+  throw new LeapfrogError('input', `--to ${raw}: expected a checkpoint id (a number shown by \`${commandLine(['ledger', 'show', ...stateFlags(stateDir)])}\`) or start (before the first hop)`);
 }
 
 /**
@@ -40,7 +41,7 @@ async function confirmOnTerminal(io: Io, c: RollbackChoice): Promise<boolean> {
 
 /** `leapfrog rollback --to CHECKPOINT|start [--dry-run] [--yes]`: restore exactly that point after a confirmation, or refuse saying which points can be. */
 export async function handler(args: Args, io: Io): Promise<void> {
-  const to = parsePoint(required(args, 'to', 'a checkpoint id from `leapfrog ledger show`, or start'));
+  const to = parsePoint(required(args, 'to', 'a checkpoint id from `leapfrog ledger show`, or start'), stateDirOf(args));
   const yes = bool(args, 'yes');
   const options = {
     to,

@@ -31,7 +31,7 @@ export async function handler(args: Args, io: Io): Promise<void> {
   if (bool(args, 'dry-run')) {
     // A dry run changes nothing, so it takes no lock (like `plan`).
     const pre = await inspect(ctx, options);
-    for (const n of preflightNotes(pre)) io.err(`leapfrog: ${n}`);
+    for (const n of preflightNotes(pre, ctx.layout)) io.err(`leapfrog: ${n}`);
     if (pre.plan && pre.steps) show(pre, true);
     if (pre.refusals.length > 0) throw refusalError(pre.refusals);
     return;

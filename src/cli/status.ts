@@ -18,7 +18,7 @@ import { contextFrom, formatOf, type Args } from './options.js';
 export async function handler(args: Args, io: Io): Promise<number> {
   const ctx = loadContext(contextFrom(args));
   const s = await status(ctx);
-  for (const n of preflightNotes(s.pre)) io.err(`leapfrog: ${n}`);
+  for (const n of preflightNotes(s.pre, ctx.layout)) io.err(`leapfrog: ${n}`);
   io.out(formatOf(args) === 'json' ? JSON.stringify(statusJson(s), null, 2) : statusText(s));
   if (!s.pre.plan && s.verdict !== 'failed' && s.pre.refusals.length > 0) throw refusalError(s.pre.refusals);
   return STATUS_EXIT[s.verdict];

@@ -2,7 +2,8 @@ import { loadChain, loadChainEnvs } from '../chain/load.js';
 import type { Chain, EnvDef } from '../chain/types.js';
 import { readOptionFile } from '../database/option-file.js';
 import { place, type Placement } from '../database/placement.js';
-import { parseTargetUrl, redactUrl, type Target } from '../database/url.js';
+import path from 'node:path';
+import { describeTarget, parseTargetUrl, redactUrl, type Target } from '../database/url.js';
 import type { ProvisionOptions } from '../envs/store.js';
 import { LeapfrogError } from '../errors.js';
 import { layout, type Layout } from './layout.js';
@@ -81,9 +82,19 @@ export function placementOf(chain: Chain, s: { default: Target; named: Record<st
   return place(s.default, s.named, databaseServers, [...known].sort());
 }
 
+/** The flags that name this chain and target again in a hint: absolute paths, each server without its password. */
+export function targetFlags(chainFile: string, spec: TargetSpec & { envDir?: string | undefined }, s: { default: Target; named: Record<string, Target> }): string[] {
+  const out = ['--chain', path.resolve(chainFile), '--db', describeTarget(s.default)];
+  for (const [name, t] of Object.entries(s.named).sort(([a], [b]) => a.localeCompare(b))) out.push('--db', `${name}=${describeTarget(t)}`);
+  if (spec.defaultsFile !== undefined) out.push('--defaults-file', path.resolve(spec.defaultsFile));
+  if (spec.envDir !== undefined) out.push('--envs', path.resolve(spec.envDir));
+  return out;
+}
+
 export function loadContext(spec: ContextSpec): CoreContext {
   const chain = loadChain(spec.chain, { envDir: spec.envDir });
   const envs = loadChainEnvs(chain);
-  const target = placementOf(chain, serversFrom(spec));
-  return { chain, envs, target, layout: layout(spec.stateDir, spec.cacheDir, chain, target), provision: spec.provision };
+  const servers = serversFrom(spec);
+  const target = placementOf(chain, servers);
+  return { chain, envs, target, layout: layout(spec.stateDir, spec.cacheDir, chain, target, targetFlags(chain.file, spec, servers)), provision: spec.provision };
 }

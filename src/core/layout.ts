@@ -4,7 +4,8 @@ import type { TemplatePlaces } from '../chain/argv.js';
 import type { Chain } from '../chain/types.js';
 import type { TargetSession } from '../database/session.js';
 import { describePlacement, type Placement } from '../database/placement.js';
-import type { DatabaseAddress } from '../database/url.js';
+import { describeTarget, type DatabaseAddress } from '../database/url.js';
+import { cacheFlags, commandLine, stateFlags } from '../state-dir.js';
 
 /**
  * Where things live in the state directory. Config files sit at a stable
@@ -21,19 +22,44 @@ export interface Layout {
   stateDir: string;
   cacheDir: string;
   configDir: string;
+  /**
+   * The flags a printed hint needs to reach this chain and target again
+   * (--chain, --db…, --defaults-file, --envs; never a password), this
+   * state (--state-dir unless the default) and cache (--cache-dir unless
+   * STATE_DIR/envs): the hint may be pasted into another shell, standing
+   * elsewhere (issue 15).
+   */
+  targetFlags: readonly string[];
+  stateFlags: readonly string[];
+  cacheFlags: readonly string[];
 }
 
 export function targetKey(t: Placement): string {
   return createHash('sha256').update(describePlacement(t)).digest('hex').slice(0, 12);
 }
 
-export function layout(stateDir: string, cacheDir: string | undefined, chain: Chain, target: Placement): Layout {
+/** `targetFlags`: what the command line gave for the target (core/context.ts), else the placement's default server. */
+export function layout(stateDir: string, cacheDir: string | undefined, chain: Chain, target: Placement, targetFlags?: readonly string[]): Layout {
   const state = path.resolve(stateDir);
   return {
     stateDir: state,
     cacheDir: cacheDir ? path.resolve(cacheDir) : path.join(state, 'envs'),
     configDir: path.join(state, 'config', `${chain.name}-${targetKey(target)}`),
+    targetFlags: targetFlags ?? ['--chain', chain.file, '--db', describeTarget(target.default)],
+    stateFlags: stateFlags(state),
+    cacheFlags: cacheFlags(state, cacheDir),
   };
+}
+
+export type HintFlags = Pick<Layout, 'targetFlags' | 'stateFlags' | 'cacheFlags'>;
+
+/**
+ * A command to paste: `leapfrog WORDS…` with the flags that reach this
+ * state, and with `target` this chain, target and cache too (`ledger`
+ * takes neither those nor --cache-dir).
+ */
+export function hint(l: HintFlags, words: readonly string[], target = true): string {
+  return commandLine([...words, ...(target ? l.targetFlags : []), ...l.stateFlags, ...(target ? l.cacheFlags : [])]);
 }
 
 export function runDir(l: Layout, runId: number): string {

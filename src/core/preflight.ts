@@ -98,7 +98,7 @@ export async function preflight(c: PreflightContext, o: PreflightOptions = {}): 
   const blocked = recovery.filter(blocking);
   if (blocked.length > 0 && ledger) {
     // Never re-run a step over its own partial work; --accept-drift does not cover it (it is not drift).
-    const r = recoveryRefusal(ledger, chain, target, blocked);
+    const r = recoveryRefusal(ledger, chain, c.layout, target, blocked);
     refusals.push({ kind: 'refused', about: 'recovery', message: r.message, details: r.details });
   }
   // A schema change an unfinished step explains is that step's work, not a change by hand.

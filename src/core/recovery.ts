@@ -7,6 +7,7 @@ import { stampStatements, type StampStatement } from '../database/stamp.js';
 import type { Ledger } from '../ledger/ledger.js';
 import { completedAttempts, type EvidenceRow } from '../ledger/evidence.js';
 import type { LedgerReader, StepRow } from '../ledger/ledger.js';
+import { hint, type HintFlags } from './layout.js';
 import { restorablePoints } from './rollback.js';
 
 /**
@@ -212,7 +213,7 @@ export function describeRecovery(r: Recovery): string {
 }
 
 /** The refusal's message and options: what is there, and the two ways on. */
-export function recoveryRefusal(ledger: LedgerReader, chain: Chain, target: string, blocked: readonly Recovery[]): { message: string; details: string[] } {
+export function recoveryRefusal(ledger: LedgerReader, chain: Chain, places: HintFlags, target: string, blocked: readonly Recovery[]): { message: string; details: string[] } {
   const steps = [...new Set(blocked.map((r) => r.step.step_id))];
   const points = restorablePoints(ledger, chain, target);
   const applied = blocked.every((r) => r.verdict.kind === 'applied');
@@ -222,7 +223,7 @@ export function recoveryRefusal(ledger: LedgerReader, chain: Chain, target: stri
       ...blocked.map(describeRecovery),
       'Options:',
       points.length > 0
-        ? `  roll back to a snapshot from before the step: leapfrog rollback --chain ${chain.file} --db ${target} --to ID, with ID one of ${points.join(', ')}; then run again`
+        ? `  roll back to a snapshot from before the step: ${hint(places, ['rollback', '--to', 'ID'])}, with ID one of ${points.join(', ')}; then run again`
         : '  roll back: no snapshot in this ledger holds a state from before the step (restore your own backup of these databases), then run again',
       applied
         ? '  or record the version by hand with the project\'s own tool (stamp it to the step\'s version), then run again'

@@ -1,4 +1,6 @@
 import os from 'node:os';
+import path from 'node:path';
+import { commandLine, stateFlags } from '../state-dir.js';
 import type { Chain, Version } from '../chain/types.js';
 import { withTargetLock } from '../database/lock.js';
 import { probeAll } from '../database/probe.js';
@@ -78,7 +80,7 @@ export async function chooseSnapshots(chain: Chain, target: string, ledger: Ledg
     if (missing.length > 0) throw new LeapfrogError('input', `cannot roll back ${what}: no snapshot of ${missing.join(', ')} was taken before the first hop (were those runs made with --snapshot none?). Nothing was restored.`);
   } else {
     checkpoint = checkpoints.find((c) => c.id === to);
-    if (!checkpoint) throw new LeapfrogError('input', `--to ${to}: no checkpoint ${to} of chain ${chain.name} on ${target} in ${ledger.file}; ${restorable()} (\`leapfrog ledger show\` lists checkpoints)`);
+    if (!checkpoint) throw new LeapfrogError('input', `--to ${to}: no checkpoint ${to} of chain ${chain.name} on ${target} in ${ledger.file}; ${restorable()} (\`${commandLine(['ledger', 'show', ...stateFlags(path.dirname(ledger.file))])}\` lists checkpoints)`);
     what = `to checkpoint ${to} (${checkpoint.project}@${checkpoint.release})`;
     const exact = exactAt(ledger, chain, target, checkpoint);
     if (exact.missing.length > 0) {

@@ -6,7 +6,7 @@ import { LeapfrogError } from '../errors.js';
 import type { EnvDef } from '../chain/types.js';
 import { BadArchive, DEFAULT_LIMITS, safeExtract, UnsafeTarball, type ExtractLimits } from './extract.js';
 import { fetchToFile, showUrl, type FetchOptions, type FetchProgress } from './fetch.js';
-import { writeManifest } from './manifest.js';
+import { withMtimes, writeManifest } from './manifest.js';
 import { spoolCopy, TooBig } from './spool.js';
 import { makeDirs } from '../dirs.js';
 
@@ -62,6 +62,10 @@ export interface ProvisionOptions {
   offline?: boolean | undefined;
   /** The command that provisions this env ahead of time, for the offline error. */
   provisionHint?: string | undefined;
+  /** The command that repairs a changed env, for the refusal. */
+  repairHint?: ((env: string) => string) | undefined;
+  /** Check an env found in the cache against its manifest before it is used (cache.ts, verifyEntry); undefined: not checked. */
+  verify?: 'stat' | 'hash' | undefined;
   onProgress?: ((env: string, p: FetchProgress) => void) | undefined;
   /** A redirect followed while downloading an env (from, to, HTTP status). */
   onRedirect?: ((env: string, from: string, to: string, status: number) => void) | undefined;
@@ -111,9 +115,15 @@ export function cachedEnv(env: EnvDef, cacheDir: string): ProvisionedEnv | undef
   return existsSync(root) ? { def: env, root, sha256: env.source.sha256, cached: true } : undefined;
 }
 
-export async function provisionEnv(env: EnvDef, cacheDir: string, options: ProvisionOptions = {}): Promise<ProvisionedEnv> {
+/**
+ * The env's tree in the cache, unpacked now unless it is there already.
+ * `replace` (envs repair): unpack it again even when it is there, and put
+ * the new tree in place of the old one (which is then removed), so a tree
+ * changed after unpacking is replaced only by one that passed every check.
+ */
+export async function provisionEnv(env: EnvDef, cacheDir: string, options: ProvisionOptions = {}, replace = false): Promise<ProvisionedEnv> {
   const hit = cachedEnv(env, cacheDir);
-  if (hit) return hit;
+  if (hit && !replace) return hit;
   const root = envRoot(cacheDir, env.source.sha256);
   const limits = limitsOf(options);
 
@@ -144,7 +154,8 @@ export async function provisionEnv(env: EnvDef, cacheDir: string, options: Provi
     }
     try {
       const files = await safeExtract(spool, tmp, limits, { signal: options.signal });
-      await writeManifest(tmp, { sha256: env.source.sha256, env: env.name, source: shown, unpackedAt: new Date().toISOString(), files });
+      // Each entry's mtime as unpacked, so the check before every run needs no hashing (cache.ts, checkEntry).
+      await writeManifest(tmp, { sha256: env.source.sha256, env: env.name, source: shown, unpackedAt: new Date().toISOString(), files: await withMtimes(tmp, files) });
     } catch (err) {
       if (options.signal?.aborted) throw interrupted(err);
       if (err instanceof UnsafeTarball) {
@@ -154,12 +165,16 @@ export async function provisionEnv(env: EnvDef, cacheDir: string, options: Provi
       const e = err as NodeJS.ErrnoException;
       throw new LeapfrogError('unexpected', `env ${env.name}: cannot unpack ${shown} into ${cacheDir}: ${e.code ? `${e.code}: ` : ''}${e.message}${e.code === 'ENOSPC' ? ' (free space there, or use --cache-dir elsewhere)' : ''}; nothing was cached`, { cause: err });
     }
+    // Repair: the changed tree aside first (one rename), then the new one in, then the old one removed.
+    const aside = replace && existsSync(root) ? path.join(tmpBase, `repair-${env.source.sha256.slice(0, 12)}-${process.pid}-${randomBytes(4).toString('hex')}`) : undefined;
+    if (aside) await rename(root, aside);
     try {
       await rename(tmp, root);
     } catch (err) {
       // Another process unpacked the same content first: theirs is as good as ours.
       if (!existsSync(root)) throw err;
     }
+    if (aside) await rm(aside, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
     return { def: env, root, sha256: env.source.sha256, cached: false };
   } finally {
     // Every write has settled before safeExtract returns or throws; the

@@ -1,19 +1,22 @@
+import { hint, type HintFlags } from '../core/layout.js';
 import type { Preflight } from '../core/preflight.js';
 
 /**
  * What the pre-flight found that the operator should read beside the plan:
  * runs that died (which `run` will mark and resume from), lost history.
- * `plan`, `run --dry-run` and `run` show the same lines.
+ * `plan`, `run --dry-run` and `run` show the same lines; the `run` they name
+ * carries the flags that reach this chain, target and state (`places`).
  */
-export function preflightNotes(pre: Preflight): string[] {
+export function preflightNotes(pre: Preflight, places: HintFlags): string[] {
   const notes: string[] = [];
+  const run = hint(places, ['run']);
   const blocked = pre.refusals.some((r) => r.about === 'recovery');
   for (const d of pre.unfinished) {
     if (d.survivor.kind !== 'dead') continue;
     notes.push(
       d.steps.length > 0
-        ? `run ${d.run.id} died during ${d.steps.map((s) => `${s.step_id} (${s.kind})`).join(', ')}; \`leapfrog run\` marks it interrupted${blocked ? '' : ' and resumes from where the databases stand'}`
-        : `run ${d.run.id} died between steps; \`leapfrog run\` marks it interrupted and resumes`,
+        ? `run ${d.run.id} died during ${d.steps.map((s) => `${s.step_id} (${s.kind})`).join(', ')}; \`${run}\` marks it interrupted${blocked ? '' : ' and resumes from where the databases stand'}`
+        : `run ${d.run.id} died between steps; \`${run}\` marks it interrupted and resumes`,
     );
   }
   const inFlight = [...pre.inFlight].filter((id) => !blocked && !pre.unfinished.some((d) => d.steps.some((s) => s.step_id === id)));

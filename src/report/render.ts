@@ -3,6 +3,7 @@ import type { Plan, PlannedStep } from '../chain/plan.js';
 import type { Version } from '../chain/types.js';
 import { formatVersion, versionToJson } from '../chain/version.js';
 import type { RunResult } from '../runner/context.js';
+import { hint, type HintFlags } from '../core/layout.js';
 import { shellQuote } from './format.js';
 
 /**
@@ -158,6 +159,6 @@ export function runJson(ctx: { chain: { name: string }; layout: { stateDir: stri
 }
 
 /** The end of a run, for people. */
-export function runText(ctx: { layout: { stateDir: string } }, r: RunResult, snapshot: string): string {
-  return `Run ${r.runId} ${r.status}${snapshot === 'none' ? ' (no snapshot taken: --snapshot none)' : ''}. Versions now:\n${finalVersionsText(r.versions)}\nLedger: ${r.ledgerFile} (leapfrog ledger show ${r.runId} --state-dir ${ctx.layout.stateDir})`;
+export function runText(ctx: { layout: HintFlags }, r: RunResult, snapshot: string): string {
+  return `Run ${r.runId} ${r.status}${snapshot === 'none' ? ' (no snapshot taken: --snapshot none)' : ''}. Versions now:\n${finalVersionsText(r.versions)}\nLedger: ${r.ledgerFile} (${hint(ctx.layout, ['ledger', 'show', String(r.runId)], false)})`;
 }

@@ -41,7 +41,9 @@ export async function provisionFor(ctx: Pick<RunContext, 'envs' | 'layout' | 'em
   );
   if (failed.length === 1) throw failed[0]!;
   if (failed.length > 1) {
-    throw new LeapfrogError(failed.every((f) => f.kind === 'input') ? 'input' : 'unexpected', `${failed.length} envs could not be provisioned; nothing was run:`, { details: failed.map((f) => f.message) });
+    // One kind for all (every env input, or every env refused as changed) keeps its exit code; a mix is unexpected.
+    const kind = failed.every((f) => f.kind === failed[0]!.kind) && (failed[0]!.kind === 'input' || failed[0]!.kind === 'refused') ? failed[0]!.kind : 'unexpected';
+    throw new LeapfrogError(kind, `${failed.length} envs could not be provisioned; nothing was run:`, { details: failed.flatMap((f) => [f.message, ...f.details.map((d) => `  ${d}`)]) });
   }
   // Two env names may share one tarball: one tree, each with its own definition (path, vars).
   const bySha = new Map(done.map((p) => [p.sha256, p]));

@@ -126,8 +126,10 @@ export async function runOne(ctx: RunContext, runId: number, p: PreparedStep, se
     });
   };
   // Inside a rootfs sandbox the env's tree is `/`: `{{ root }}/lib` is /lib. Bytecode is not written
-  // (the tree is read-only); the shipped .pyc files are still read. PYTHONPYCACHEPREFIX is not used:
-  // with it set, Python ignores the __pycache__ beside the sources and compiles everything again.
+  // into any env: a rootfs tree is read-only, and a plain one is checked against its manifest before
+  // every run (envs/cache.ts), where a new __pycache__ file would read as a change. The shipped .pyc
+  // files are still read. PYTHONPYCACHEPREFIX is not used: with it set, Python ignores the
+  // __pycache__ beside the sources and compiles everything again.
   const root = rootfs ? '' : env.root;
   const exec = async (): Promise<StepOutcome> => {
     last = await runStepProcess({
@@ -136,7 +138,7 @@ export async function runOne(ctx: RunContext, runId: number, p: PreparedStep, se
       envRoot: rootfs ? '/' : env.root,
       envPath: env.def.path,
       envVars: {
-        ...(rootfs ? { PYTHONDONTWRITEBYTECODE: '1' } : {}),
+        PYTHONDONTWRITEBYTECODE: '1',
         ...Object.fromEntries(Object.entries(env.def.vars).map(([k, v]) => [k, v.replace(/\{\{\s*root\s*\}\}/g, root)])),
       },
       rootfs,
