@@ -98,6 +98,7 @@ const SPECS: readonly CommandSpec[] = [
       prefix: text("with --server: prefix for the rehearsal's databases (default lfrXXXXXX_)"),
       mysqld: text('the server binary for the scratch server (default mariadbd or mysqld on PATH)'),
       keep: flag('leave the scratch server running (or the prefixed databases) afterwards'),
+      'allow-network': flag("let the steps reach the network: by default a scratch or SQLite rehearsal's steps get a network namespace of their own, reaching the copy through its socket, so no URL in the restored data can lead them to production"),
       jobs: numeric('restore over N connections', 4),
       'max-statement-bytes': numeric('refuse a dump whose one statement is longer than this (default 64 MiB; bounds memory)'),
       report: text('also write a self-contained HTML report here'),

@@ -59,6 +59,7 @@ export async function handler(args: Args, io: Io): Promise<void> {
       dumps,
       place: placeOf(args, dumps),
       keep: bool(args, 'keep'),
+      allowNetwork: bool(args, 'allow-network'),
       jobs,
       maxStatementBytes,
       parallel,

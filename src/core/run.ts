@@ -63,7 +63,14 @@ export interface RunOutcome {
  * the network: SQLite files, or a MySQL unix socket (a socket file is a
  * file, seen from any network namespace). A TCP target would be cut off.
  */
-async function isolation(session: TargetSession): Promise<readonly string[]> {
+async function isolation(session: TargetSession, kind: RunOptions['kind']): Promise<readonly string[]> {
+  if (kind === 'rehearsal') {
+    const probe = await probeNetworkIsolation();
+    if ('why' in probe) {
+      throw new LeapfrogError('input', `a rehearsal runs its steps in a network namespace of their own, so that nothing in the restored databases (nova's cell_mappings URLs) can lead a step to the server they were copied from, and this machine cannot (${probe.why}). Run as root or enable unprivileged user namespaces (sysctl user.max_user_namespaces), or pass --allow-network knowing that steps may then reach any server the restored data names`);
+    }
+    return probe.wrapper;
+  }
   if (!session.reachableWithoutNetwork()) {
     throw new LeapfrogError('input', `--isolate-network: the target ${describePlacement(session.placement)} is reached over TCP, which a step in its own network namespace cannot do; connect through the server's unix socket (mysql://user@localhost?socket=/path/mysqld.sock) or run without --isolate-network`);
   }
@@ -111,7 +118,7 @@ export async function run(ctx: CoreContext, o: RunOptions, emit: (e: CoreEvent) 
     (signal) =>
       withLedger(layout.stateDir, (ledger) =>
         withTarget(target, async (session) => {
-          const stepWrapper = o.isolateNetwork ? await isolation(session) : undefined;
+          const stepWrapper = o.isolateNetwork ? await isolation(session, o.kind) : undefined;
           return withTargetLock(session, chain, layout.stateDir, { waitSeconds: o.waitLockSeconds, command: o.kind ?? 'run' }, async () => {
             // A dead run's orphaned step may be finishing: --wait-lock waits for it too, before anyone counts clients.
             const dead = await awaitSurvivors(ledger, chain, shown, o.waitLockSeconds * 1000, signal);

@@ -53,6 +53,8 @@ export interface RehearseOptions {
   /** --max-statement-bytes (default: the restore's). */
   maxStatementBytes?: number | undefined;
   parallel: number;
+  /** Let the steps of a scratch or SQLite rehearsal reach the network (they are isolated by default). */
+  allowNetwork?: boolean | undefined;
   emit: (e: RehearsalEvent) => void;
   provision: ProvisionOptions;
 }
@@ -104,7 +106,10 @@ async function rehearseIn(o: RehearseOptions, signal: AbortSignal): Promise<{ re
   const phase = (message: string) => o.emit({ type: 'phase', message });
   const cacheDir = o.cacheDir ?? path.join(path.resolve(o.stateDir), 'envs');
 
-  const body = async (target: Target, chain: Chain, restored: RestoreResult | null, place: RehearsalReport['target']) => {
+  // A copy's steps get a network namespace of their own, reaching the copy through a file or a unix socket:
+  // nothing in the restored data (nova keeps each cell's database URL in nova_api.cell_mappings) can lead
+  // a step to the server it was copied from. --server rehearses over TCP: its account is confined instead.
+  const body = async (target: Target, chain: Chain, restored: RestoreResult | null, place: RehearsalReport['target'], isolate: boolean) => {
     const counts = () => withTarget(target, (session) => countAll(session, chain));
     phase('counting rows before the chain');
     const before = await counts();
@@ -112,7 +117,7 @@ async function rehearseIn(o: RehearseOptions, signal: AbortSignal): Promise<{ re
     const ctx: CoreContext = { chain, envs: o.envs, target: placed, layout: layout(dir, cacheDir, chain, placed), provision: o.provision };
     phase(`running chain ${chain.name} (--parallel ${o.parallel})`);
     // The same path as a real run, on the copy: its own ledger, no snapshots (the dumps are the restore point).
-    const outcome = await run(ctx, { until: undefined, parallel: o.parallel, snapshot: 'none', waitLockSeconds: 0, force: false, resume: false, acceptDrift: false, isolateNetwork: false, kind: 'rehearsal', historyDir: path.resolve(o.stateDir) }, (e) => o.emit({ type: 'run', event: e }));
+    const outcome = await run(ctx, { until: undefined, parallel: o.parallel, snapshot: 'none', waitLockSeconds: 0, force: false, resume: false, acceptDrift: false, isolateNetwork: isolate, kind: 'rehearsal', historyDir: path.resolve(o.stateDir) }, (e) => o.emit({ type: 'run', event: e }));
     const result = outcome.result;
     const runId = result?.runId ?? null;
     let error = result?.error;
@@ -160,7 +165,8 @@ async function rehearseIn(o: RehearseOptions, signal: AbortSignal): Promise<{ re
     case 'scratch':
       return withScratchServer({ parentDir: dir, mysqld: o.place.mysqld, keep: o.keep, log: phase }, async (server) => {
         const restored = await restore(server.target);
-        return body(server.target, o.chain, restored, { mode: 'scratch', description: describeTarget(server.target), kept: o.keep });
+        const steps: MysqlTarget = { ...server.target, socket: server.socket };
+        return body(o.allowNetwork ? server.target : steps, o.chain, restored, { mode: 'scratch', description: describeTarget(server.target), kept: o.keep }, !o.allowNetwork);
       });
     case 'server': {
       const { target, prefix } = o.place;
@@ -183,7 +189,7 @@ async function rehearseIn(o: RehearseOptions, signal: AbortSignal): Promise<{ re
             created.add(prefix + db);
             return prefix + db;
           });
-          return await body(account.target, chain, restored, { mode: 'server', description: describeTarget(target), prefix, kept: o.keep });
+          return await body(account.target, chain, restored, { mode: 'server', description: describeTarget(target), prefix, kept: o.keep }, false);
         } finally {
           if (!o.keep) {
             phase(`dropping the rehearsal's databases (${prefix}*)`);
@@ -202,7 +208,7 @@ async function rehearseIn(o: RehearseOptions, signal: AbortSignal): Promise<{ re
         }
         phase(`copied ${o.dumps.length} SQLite file(s) into ${dbDir}`);
         const target: Target = { kind: 'sqlite', dir: dbDir };
-        return await body(target, o.chain, null, { mode: 'sqlite', description: describeTarget(target), kept: o.keep });
+        return await body(target, o.chain, null, { mode: 'sqlite', description: describeTarget(target), kept: o.keep }, !o.allowNetwork);
       } finally {
         if (!o.keep) rmSync(dbDir, { recursive: true, force: true });
       }
