@@ -12,7 +12,7 @@ import mysql from 'mysql2/promise';
 import { createCloud } from '../fixtures/cloud.js';
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { CACHE, chainVariant, leapfrog, MARIADB_PORT, MARIADB_SKIP, MARIADB_URL, mariadbOptions, tempDir } from './helpers.js';
+import { CACHE, chainVariant, leapfrog, MARIADB_PORT, MARIADB_SKIP, MARIADB_URL, mariadbOptions, tempDir, withMariadb } from './helpers.js';
 
 const yamlOf = (file: string): Json => parseYaml(readFileSync(file, 'utf8')) as Json;
 
@@ -39,6 +39,7 @@ async function report(extra: string[] = [], db = URL_): Promise<{ exitCode: numb
 
 describe('check-migrations on MariaDB', { skip: MARIADB_SKIP }, () => {
   before(async () => {
+    await withMariadb(async () => {}); // a clear error first when the server is required but missing
     await createCloud(URL_, { names, instances: 40 });
     chain = chainVariant('mariadb', (c) => {
       c.projects.compute.databases = { main: names.compute, api: `${prefix}compute_api` };
