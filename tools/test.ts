@@ -53,6 +53,7 @@ export const NEEDS: readonly Need[] = [
   { pkg: 'uidmap', why: 'mmdebstrap builds as an unprivileged user with newuidmap', present: () => findExecutable(['newuidmap']) !== undefined },
   { pkg: 'debian-archive-keyring', why: "mmdebstrap checks the archive's signatures", present: () => existsSync('/usr/share/keyrings/debian-archive-keyring.gpg') },
   { pkg: 'procps', why: 'a test checks with ps that no sandboxed process outlives its timeout', present: () => onPath('ps') },
+  { pkg: 'tmux', why: 'the progress test drives `leapfrog run` in a real terminal', present: () => onPath('tmux') },
 ];
 
 /** Install what is missing when we may (root with apt-get); else say the one command. False: the tests cannot run. */
