@@ -1,5 +1,5 @@
 /**
- * check-migrations against the real MariaDB server (127.0.0.1:3306, root):
+ * check-migrations against the test run's MariaDB server (MARIADB_URL, root):
  * the fake cloud under a random prefix, real client connections, a real open
  * transaction, a MyISAM table, a latin1 table, an account without PROCESS.
  * The server is shared: every name here carries this run's prefix and is
@@ -12,13 +12,12 @@ import mysql from 'mysql2/promise';
 import { createCloud } from '../fixtures/cloud.js';
 import { readFileSync } from 'node:fs';
 import { parse as parseYaml } from 'yaml';
-import { CACHE, chainVariant, leapfrog, tempDir } from './helpers.js';
+import { CACHE, chainVariant, leapfrog, MARIADB_PORT, MARIADB_SKIP, MARIADB_URL, mariadbOptions, tempDir, withMariadb } from './helpers.js';
 
 const yamlOf = (file: string): Json => parseYaml(readFileSync(file, 'utf8')) as Json;
 
 type Json = Record<string, any>;
-const SERVER = { host: '127.0.0.1', port: 3306, user: 'root' };
-const URL_ = 'mysql://root@127.0.0.1:3306';
+const URL_ = MARIADB_URL;
 const prefix = `lf_${randomBytes(4).toString('hex')}_`;
 const names = { compute: `${prefix}compute`, identity: `${prefix}identity`, image: `${prefix}image` };
 const user = `${prefix}ro`;
@@ -38,8 +37,9 @@ async function report(extra: string[] = [], db = URL_): Promise<{ exitCode: numb
   return { exitCode: r.exitCode, report: JSON.parse(r.stdout) as Json };
 }
 
-describe('check-migrations on MariaDB', () => {
+describe('check-migrations on MariaDB', { skip: MARIADB_SKIP }, () => {
   before(async () => {
+    await withMariadb(async () => {}); // a clear error first when the server is required but missing
     await createCloud(URL_, { names, instances: 40 });
     chain = chainVariant('mariadb', (c) => {
       c.projects.compute.databases = { main: names.compute, api: `${prefix}compute_api` };
@@ -47,7 +47,7 @@ describe('check-migrations on MariaDB', () => {
       c.projects.image.databases = { main: names.image };
     });
     state = tempDir('state');
-    root = await mysql.createConnection(SERVER);
+    root = await mysql.createConnection(mariadbOptions());
   });
 
   after(async () => {
@@ -85,7 +85,7 @@ describe('check-migrations on MariaDB', () => {
   });
 
   test('a client connected to a chain database is a Failure; its open transaction a Warning, then a Failure once older than --max-transaction-age', async () => {
-    const client = await mysql.createConnection({ ...SERVER, database: names.compute });
+    const client = await mysql.createConnection({ ...mariadbOptions(), database: names.compute });
     try {
       const [[{ id }]] = (await client.query('SELECT CONNECTION_ID() AS id')) as unknown as [[{ id: number }]];
       const idle = await report();
@@ -162,7 +162,7 @@ describe('check-migrations on MariaDB', () => {
     const pw = randomBytes(8).toString('hex');
     await root.query(`CREATE USER '${user}'@'%' IDENTIFIED BY '${pw}'`);
     for (const n of Object.values(names)) await root.query(`GRANT SELECT ON \`${n}\`.* TO '${user}'@'%'`);
-    const { report: r } = await report([], `mysql://${user}:${pw}@127.0.0.1:3306`);
+    const { report: r } = await report([], `mysql://${user}:${pw}@127.0.0.1:${MARIADB_PORT}`);
     const c = check(r, 'Connected clients');
     assert.equal(c.result, 'Warning', c.details);
     assert.match(c.details, /lacks the PROCESS privilege/);

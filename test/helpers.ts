@@ -50,8 +50,16 @@ export async function leapfrog(args: readonly string[], options: { env?: Record<
 export type TargetKind = 'sqlite' | 'mariadb';
 export const TARGET_KINDS: readonly TargetKind[] = ['sqlite', 'mariadb'];
 
-/** The shared test server (root, empty password); override with LEAPFROG_TEST_MARIADB. */
-export const MARIADB_URL = process.env.LEAPFROG_TEST_MARIADB ?? 'mysql://root@127.0.0.1:3306';
+/**
+ * The MariaDB server of this test run, as a root account URL. `npm test` (tools/test.ts) starts a
+ * throwaway mariadbd for the run and exports its URL here; set LEAPFROG_TEST_MARIADB yourself to use
+ * a server of your own. There is no default: a test never reaches a server nobody named.
+ */
+export const MARIADB_URL = process.env.LEAPFROG_TEST_MARIADB ?? '';
+/** That server's unix socket, when known (the runner's server; or LEAPFROG_TEST_MARIADB_SOCKET with your own). */
+export const MARIADB_SOCKET = process.env.LEAPFROG_TEST_MARIADB_SOCKET || undefined;
+/** Its port, for tests that build URLs for other accounts on the same server. */
+export const MARIADB_PORT = MARIADB_URL ? Number(new URL(MARIADB_URL).port || 3306) : 0;
 export const MARIADB_REQUIRED = process.env.LEAPFROG_REQUIRE_MARIADB === '1';
 
 export function mariadbOptions(url = MARIADB_URL): mysql.ConnectionOptions {
@@ -68,6 +76,7 @@ export function mariadbOptions(url = MARIADB_URL): mysql.ConnectionOptions {
 
 /** Why MariaDB suites cannot run here, or undefined when the server answers. */
 async function mariadbProblem(): Promise<string | undefined> {
+  if (!MARIADB_URL) return 'no MariaDB server for the tests: `npm test` starts its own (also for a few files: npm test -- dist/test/FILE.test.js), or set LEAPFROG_TEST_MARIADB=mysql://root@HOST:PORT';
   try {
     const c = await mysql.createConnection(mariadbOptions());
     await c.end();
@@ -77,16 +86,18 @@ async function mariadbProblem(): Promise<string | undefined> {
   }
 }
 const MARIADB_PROBLEM = await mariadbProblem();
+/** A skip reason for a MariaDB-only test or suite (the `skip` option), or false when it must run. */
+export const MARIADB_SKIP: string | false = MARIADB_PROBLEM !== undefined && !MARIADB_REQUIRED ? `${MARIADB_PROBLEM}; set LEAPFROG_REQUIRE_MARIADB=1 to fail instead` : false;
 
 /**
  * One suite per target (kysely's pattern): `fn` registers the tests once, they
  * run on SQLite and on MariaDB. Without a server the MariaDB suite is skipped
- * with the reason in the test output, unless LEAPFROG_REQUIRE_MARIADB=1 (CI),
- * where the suite runs and fails on its first connection.
+ * with the reason in the test output, unless LEAPFROG_REQUIRE_MARIADB=1 (set
+ * by `npm test`), where the suite runs and fails on its first connection.
  */
 export function describeTargets(title: string, fn: (kind: TargetKind) => void, kinds: readonly TargetKind[] = TARGET_KINDS): void {
   for (const kind of kinds) {
-    const skip = kind === 'mariadb' && MARIADB_PROBLEM !== undefined && !MARIADB_REQUIRED ? `${MARIADB_PROBLEM}; set LEAPFROG_REQUIRE_MARIADB=1 to fail instead` : false;
+    const skip = kind === 'mariadb' ? MARIADB_SKIP : false;
     if (skip) {
       // A skipped test, not only a skipped suite, so the run's summary counts it.
       describe(`${title} [${kind}]`, () => void test('every test of this suite', { skip }, () => {}));
@@ -101,7 +112,8 @@ export function describeTargets(title: string, fn: (kind: TargetKind) => void, k
 
 /** A run of queries on one connection to the test server. */
 export async function withMariadb<T>(cb: (c: mysql.Connection) => Promise<T>, url = MARIADB_URL): Promise<T> {
-  if (MARIADB_PROBLEM !== undefined) throw new Error(`${MARIADB_PROBLEM}${MARIADB_REQUIRED ? ' and LEAPFROG_REQUIRE_MARIADB=1 requires it' : ''}`);
+  // The run's server may be missing while a test's own server (server-faults) is there.
+  if (url === MARIADB_URL && MARIADB_PROBLEM !== undefined) throw new Error(`${MARIADB_PROBLEM}${MARIADB_REQUIRED ? ' and LEAPFROG_REQUIRE_MARIADB=1 requires it' : ''}`);
   const c = await mysql.createConnection(mariadbOptions(url));
   try {
     return await cb(c);
@@ -237,7 +249,7 @@ export async function fakeCloud(options: { kind?: TargetKind; instances?: number
 
 /** Drop scratch databases this test created (never anything else). */
 export async function dropDatabases(names: readonly string[], url = MARIADB_URL): Promise<void> {
-  if (MARIADB_PROBLEM !== undefined) return;
+  if (url === MARIADB_URL && MARIADB_PROBLEM !== undefined) return;
   await withMariadb(async (c) => {
     for (const n of names) {
       if (!/^lf_[0-9a-f]+_/.test(n)) throw new Error(`refusing to drop ${n}: not a test database`);

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { gunzipSync } from 'node:zlib';
 import { after, test } from 'node:test';
 import mysql from 'mysql2/promise';
-import { describeTargets, fakeCloud, leapfrog, mariadbOptions, withMariadb, type CliResult } from './helpers.js';
+import { describeTargets, fakeCloud, leapfrog, MARIADB_PORT, mariadbOptions, withMariadb, type CliResult } from './helpers.js';
 
 /** Every file under dir, decompressed when gzipped, except those in `skip` directories. */
 function filesUnder(dir: string, skip: readonly string[]): { file: string; bytes: Buffer }[] {
@@ -42,7 +42,7 @@ describeTargets(
       });
       after(() => withMariadb(async (c) => void (await c.query(`DROP USER IF EXISTS '${user}'@'%'`))));
       const cnf = path.join(cloud.dir, 'my.cnf');
-      writeFileSync(cnf, `# the operator's option file\n[client]\nuser = ${user}\npassword = "${password}"\nhost = 127.0.0.1\nport = 3306\n`, { mode: 0o600 });
+      writeFileSync(cnf, `# the operator's option file\n[client]\nuser = ${user}\npassword = "${password}"\nhost = 127.0.0.1\nport = ${MARIADB_PORT}\n`, { mode: 0o600 });
       const args = ['--chain', cloud.chain, '--db', 'mysql://', '--defaults-file', cnf, '--state-dir', cloud.state, '--cache-dir', cloud.args()[7]!];
 
       const outputs: CliResult[] = [];
@@ -65,7 +65,7 @@ describeTargets(
       await cli(['rollback', ...args, '--to', 'start', '--yes', '--format', 'json']);
       await cli(['ledger', 'show', '--state-dir', cloud.state]);
       // A wrong password fails, and says so without echoing either password.
-      const wrong = await cli(['plan', ...args.map((a) => (a === 'mysql://' ? `mysql://${user}:${password}x@127.0.0.1:3306` : a))]);
+      const wrong = await cli(['plan', ...args.map((a) => (a === 'mysql://' ? `mysql://${user}:${password}x@127.0.0.1:${MARIADB_PORT}` : a))]);
       assert.equal(wrong.exitCode, 2, wrong.stderr);
       assert.match(wrong.stderr, /cannot reach the target database \(ER_ACCESS_DENIED_ERROR: Access denied for user/);
 

@@ -9,9 +9,9 @@
  */
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
-import { fakeCloud, leapfrog, withMariadb, type Cloud } from './helpers.js';
+import { fakeCloud, leapfrog, MARIADB_SKIP, withMariadb, type Cloud } from './helpers.js';
 
-describe('a read-only pre-flight [mariadb]', () => {
+describe('a read-only pre-flight [mariadb]', { skip: MARIADB_SKIP }, () => {
   let cloud: Cloud;
   let chain: string;
 

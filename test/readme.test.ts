@@ -68,6 +68,9 @@ describe('the README', () => {
     const commands = two.split('\n').map((l) => l.replace(/#.*/, '').trim()).filter(Boolean).flatMap((l) => l.split('&&').map((c) => c.trim()));
     const ci = readFileSync(path.join(ROOT, '.ci', 'run'), 'utf8').split('\n').map((l) => l.trim());
     for (const c of commands.filter((c) => c !== 'npm run demo')) assert.ok(ci.includes(c), `.ci/run runs \`${c}\` as the README says`);
+    // And nothing else: what the tests need, npm test installs and starts itself (tools/test.ts).
+    const extra = ci.filter((l) => l !== '' && !l.startsWith('#') && !/^(set -euo pipefail|cd "\$\(dirname "\$0"\)\/\.\.")$/.test(l) && !commands.includes(l));
+    assert.deepEqual(extra, [], '.ci/run runs only the README\'s commands');
     assert.ok(commands.includes('npm test') && commands.includes('npm run demo'));
   });
 

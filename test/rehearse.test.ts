@@ -16,7 +16,7 @@ import { fingerprint } from '../src/database/fingerprint.js';
 import { tableRowCounts } from '../src/database/raw.js';
 import { withTarget } from '../src/database/session.js';
 import { parseTargetUrl } from '../src/database/url.js';
-import { CACHE, CHAIN, chainVariant, fakeCloud, leapfrog, ROOT, scalar, tempDir } from './helpers.js';
+import { CACHE, CHAIN, chainVariant, fakeCloud, leapfrog, MARIADB_SKIP, MARIADB_URL, ROOT, scalar, tempDir } from './helpers.js';
 
 type Json = Record<string, any>;
 const HOPS = ['compute', 'identity', 'image'].flatMap((p) => ['kilo', 'liberty', 'mitaka', 'newton'].map((r) => `${p}@${r}`)).sort();
@@ -188,22 +188,10 @@ describe('rehearse on SQLite copies', () => {
   });
 });
 
-const SERVER = process.env.LEAPFROG_TEST_MYSQL ?? 'mysql://root@127.0.0.1:3306';
+const SERVER = MARIADB_URL;
 
-async function serverUp(): Promise<boolean> {
-  try {
-    await withTarget(parseTargetUrl(SERVER), (s) => s.exists('mysql'));
-    return true;
-  } catch {
-    return false;
-  }
-}
-
-describe('rehearse --server', async () => {
-  const up = await serverUp();
-  if (!up && process.env.LEAPFROG_REQUIRE_MARIADB) throw new Error(`no MariaDB at ${SERVER} and LEAPFROG_REQUIRE_MARIADB is set`);
-
-  test('restores mariadb-dump files (one per database) under a prefix, runs there, drops them, and leaves the real databases untouched', { skip: up ? false : `no MariaDB at ${SERVER}` }, async () => {
+describe('rehearse --server', { skip: MARIADB_SKIP }, () => {
+  test('restores mariadb-dump files (one per database) under a prefix, runs there, drops them, and leaves the real databases untouched', async () => {
     const dir = tempDir('rehearse');
     const tag = `t7${process.pid}${Date.now() % 100000}_`;
     const names = { compute: `${tag}compute`, identity: `${tag}identity`, image: `${tag}image` };
@@ -265,13 +253,8 @@ describe('rehearse --from a live target', () => {
     assert.equal(scalar(cloud.file('compute'), 'SELECT version FROM migrate_version'), 254);
   });
 
-  test('MariaDB: consistent dumps of the live databases restored on a scratch server; the live ones are untouched and no copy is left behind', async (t) => {
-    const cloud = await fakeCloud({ kind: 'mariadb', instances: 30 }).catch((err: unknown) => {
-      if (process.env.LEAPFROG_REQUIRE_MARIADB) throw err;
-      t.skip(`no MariaDB: ${(err as Error).message}`);
-      return undefined;
-    });
-    if (!cloud) return;
+  test('MariaDB: consistent dumps of the live databases restored on a scratch server; the live ones are untouched and no copy is left behind', { skip: MARIADB_SKIP }, async () => {
+    const cloud = await fakeCloud({ kind: 'mariadb', instances: 30 });
     try {
       const r = await leapfrog(['rehearse', '--chain', cloud.chain, '--from', cloud.db, '--state-dir', cloud.state, '--cache-dir', CACHE, '--format', 'json']);
       assert.equal(r.exitCode, 0, r.stderr);

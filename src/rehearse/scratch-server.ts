@@ -44,10 +44,11 @@ export interface ScratchServer {
   binary: string;
 }
 
+/** Where server binaries live when sbin is not on PATH (a non-root shell on Debian). */
 const SBIN = ['/usr/local/sbin', '/usr/sbin', '/usr/local/bin', '/usr/bin', '/sbin'];
 const MIB = 1024 * 1024;
 
-function findExecutable(names: readonly string[], extraDirs: readonly string[] = SBIN): string | undefined {
+export function findExecutable(names: readonly string[], extraDirs: readonly string[] = SBIN): string | undefined {
   const dirs = [...(process.env.PATH ?? '').split(':').filter(Boolean), ...extraDirs];
   for (const name of names) {
     for (const d of dirs) {
