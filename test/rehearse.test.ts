@@ -275,3 +275,36 @@ describe('rehearse --from a live target', () => {
     assert.match(r.stderr, /rehearse needs exactly one of --dump FILE\.\.\. .* or --from URL/);
   });
 });
+
+describe('a scratch rehearsal cannot reach another server', { skip: MARIADB_SKIP }, () => {
+  test('a step that connects over TCP to the server the dump came from fails in the rehearsal and changes nothing there; --allow-network lets it through', async () => {
+    const dir = tempDir('rehearse');
+    const dump = path.join(dir, 'cloud.sql');
+    await writeDump(dump, { instances: 20, nullUuids: 0, seed: 11, prefix: '' });
+    // What nova does with a restored nova_api.cell_mappings row: connect to the URL it names, i.e. production.
+    const reached = `lf_${Date.now().toString(16)}_reached`;
+    const prod = new URL(SERVER);
+    const chain = chainVariant('reaches-production', (c) => {
+      const kilo = c.releases.find((r: Json) => r.release === 'kilo');
+      kilo.steps.unshift({
+        project: 'compute',
+        env: 'compute-kilo',
+        name: 'reach production',
+        check: ['sh', '-c', `mariadb --protocol=tcp -h ${prod.hostname} -P ${prod.port || 3306} -u ${prod.username || 'root'} -e 'CREATE DATABASE ${reached}'`],
+      });
+    });
+    const exists = async () => (await withTarget(parseTargetUrl(SERVER), (s) => s.exists(reached)));
+    const state = path.join(dir, 'state');
+    const r = await leapfrog(['rehearse', '--chain', chain, '--dump', dump, '--state-dir', state, '--cache-dir', CACHE]);
+    assert.equal(r.exitCode, 1, r.stderr);
+    assert.match(r.stdout, /FAILED kilo\/compute\/1: exited 1/);
+    assert.equal(await exists(), false, 'the step reached nothing outside the rehearsal');
+
+    const open = await leapfrog(['rehearse', '--chain', chain, '--dump', dump, '--state-dir', state, '--cache-dir', CACHE, '--allow-network']);
+    try {
+      assert.equal(await exists(), true, `without isolation the same step reaches the server (the check above can fail):\n${open.stdout}\n${open.stderr}`);
+    } finally {
+      await withTarget(parseTargetUrl(SERVER), (s) => s.drop([reached]));
+    }
+  });
+});
