@@ -13,6 +13,7 @@ import { withTarget, type TargetSession } from '../database/session.js';
 import { describePlacement, singleServer } from '../database/placement.js';
 import { placementOf, serversFrom } from '../core/context.js';
 import { preflight } from '../core/preflight.js';
+import type { SnapshotChoice } from '../runner/snapshot-plan.js';
 import type { BlockerFact, CheckFacts, EnvFact, RunTiming } from './facts.js';
 
 /**
@@ -32,6 +33,7 @@ export interface CheckOptions {
   offline: boolean;
   until: string | undefined;
   maxTransactionAge: number;
+  snapshot?: SnapshotChoice | undefined;
 }
 
 const PARALLEL = 8;
@@ -62,6 +64,7 @@ export async function gatherFacts(o: CheckOptions): Promise<CheckFacts> {
     offline: o.offline,
     until: o.until,
     maxTransactionAge: o.maxTransactionAge,
+    snapshot: o.snapshot ?? 'auto',
     envs: chain && l ? readEnvs(chain, l.cacheDir) : [],
     sandbox: undefined,
     reach: { ok: false, error: 'not checked' },
@@ -71,12 +74,17 @@ export async function gatherFacts(o: CheckOptions): Promise<CheckFacts> {
     mysql: undefined,
     sqlite: undefined,
     storage: readStorage(stateDir),
-    ledger: { file: path.join(stateDir, 'ledger.sqlite3'), exists: false, error: undefined, history: [] },
+    ledger: { file: path.join(stateDir, 'ledger.sqlite3'), exists: false, error: undefined, history: [], snapshots: [] },
   };
   let ledger: Ledger | undefined;
   try {
     ledger = Ledger.openForReading(stateDir);
-    facts.ledger = { ...facts.ledger, exists: ledger !== undefined, history: chain ? history(ledger, stateDir, chain.name) : [] };
+    facts.ledger = {
+      ...facts.ledger,
+      exists: ledger !== undefined,
+      history: chain ? history(ledger, stateDir, chain.name) : [],
+      snapshots: chain && ledger ? ledger.snapshotsOf(chain.name, targetDescription).reverse().map((s) => ({ database: s.database, durationMs: s.duration_ms, bytes: s.bytes, createdAt: s.created_at })) : [],
+    };
   } catch (err) {
     if (!(err instanceof LeapfrogError)) throw err;
     facts.ledger = { ...facts.ledger, exists: true, error: err.message };
