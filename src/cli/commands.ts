@@ -51,7 +51,7 @@ const flag = (describe: string, extra: Options = {}): Options => ({ type: 'boole
 const snapshotOption: Options = {
   choices: SNAPSHOT_CHOICES,
   default: 'auto',
-  describe: 'restore points for `rollback`: hop-syncs (before each hop, the databases its syncs declare), first-hop (every database, before the first step), every-hop (both, every database of the project), none; auto: hop-syncs on MySQL/MariaDB, first-hop on SQLite',
+  describe: 'restore points for `rollback`: hop-syncs (before each hop, the databases its syncs declare), first-hop (every database, before the first step), every-hop (first-hop, then every database of a project before its later hops), none; auto: hop-syncs on MySQL/MariaDB, first-hop on SQLite',
 };
 const text = (describe: string): Options => ({ type: 'string', requiresArg: true, describe });
 
