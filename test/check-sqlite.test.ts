@@ -26,6 +26,35 @@ async function checkJson(args: string[]): Promise<{ exitCode: number; report: Js
 }
 
 describe('check-migrations on SQLite', () => {
+  test('Snapshots: the default on SQLite is first-hop, priced from the files and the ledger\'s earlier snapshots; the other modes priced beside it; the run takes what was priced', async () => {
+    const cloud = await fakeCloud({ instances: 20 });
+    const fresh = check((await checkJson(cloud.args())).report, 'Snapshots');
+    assert.equal(fresh.result, 'Success');
+    assert.equal(fresh.data.mode, 'first-hop');
+    assert.equal(fresh.data.ms, undefined, 'no earlier snapshot: time unknown');
+    assert.match(fresh.details, /^--snapshot auto \(first-hop: SQLite's DDL is transactional\): 1 snapshot, [\d.]+ \w+ read, time unknown \(no earlier snapshot here\)/);
+    const files = ['compute', 'identity', 'image'].reduce((n, d) => n + readFileSync(cloud.file(d as 'compute')).length, 0);
+    assert.equal(fresh.data.bytes, files, 'bytes are the database files\' sizes');
+
+    assert.equal((await leapfrog(['run', ...cloud.args(), '--until', 'kilo'])).exitCode, 0);
+    const { exitCode, report } = await checkJson([...cloud.args(), '--snapshot', 'hop-syncs']);
+    assert.equal(exitCode, 0, JSON.stringify(report.checks));
+    const priced = check(report, 'Snapshots');
+    assert.equal(priced.result, 'Success', 'on SQLite no mode leaves a half-applied sync behind');
+    assert.equal(priced.data.mode, 'hop-syncs');
+    assert.deepEqual(priced.data.snapshots.map((s: Json) => s.beforeStep), ['liberty/compute/1', 'liberty/identity/1', 'liberty/image/1', 'mitaka/compute/1', 'mitaka/identity/1', 'mitaka/image/1', 'newton/compute/1', 'newton/identity/1', 'newton/image/1']);
+    assert.deepEqual(priced.data.snapshots.find((s: Json) => s.beforeStep === 'mitaka/compute/1').databases, [cloud.names.compute, cloud.names.compute_api]);
+    // compute_api was snapshotted (absent) before the kilo run: every database has a time now.
+    assert.ok(typeof priced.data.ms === 'number' && priced.data.ms > 0, 'time from the ledger\'s earlier snapshots');
+    assert.deepEqual(priced.data.alternatives.map((a: Json) => [a.mode, a.snapshots.length]), [['first-hop', 1], ['every-hop', 1 + 6], ['none', 0]]);
+    assert.match(priced.details, /\n {2}--snapshot none: no snapshot; no restore point: a sync that dies half-way can only be undone from your own backup/);
+
+    const r = await leapfrog(['run', ...cloud.args(), '--snapshot', 'hop-syncs', '--format', 'json']);
+    assert.equal(r.exitCode, 0, r.stderr);
+    const taken = (JSON.parse(r.stdout) as Json).snapshots.map((s: Json) => `${s.before} ${s.database}`);
+    assert.deepEqual(taken, priced.data.snapshots.flatMap((s: Json) => s.databases.map((d: string) => `${s.beforeStep} ${d}`)), 'run took exactly the snapshots check-migrations priced');
+  });
+
   test('the fake cloud at juno is healthy (exit 0): the flavor blocker is a Success fixed by kilo\'s data step; nothing written, no ledger created', async () => {
     const cloud = await fakeCloud({ nullUuids: 2 });
     const before = readdirSync(path.dirname(cloud.file('compute'))).sort();

@@ -394,6 +394,9 @@ export async function endState(cloud: Cloud): Promise<Record<string, unknown>> {
  */
 export function namedRollback(stderr: string): { step: string; to: string } | undefined {
   const step = /(?:a run died inside (\S+)|(\S+) failed) and left/.exec(stderr)?.slice(1).find(Boolean);
+  // The point leapfrog names (the restore point from before the step's hop), else the newest of the step's project in the list.
+  const named = /restore point from before the step's hop: leapfrog rollback --to (\d+|start) /.exec(stderr)?.[1];
+  if (step && named) return { step, to: named };
   const list = /leapfrog rollback --to ID(?: --\S+ \S+)*, with ID one of (.+?); then run again/.exec(stderr)?.[1];
   if (!step || !list) return undefined;
   const project = step.split('/')[1]!;

@@ -10,6 +10,9 @@ import { fileURLToPath } from 'node:url';
 import Database from 'better-sqlite3';
 import { execa } from 'execa';
 import { LeapfrogError } from '../src/errors.js';
+import type { Chain } from '../src/chain/types.js';
+import { resolvePoint } from '../src/core/restore-points.js';
+import { restoreHistory } from '../src/core/rollback.js';
 import { LEDGER_SCHEMA_VERSION, Ledger, MIGRATIONS } from '../src/ledger/ledger.js';
 import { tempDir } from './helpers.js';
 
@@ -289,14 +292,20 @@ test('a ledger written before snapshots (schema 1) is migrated forward with its 
   }
 });
 
-test('exactSnapshot: a snapshot before or after a checkpoint with no step of its project in between, or none', () => {
+test('restore points: per database, the nearest snapshot with no step that may change it (and no rollback) in between, else nothing to restore when nothing changed it since, else none', () => {
   const ledger = Ledger.open(stateDir());
   try {
+    // Project A's sync A/1 declares only a; B's only database is b; c is A's second database, which no sync of A declares.
+    const chain = {
+      name: 'c',
+      projects: { A: { name: 'A', databases: { main: 'a', extra: 'c' } }, B: { name: 'B', databases: { main: 'b' } } },
+      releases: [{ release: 'r', steps: [{ id: 'r1/A/1', kind: 'sync', expect: { main: 1 } }, { id: 'r2/A/1', kind: 'sync', expect: { main: 2 } }, { id: 'r1/B/1', kind: 'sync', expect: { main: 1 } }] }],
+    } as unknown as Chain;
     const runId = ledger.startRun({ chain: 'c', chainSha256: 'x', target: 't', kind: 'run', until: undefined, host: 'h', pid: 1, version: '0', snapshot: 'every-hop' });
     const snap = (database: string, beforeStep: string) =>
       ledger.snapshot({ runId, chain: 'c', target: 't', database, beforeStep, position: ledger.position(), file: `/s/${database}`, sha256: 'x', bytes: 1, durationMs: 1 });
-    const step = (project: string, id: string) => {
-      const row = ledger.stepStarted({ runId, stepId: id, project, release: 'r', kind: 'sync', env: 'e', envSha256: 'x', command: [], logPath: '/l' });
+    const step = (project: string, id: string, kind = 'sync') => {
+      const row = ledger.stepStarted({ runId, stepId: id, project, release: 'r', kind, env: 'e', envSha256: 'x', command: [], logPath: '/l' });
       ledger.stepFinished(row, { status: 'succeeded', exitCode: 0, durationMs: 1, attempts: 1, logTail: '' });
     };
     const cp = (project: string, release: string) => {
@@ -311,14 +320,21 @@ test('exactSnapshot: a snapshot before or after a checkpoint with no step of its
     const cpB1 = cp('B', 'r1');
     const a1 = snap('a', 'r2/A/1');
     step('A', 'r2/A/1');
-    const at = (project: string, db: string, c: typeof cpA1) => ledger.exactSnapshot('c', 't', project, db, c)?.id;
-    assert.equal(at('A', 'a', cpA1), a1, 'A did not move between its r1 checkpoint and the snapshot before r2: that snapshot is its state at the checkpoint');
-    assert.equal(at('B', 'b', cpA1), b0, 'no later snapshot of b: the one before the run');
-    assert.equal(at('A', 'a', cpB1), a1);
+    const at = (c: typeof cpA1 | undefined) => {
+      const r = resolvePoint(chain, restoreHistory(ledger, chain, 't'), c?.after_step ?? 0);
+      return { restore: r.restore.map((x) => x.id), unchanged: r.unchanged, missing: r.missing };
+    };
+    assert.deepEqual(at(cpA1), { restore: [a1, b0], unchanged: ['c'], missing: [] }, 'A did not move between its r1 checkpoint and the snapshot before r2; no sync declares c');
+    assert.deepEqual(at(cpB1), { restore: [a1], unchanged: ['c', 'b'], missing: [] }, 'b0 is from before B moved; nothing moved b since');
+    assert.deepEqual(at(undefined), { restore: [a0, b0], unchanged: ['c'], missing: [] }, 'start: the snapshots before any step');
+    // A data step of A may write any database of A: c is no longer known to be as it was.
+    step('A', 'r2/A/2', 'data');
+    assert.deepEqual(at(cpB1).missing, ['c']);
+    assert.deepEqual(at(undefined).missing, ['c'], 'and so is not known to be as it was at the start either');
     // A rollback in between changed the databases without a step: the later snapshot no longer counts.
     ledger.rollbackStarted({ chain: 'c', target: 't', toCheckpoint: 0, snapshots: [], stepFloor: 0, stepCeiling: cpB1.after_step!, host: 'h', pid: 1 });
-    assert.equal(at('A', 'a', cpA1), undefined, 'a0 is from before A moved: not the checkpoint');
-    assert.equal(at('B', 'b', cpA1), b0, 'the rollback came after B\'s last step: b0 still holds b at the checkpoint');
+    assert.deepEqual(at(cpA1).missing, ['a', 'c'], 'a0 is from before A moved: not the checkpoint');
+    assert.deepEqual(at(cpA1).restore, [b0], 'the rollback came after B\'s last step: b0 still holds b at the checkpoint');
   } finally {
     ledger.close();
   }

@@ -17,7 +17,7 @@ import Database from 'better-sqlite3';
 import { execa, type ResultPromise } from 'execa';
 import type mysql from 'mysql2/promise';
 import { classify } from '../src/core/recovery.js';
-import { CACHE, ROOT, describeTargets, fakeCloud, leapfrog, mariadbOptions, tempDir, type Cloud, ledgerRows, stopped, groupGone } from './helpers.js';
+import { CACHE, ROOT, describeTargets, fakeCloud, leapfrog, mariadbOptions, tempDir, type Cloud, ledgerRows, stopped, groupGone, endState } from './helpers.js';
 
 type Json = Record<string, any>;
 const STEP = 'newton/compute/2';
@@ -82,9 +82,11 @@ const columns = async (cloud: Cloud, table: string): Promise<string[]> =>
 
 /** A clean run of the chain on another target, its evidence exported: what a rehearsal's ledger carries. */
 let rehearsal: string | undefined;
+let clean: Cloud | undefined;
 async function rehearsalEvidence(): Promise<string> {
   if (rehearsal) return rehearsal;
   const other = await fakeCloud(CLOUD);
+  clean = other;
   const r = await leapfrog(['run', ...other.args()]);
   assert.equal(r.exitCode, 0, r.stderr);
   const file = path.join(tempDir('evidence'), 'evidence.json');
@@ -97,6 +99,12 @@ async function rehearsalEvidence(): Promise<string> {
   assert.match(mine[0].source, /^run 1 on mysql:/);
   rehearsal = file;
   return file;
+}
+
+/** The end state of that clean run: what a recovered target must equal. */
+async function cleanEnd(): Promise<Record<string, unknown>> {
+  await rehearsalEvidence();
+  return endState(clean!);
 }
 
 describeTargets('a step killed inside a two-statement migration', () => {
@@ -124,8 +132,9 @@ describeTargets('a step killed inside a two-statement migration', () => {
     assert.match(first.stderr, new RegExp(`run 1 died during ${STEP} \\(sync\\); marked interrupted`));
     assert.match(first.stderr, /a run died inside newton\/compute\/2 and left work that is not safe to run over/);
     assert.doesNotMatch(first.stderr, /changed by hand/);
-    // The rollback it names reaches this ledger and cache from anywhere (issue 15).
-    assert.ok(first.stderr.includes(`roll back to a snapshot from before the step: leapfrog rollback --to ID --chain ${cloud.chain} --db ${cloud.db} --state-dir ${cloud.state} --cache-dir ${CACHE}, with ID one of `), first.stderr);
+    // The rollback it names, from before the step's hop, reaches this ledger and cache from anywhere (issue 15).
+    assert.match(first.stderr, /roll back to the restore point from before the step's hop: leapfrog rollback --to \d+ /);
+    assert.ok(first.stderr.includes(` --chain ${cloud.chain} --db ${cloud.db} --state-dir ${cloud.state} --cache-dir ${CACHE} (`), first.stderr);
     assert.deepEqual(ledgerRows(cloud.state, 'SELECT status FROM runs WHERE id = 1'), [{ status: 'interrupted' }], 'the dead run is marked although the run refused');
     assert.deepEqual(ledgerRows(cloud.state, `SELECT status FROM steps WHERE step_id = '${STEP}'`), [{ status: 'interrupted' }]);
     assert.equal(ledgerRows(cloud.state, 'SELECT COUNT(*) n FROM runs')[0]!.n, 1, 'no run was started');
@@ -145,6 +154,60 @@ describeTargets('a step killed inside a two-statement migration', () => {
       /partial work of newton\/compute\/2 \(run 1\) on compute main \(\w+, version 333\): table instance_extra: column device_metadata \w+ added\. Missing compared with the evidence after this step \(run 1 on mysql:[^)]*\)\): table shadow_instance_extra: column device_metadata \w+/,
     );
     assert.deepEqual(await columns(cloud, 'shadow_instance_extra'), [], 'nothing was run');
+  });
+
+  test('between the two ALTERs, with the default snapshots: check-migrations prices them, the refusal names the restore point from before the hop, and rollback --to it then run ends equal to a clean run', async () => {
+    const cloud = await fakeCloud(CLOUD);
+    await killInside(cloud, 'SELECT COUNT(*) FROM shadow_instance_extra', /^ALTER TABLE shadow_instance_extra/);
+    assert.deepEqual(await columns(cloud, 'instance_extra'), ['device_metadata'], 'half of newton 334 is there');
+    // The default on MariaDB: before each hop, the databases its syncs declare; newton's compute hop began with a snapshot of compute main and api.
+    const taken = ledgerRows(cloud.state, "SELECT before_step, database FROM snapshots WHERE before_step LIKE '%/compute/%' ORDER BY id").map((r) => `${r.before_step.split('/')[0]} ${r.database}`);
+    const { compute, compute_api: api } = cloud.names;
+    assert.deepEqual(taken, [`kilo ${compute}`, `liberty ${compute}`, `mitaka ${compute}`, `mitaka ${api}`, `newton ${compute}`, `newton ${api}`]);
+    const [{ id: snapshot }] = ledgerRows(cloud.state, `SELECT id FROM snapshots WHERE before_step = 'newton/compute/1' AND database = '${cloud.names.compute}'`) as [{ id: number }];
+
+    const refused = await leapfrog(['run', ...cloud.args()]);
+    assert.equal(refused.exitCode, 3, refused.stderr);
+    const named = new RegExp(`roll back to the restore point from before the step's hop: leapfrog rollback --chain \\S+ --db mysql:\\S+ --to (\\d+) \\(\\1 \\((\\w+)@mitaka, run 1\\): restores snapshot ${snapshot} of ${cloud.names.compute}, taken before newton/compute/1\\); then run again`).exec(refused.stderr);
+    assert.ok(named, refused.stderr);
+    const to = named[1]!;
+
+    const rb = await leapfrog(['rollback', ...cloud.args(), '--to', to, '--yes']);
+    assert.equal(rb.exitCode, 0, rb.stderr);
+    assert.match(rb.stdout, new RegExp(`${cloud.names.compute}: snapshot ${snapshot} \\(run 1, before newton/compute/1\\)`));
+    assert.match(rb.stdout, new RegExp(`${cloud.names.compute_api}: left as it is`), 'newton/compute/2 declares main only: api was not touched');
+    assert.equal(await cloud.scalar('compute', 'SELECT version FROM migrate_version'), 319, 'compute main is back at mitaka\'s end');
+    assert.deepEqual(await columns(cloud, 'instance_extra'), []);
+
+    // check-migrations prices the snapshots the next run takes, with times from the ledger's earlier snapshots of the same databases.
+    const check = await leapfrog(['check-migrations', ...cloud.args(), '--format', 'json']);
+    assert.equal(check.exitCode, 0, check.stdout);
+    const row = (JSON.parse(check.stdout) as Json).checks.find((c: Json) => c.check === 'Snapshots');
+    assert.equal(row?.result, 'Success', check.stdout);
+    assert.equal(row.data.mode, 'hop-syncs');
+    assert.deepEqual(row.data.snapshots.map((s: Json) => [s.beforeStep, s.databases]), [
+      ['newton/compute/1', [cloud.names.compute, cloud.names.compute_api]],
+      ['newton/identity/1', [cloud.names.identity]],
+    ]);
+    for (const s of row.data.snapshots) {
+      assert.ok(s.bytes > 0, `${s.beforeStep}: bytes from information_schema`);
+      assert.ok(typeof s.ms === 'number' && s.ms > 0, `${s.beforeStep}: time from the ledger`);
+    }
+    const firstHop = row.data.alternatives.find((a: Json) => a.mode === 'first-hop');
+    assert.deepEqual(firstHop.snapshots.map((s: Json) => s.databases.length), [4]);
+    assert.match(row.details, /^--snapshot auto \(hop-syncs: MySQL\/MariaDB commit each DDL statement on its own\): 2 snapshots, [\d.]+ \w+ read, about [\d.]+ m?s/);
+    const traded = await leapfrog(['check-migrations', ...cloud.args(), '--format', 'json', '--snapshot', 'none']);
+    assert.equal(traded.exitCode, 1, 'no restore point before a sync on MariaDB: a Warning');
+    assert.match((JSON.parse(traded.stdout) as Json).checks.find((c: Json) => c.check === 'Snapshots').details, /no restore point: a sync that dies half-way can only be undone from your own backup/);
+
+    const again = await leapfrog(['run', ...cloud.args(), '--format', 'json']);
+    assert.equal(again.exitCode, 0, again.stderr);
+    // The run took exactly the snapshots check-migrations priced.
+    assert.deepEqual(
+      (JSON.parse(again.stdout) as Json).snapshots.map((s: Json) => `${s.before} ${s.database}`),
+      row.data.snapshots.flatMap((s: Json) => s.databases.map((d: string) => `${s.beforeStep} ${d}`)),
+    );
+    assert.deepEqual(await endState(cloud), await cleanEnd(), 'schema, row counts and CHECKSUM TABLE equal a clean run\'s');
   });
 
   test('before the first ALTER: not started, so the next run runs the step and finishes', async () => {

@@ -4,6 +4,7 @@ import type { LeapfrogError } from '../errors.js';
 import type { Layout } from '../core/layout.js';
 import type { FileHolder, MysqlFacts, ServerInfo, SqliteFileFact } from '../database/inspect.js';
 import type { Placement } from '../database/placement.js';
+import type { SnapshotChoice } from '../runner/snapshot-plan.js';
 
 /**
  * Everything check-migrations judges, read once by gather.ts (all the I/O)
@@ -68,6 +69,8 @@ export interface LedgerFact {
   error: string | undefined;
   /** Succeeded runs (and rehearsals) of this chain, newest first: the estimate's source. */
   history: RunTiming[];
+  /** Snapshots of this chain on this target, newest first: what the next ones will take. */
+  snapshots: { database: string; durationMs: number; bytes: number | null; createdAt: string }[];
 }
 
 export interface CheckFacts {
@@ -79,6 +82,8 @@ export interface CheckFacts {
   layout: Layout | undefined;
   offline: boolean;
   until: string | undefined;
+  /** The --snapshot whose cost is predicted (`auto` resolved by the target, as `run` does). */
+  snapshot: SnapshotChoice;
   /** Seconds after which an open transaction on a chain database fails the check. */
   maxTransactionAge: number;
   envs: EnvFact[];

@@ -15,6 +15,7 @@ import { withTarget, type TargetSession } from '../database/session.js';
 import { describePlacement, singleServer } from '../database/placement.js';
 import { placementOf, serversFrom, targetFlags } from '../core/context.js';
 import { preflight } from '../core/preflight.js';
+import type { SnapshotChoice } from '../runner/snapshot-plan.js';
 import type { BlockerFact, CheckFacts, EnvFact } from './facts.js';
 import { chainHistory } from './history.js';
 
@@ -37,6 +38,7 @@ export interface CheckOptions {
   maxTransactionAge: number;
   /** Hash every file of the cached envs (else sizes, modes and mtimes). */
   verifyEnvs: boolean;
+  snapshot?: SnapshotChoice | undefined;
 }
 
 const PARALLEL = 8;
@@ -67,6 +69,7 @@ export async function gatherFacts(o: CheckOptions): Promise<CheckFacts> {
     offline: o.offline,
     until: o.until,
     maxTransactionAge: o.maxTransactionAge,
+    snapshot: o.snapshot ?? 'auto',
     envs: chain && l ? await readEnvs(chain, l, o.envs, o.verifyEnvs ? 'hash' : 'stat') : [],
     sandbox: undefined,
     reach: { ok: false, error: 'not checked' },
@@ -76,12 +79,17 @@ export async function gatherFacts(o: CheckOptions): Promise<CheckFacts> {
     mysql: undefined,
     sqlite: undefined,
     storage: readStorage(stateDir),
-    ledger: { file: path.join(stateDir, 'ledger.sqlite3'), exists: false, error: undefined, history: [] },
+    ledger: { file: path.join(stateDir, 'ledger.sqlite3'), exists: false, error: undefined, history: [], snapshots: [] },
   };
   let ledger: Ledger | undefined;
   try {
     ledger = Ledger.openForReading(stateDir);
-    facts.ledger = { ...facts.ledger, exists: ledger !== undefined, history: chain ? chainHistory(ledger, stateDir, chain.name) : [] };
+    facts.ledger = {
+      ...facts.ledger,
+      exists: ledger !== undefined,
+      history: chain ? chainHistory(ledger, stateDir, chain.name) : [],
+      snapshots: chain && ledger ? ledger.snapshotsOf(chain.name, targetDescription).reverse().map((s) => ({ database: s.database, durationMs: s.duration_ms, bytes: s.bytes, createdAt: s.created_at })) : [],
+    };
   } catch (err) {
     if (!(err instanceof LeapfrogError)) throw err;
     facts.ledger = { ...facts.ledger, exists: true, error: err.message };

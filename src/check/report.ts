@@ -4,6 +4,7 @@ import type { Version } from '../chain/types.js';
 import { estimate, type Estimate } from './estimate.js';
 import type { CheckFacts, CheckRow, Result } from './facts.js';
 import { batchesCheck, blockerCheck, chainCheck, databasesCheck, driftCheck, envsCheck, findStep, ledgerCheck, planCheck, recoveryCheck, targetCheck, versionsCheck } from './rules.js';
+import { snapshotCheck } from './rules-snapshots.js';
 import { clientsCheck, collationsCheck, enginesCheck, freeSpaceCheck, transactionsCheck } from './rules-server.js';
 
 /**
@@ -57,7 +58,9 @@ export function evaluate(f: CheckFacts): CheckReport {
     if (pc) checks.push(pc);
     for (const b of f.blockers) checks.push(blockerCheck(chain, b, pre.plan));
     if (pre.plan) checks.push(batchesCheck(chain, pre.plan, pre.neededCounts, f.blockers, (project, ref) => findStep(chain, project, ref)));
-    checks.push(clientsCheck(f), transactionsCheck(f), enginesCheck(f), collationsCheck(chain, f), freeSpaceCheck(f), driftCheck(pre));
+    checks.push(clientsCheck(f), transactionsCheck(f), enginesCheck(f), collationsCheck(chain, f), freeSpaceCheck(f));
+    if (pre.steps && pre.steps.length > 0) checks.push(snapshotCheck(chain, pre.steps, f));
+    checks.push(driftCheck(pre));
     const rc = recoveryCheck(pre);
     if (rc) checks.push(rc);
   }

@@ -1,6 +1,7 @@
 import { gatherFacts } from '../check/gather.js';
 import { evaluate, exitCodeFor } from '../check/report.js';
 import { reportJson, reportMarkdown, reportText } from '../check/render.js';
+import type { SnapshotChoice } from '../runner/snapshot-plan.js';
 import type { Io } from './io.js';
 import { bool, formatOf, num, required, requiredList, str, type Args, stateDirOf } from './options.js';
 
@@ -22,6 +23,7 @@ export async function handler(args: Args, io: Io): Promise<number> {
     until: str(args, 'until'),
     maxTransactionAge: num(args, 'max-transaction-age', { min: 0, what: 'of seconds' }),
     verifyEnvs: bool(args, 'verify-envs'),
+    snapshot: (str(args, 'snapshot') ?? 'auto') as SnapshotChoice,
   });
   const report = evaluate(facts);
   const configDir = facts.layout?.configDir;

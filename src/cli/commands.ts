@@ -1,6 +1,7 @@
 import type { Argv, CommandModule, Options, PositionalOptions } from 'yargs';
 import { ExitCode } from './exit.js';
 import { processIo, type Io } from './io.js';
+import { SNAPSHOT_CHOICES } from '../runner/snapshot-plan.js';
 import { FETCH_FLAGS, numeric, str, TARGET_FLAGS, withFlags, type Args, type FlagName } from './options.js';
 import { chooseStateDir } from '../state-dir.js';
 
@@ -53,6 +54,12 @@ function command(spec: CommandSpec): CommandModule {
 }
 
 const flag = (describe: string, extra: Options = {}): Options => ({ type: 'boolean', default: false, describe, ...extra });
+/** run and check-migrations: which restore points the run takes (runner/snapshot-plan.ts); check-migrations prices them. */
+const snapshotOption: Options = {
+  choices: SNAPSHOT_CHOICES,
+  default: 'auto',
+  describe: 'restore points for `rollback`: hop-syncs (before each hop, the databases its syncs declare), first-hop (every database, before the first step), every-hop (first-hop, then every database of a project before its later hops), none; auto: hop-syncs on MySQL/MariaDB, first-hop on SQLite',
+};
 const text = (describe: string): Options => ({ type: 'string', requiresArg: true, describe });
 
 const SPECS: readonly CommandSpec[] = [
@@ -65,10 +72,14 @@ const SPECS: readonly CommandSpec[] = [
       'state-dir': { describe: 'where the ledger is read from (never created) and free space is measured' },
       'verify-envs': { default: true, describe: 'hash every file of the cached envs against their manifests (--no-verify-envs: sizes, modes and mtimes only)' },
     },
-    options: { 'max-transaction-age': numeric('seconds after which an open transaction on a chain database is a Failure', 60) },
+    options: {
+      'max-transaction-age': numeric('seconds after which an open transaction on a chain database is a Failure', 60),
+      snapshot: { ...snapshotOption, describe: `the snapshot mode whose cost (bytes, time from earlier snapshots) the report predicts; ${String(snapshotOption.describe).replace(/^restore points for `rollback`: /, '')}` },
+    },
     examples: [
       ['leapfrog check-migrations --chain nova.yaml --db mysql://db1', 'the pre-flight before the window: exit 0 all clear, 1 warnings, 2 failures'],
       ['leapfrog check-migrations --chain nova.yaml --db mysql://db1 --format markdown > preflight.md', 'for the change ticket'],
+      ['leapfrog check-migrations --chain nova.yaml --db mysql://db1 --snapshot first-hop', 'what the cheaper restore points would cost, and what they give up'],
     ],
     load: () => import('./check-migrations.js'),
   },
@@ -115,14 +126,15 @@ const SPECS: readonly CommandSpec[] = [
     flags: [...TARGET_FLAGS, ...FETCH_FLAGS, 'until', 'parallel', 'wait-lock', 'force', 'color', 'verify-envs'],
     options: {
       'dry-run': flag('print the plan and run nothing (takes no lock)'),
-      snapshot: { choices: ['first-hop', 'every-hop', 'none'], default: 'first-hop', describe: 'snapshot the databases before the first hop, before every hop, or not at all (for `rollback`)' },
+      snapshot: snapshotOption,
       resume: flag('continue after a crashed or interrupted run (also the default behaviour); required when the dead run was on another host'),
       'accept-drift': flag('go on although a schema changed since its last checkpoint (recorded)'),
       'isolate-network': flag('run steps in a new network namespace (unshare); the target must be SQLite or a MySQL unix socket'),
     },
     examples: [
       ['leapfrog run --chain nova.yaml --db mysql://db1', 'run the window; run it again after any crash to resume'],
-      ['leapfrog run --chain nova.yaml --db mysql://db1 --until zed --snapshot every-hop', 'stop after zed, with a restore point before every hop'],
+      ['leapfrog run --chain nova.yaml --db mysql://db1 --until zed --snapshot every-hop', 'stop after zed, with every database of a project snapshotted before each of its hops'],
+      ['leapfrog run --chain nova.yaml --db mysql://db1 --snapshot none', 'no restore point at all: you have your own backup (check-migrations says what that saves)'],
     ],
     load: () => import('./run.js'),
   },

@@ -2,7 +2,7 @@ import { loadContext } from '../core/context.js';
 import { inspect } from '../core/inspect.js';
 import { refusalError } from '../core/preflight.js';
 import { run, type CoreEvent } from '../core/run.js';
-import type { SnapshotMode } from '../runner/context.js';
+import type { SnapshotChoice } from '../runner/snapshot-plan.js';
 import { preflightNotes } from '../report/preflight.js';
 import { wantColor } from '../report/progress-frame.js';
 import { lineRenderer, liveRenderer } from '../report/progress.js';
@@ -18,7 +18,7 @@ export async function handler(args: Args, io: Io): Promise<void> {
     until,
     parallel: num(args, 'parallel', { whole: true, min: 1, what: 'of projects' }),
     waitLockSeconds: num(args, 'wait-lock', { min: 0, what: 'of seconds' }),
-    snapshot: (str(args, 'snapshot') ?? 'first-hop') as SnapshotMode,
+    snapshot: (str(args, 'snapshot') ?? 'auto') as SnapshotChoice,
     force: bool(args, 'force'),
     resume: bool(args, 'resume'),
     acceptDrift: bool(args, 'accept-drift'),
@@ -56,6 +56,6 @@ export async function handler(args: Args, io: Io): Promise<void> {
   }
   const { preflight: pre, result } = outcome;
   if (!result) return show(pre, false);
-  io.out(json ? JSON.stringify(runJson(ctx, result, options.snapshot), null, 2) : runText(ctx, result, options.snapshot));
+  io.out(json ? JSON.stringify(runJson(ctx, result, result.snapshotMode), null, 2) : runText(ctx, result, result.snapshotMode));
   if (result.error) throw result.error;
 }

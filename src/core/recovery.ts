@@ -8,7 +8,7 @@ import type { Ledger } from '../ledger/ledger.js';
 import { completedAttempts, type EvidenceRow } from '../ledger/evidence.js';
 import type { LedgerReader, StepRow } from '../ledger/ledger.js';
 import { hint, type HintFlags } from './layout.js';
-import { restorablePoints } from './rollback.js';
+import { describePoint, restorablePoints, restorePoints, type RestorePoint } from './rollback.js';
 
 /**
  * What a sync step that a run died in (or was stopped in) left behind, per
@@ -212,19 +212,38 @@ export function describeRecovery(r: Recovery): string {
   }
 }
 
+/**
+ * The restore point to name for a step that died: the newest point
+ * `rollback --to` can restore that comes before the step and puts each of
+ * its databases back from a snapshot taken before it (with hop-syncs, the
+ * one taken as its hop started).
+ */
+export function pointBefore(points: readonly RestorePoint[], blocked: readonly Recovery[]): RestorePoint | undefined {
+  const first = Math.min(...blocked.map((r) => r.step.id));
+  return points
+    .filter((p) => (p.checkpoint?.after_step ?? 0) < first)
+    .filter((p) => blocked.every((r) => p.resolution.unchanged.includes(r.name) || p.resolution.restore.some((s) => s.database === r.name && s.after_step < r.step.id)))
+    .at(-1);
+}
+
 /** The refusal's message and options: what is there, and the two ways on. */
 export function recoveryRefusal(ledger: LedgerReader, chain: Chain, places: HintFlags, target: string, blocked: readonly Recovery[]): { message: string; details: string[] } {
   const steps = [...new Set(blocked.map((r) => r.step.step_id))];
-  const points = restorablePoints(ledger, chain, target);
+  const points = restorePoints(ledger, chain, target);
+  const named = pointBefore(points, blocked);
+  const others = restorablePoints(ledger, chain, target).filter((p) => !named || p !== describePoint(named));
   const applied = blocked.every((r) => r.verdict.kind === 'applied');
+  const rollback = (to: string) => hint(places, ['rollback', '--to', to]);
   return {
     message: `${blocked.every((r) => r.step.status === 'failed') ? `${steps.join(', ')} failed` : `a run died inside ${steps.join(', ')}`} and left ${applied ? 'its work applied but its version unrecorded' : 'work that is not safe to run over'}: MySQL/MariaDB commit each DDL statement on its own, so running ${steps.length === 1 ? 'the step' : 'the steps'} again would repeat what is there; nothing was run.`,
     details: [
       ...blocked.map(describeRecovery),
       'Options:',
-      points.length > 0
-        ? `  roll back to a snapshot from before the step: ${hint(places, ['rollback', '--to', 'ID'])}, with ID one of ${points.join(', ')}; then run again`
-        : '  roll back: no snapshot in this ledger holds a state from before the step (restore your own backup of these databases), then run again',
+      named
+        ? `  roll back to the restore point from before the step's hop: ${rollback(String(named.to))} (${describePoint(named)}: restores ${named.resolution.restore.map((x) => `snapshot ${x.id} of ${x.database}, taken before ${x.before_step}`).join('; ')}); then run again${others.length > 0 ? `. Other points: ${others.join(', ')}` : ''}`
+        : others.length > 0
+          ? `  roll back to a snapshot from before the step: ${rollback('ID')}, with ID one of ${others.join(', ')}; then run again`
+          : '  roll back: no snapshot in this ledger holds a state from before the step (restore your own backup of these databases), then run again',
       applied
         ? '  or record the version by hand with the project\'s own tool (stamp it to the step\'s version), then run again'
         : '  or fix it by hand: finish the step\'s work (and its version) or undo what is there until the schema matches the evidence before or after the step, then run again',

@@ -10,6 +10,7 @@ import { describePlacement } from '../database/placement.js';
 import { LeapfrogError } from '../errors.js';
 import { Ledger, withLedger, type CheckpointRow, type LedgerReader, type SnapshotRow } from '../ledger/ledger.js';
 import type { CoreContext } from './context.js';
+import { absentAt, resolvePoint, type PointResolution, type RestoreHistory } from './restore-points.js';
 import { offlineGuard } from './guard.js';
 import { withStopSignals } from './signals.js';
 
@@ -29,6 +30,12 @@ export interface RollbackChoice {
   to: RollbackPoint;
   checkpoint: CheckpointRow | undefined;
   snapshots: SnapshotRow[];
+  /** The point's place in the ledger (its last step row; 0 for start): the steps after it are undone. */
+  at: number;
+  /** Databases no step changed since that point: not restored. */
+  unchanged: string[];
+  /** Databases that did not exist at that point: dropped. */
+  drop: string[];
   /** What the rollback discards: the checkpoints recorded after that point and not already undone, oldest first. */
   lost: CheckpointRow[];
 }
@@ -39,28 +46,42 @@ export interface RollbackResult extends RollbackChoice {
   versions: Record<string, Record<string, Version>>;
 }
 
-const allDatabases = (chain: Chain) => Object.values(chain.projects).flatMap((p) => Object.values(p.databases).map((d) => ({ project: p.name, database: d })));
+/** The ledger's rows restore points are made of (restore-points.ts). */
+export function restoreHistory(ledger: LedgerReader, chain: Chain, target: string): RestoreHistory {
+  return { steps: ledger.stepsOf(chain.name, target), snapshots: ledger.snapshotsOf(chain.name, target), rollbacks: ledger.rollbacks(chain.name, target) };
+}
 
-/** Per database, the snapshot holding exactly its state at `cp`, or the databases that have none. */
-function exactAt(ledger: LedgerReader, chain: Chain, target: string, cp: CheckpointRow): { rows: SnapshotRow[]; missing: string[] } {
-  const rows: SnapshotRow[] = [];
-  const missing: string[] = [];
-  for (const { project, database } of allDatabases(chain)) {
-    const s = ledger.exactSnapshot(chain.name, target, project, database, cp);
-    if (s) rows.push(s);
-    else missing.push(database);
+/** A checkpoint's place in the ledger; undefined in ledgers from before snapshots. */
+const placeOf = (cp: CheckpointRow | undefined): number | undefined => (cp === undefined ? 0 : (cp.after_step ?? undefined));
+
+export interface RestorePoint {
+  /** What `rollback --to` takes: a checkpoint's id, or start. */
+  to: RollbackPoint;
+  checkpoint: CheckpointRow | undefined;
+  resolution: PointResolution;
+}
+
+/** `--to` as people read it: "12 (compute@mitaka, run 3)", or "start". */
+export const describePoint = (p: Pick<RestorePoint, 'to' | 'checkpoint'>): string => (p.checkpoint ? `${p.checkpoint.id} (${p.checkpoint.project}@${p.checkpoint.release}, run ${p.checkpoint.run_id})` : 'start');
+
+/** Every point `rollback --to` can restore exactly, oldest first, `start` first when it can. */
+export function restorePoints(ledger: LedgerReader, chain: Chain, target: string): RestorePoint[] {
+  const h = restoreHistory(ledger, chain, target);
+  const out: RestorePoint[] = [];
+  const start = resolvePoint(chain, h, 0, absentAt(chain, undefined));
+  if (start.missing.length === 0 && start.restore.length + start.drop.length > 0) out.push({ to: 'start', checkpoint: undefined, resolution: start });
+  for (const c of ledger.checkpointsOf(chain.name, target)) {
+    if (c.after_step === null) continue;
+    const r = resolvePoint(chain, h, c.after_step, absentAt(chain, c));
+    if (r.missing.length === 0 && r.restore.length + r.drop.length > 0) out.push({ to: c.id, checkpoint: c, resolution: r });
   }
-  return { rows, missing };
+  return out;
 }
 
 /** The points `rollback --to` can restore exactly, newest checkpoints last, then `start`: "12 (compute@mitaka, run 3)". */
 export function restorablePoints(ledger: LedgerReader, chain: Chain, target: string): string[] {
-  const exact = ledger
-    .checkpointsOf(chain.name, target)
-    .filter((c) => exactAt(ledger, chain, target, c).missing.length === 0)
-    .map((c) => `${c.id} (${c.project}@${c.release}, run ${c.run_id})`);
-  const start = ledger.firstSnapshots(chain.name, target).length > 0 ? ['start'] : [];
-  return [...exact.slice(-12), ...start];
+  const points = restorePoints(ledger, chain, target);
+  return [...points.filter((p) => p.checkpoint).map(describePoint).slice(-12), ...points.filter((p) => !p.checkpoint).map(describePoint)];
 }
 
 export async function chooseSnapshots(chain: Chain, target: string, ledger: LedgerReader, to: RollbackPoint): Promise<RollbackChoice> {
@@ -69,28 +90,28 @@ export async function chooseSnapshots(chain: Chain, target: string, ledger: Ledg
     const all = restorablePoints(ledger, chain, target);
     return all.length === 0 ? 'no checkpoint of this chain and target has snapshots to restore' : `the points that can be restored exactly are: ${all.join(', ')}`;
   };
-  let rows: SnapshotRow[];
-  let what: string;
   let checkpoint: CheckpointRow | undefined;
-  if (to === 'start') {
-    rows = ledger.firstSnapshots(chain.name, target);
-    what = 'before the first hop';
-    const have = new Set(rows.map((r) => r.database));
-    const missing = allDatabases(chain).map((d) => d.database).filter((d) => !have.has(d));
-    if (missing.length > 0) throw new LeapfrogError('input', `cannot roll back ${what}: no snapshot of ${missing.join(', ')} was taken before the first hop (were those runs made with --snapshot none?). Nothing was restored.`);
-  } else {
+  let what: string;
+  if (to === 'start') what = 'before the first hop';
+  else {
     checkpoint = checkpoints.find((c) => c.id === to);
     if (!checkpoint) throw new LeapfrogError('input', `--to ${to}: no checkpoint ${to} of chain ${chain.name} on ${target} in ${ledger.file}; ${restorable()} (\`${commandLine(['ledger', 'show', ...stateFlags(path.dirname(ledger.file))])}\` lists checkpoints)`);
     what = `to checkpoint ${to} (${checkpoint.project}@${checkpoint.release})`;
-    const exact = exactAt(ledger, chain, target, checkpoint);
-    if (exact.missing.length > 0) {
-      throw new LeapfrogError(
-        'input',
-        `cannot roll back ${what}: no snapshot holds exactly the state of ${exact.missing.join(', ')} at that checkpoint (with the default --snapshot first-hop, snapshots are taken only before a run's first step; --snapshot every-hop takes one before every hop); ${restorable()}. Nothing was restored.`,
-      );
-    }
-    rows = exact.rows;
   }
+  const at = placeOf(checkpoint);
+  const resolution = at === undefined ? undefined : resolvePoint(chain, restoreHistory(ledger, chain, target), at, absentAt(chain, checkpoint));
+  if (resolution && resolution.missing.length === 0 && resolution.restore.length + resolution.drop.length === 0) {
+    throw new LeapfrogError('input', `nothing to roll back ${what}: no step changed the chain's databases since; ${restorable()}. Nothing was restored.`);
+  }
+  if (!resolution || resolution.missing.length > 0) {
+    const missing = resolution ? resolution.missing : Object.values(chain.projects).flatMap((p) => Object.values(p.databases));
+    const why =
+      to === 'start'
+        ? `no snapshot holds the state of ${missing.join(', ')} before the first hop (were those runs made with --snapshot none, or did a step change them before their first snapshot? --snapshot first-hop and every-hop snapshot every database before the first step)`
+        : `no snapshot holds exactly the state of ${missing.join(', ')} at that checkpoint, and steps changed ${missing.length === 1 ? 'it' : 'them'} since (--snapshot hop-syncs, the default on MySQL/MariaDB, snapshots before each hop the databases its syncs declare; first-hop, the default on SQLite, only before a run's first step; every-hop every database of the project before each hop)`;
+    throw new LeapfrogError('input', `cannot roll back ${what}: ${why}; ${restorable()}. Nothing was restored.`);
+  }
+  const rows = resolution.restore;
   const bad: string[] = [];
   for (const r of rows) {
     if (r.file === null) continue;
@@ -104,7 +125,7 @@ export async function chooseSnapshots(chain: Chain, target: string, ledger: Ledg
     if (sum !== r.sha256) bad.push(`${r.file}: sha256 ${sum}, but the ledger recorded ${r.sha256} when it was taken`);
   }
   if (bad.length > 0) throw new LeapfrogError('refused', `the snapshot ${what} does not verify; nothing was restored`, { details: bad });
-  return { to, checkpoint, snapshots: rows, lost: lostAfter(ledger, chain, target, checkpoint) };
+  return { to, checkpoint, at: at!, snapshots: rows, unchanged: resolution.unchanged, drop: resolution.drop, lost: lostAfter(ledger, chain, target, checkpoint) };
 }
 
 /** The checkpoints after `cp` (all of them for start) that no earlier rollback undid: the hops the restore takes back. */
@@ -157,7 +178,8 @@ export async function rollback(ctx: CoreContext, o: RollbackOptions, warn: (text
             target: shown,
             toCheckpoint: o.to === 'start' ? 0 : o.to,
             snapshots: rows.map((r) => r.id),
-            stepFloor: Math.min(...rows.map((r) => r.after_step)),
+            // The steps recorded after the point are undone: every database is as it was there.
+            stepFloor: choice.at,
             stepCeiling: position.step,
             host: os.hostname(),
             pid: process.pid,
@@ -165,6 +187,7 @@ export async function rollback(ctx: CoreContext, o: RollbackOptions, warn: (text
           try {
             // A restore is not interrupted half-way by a signal: a database half restored is worse than a late exit.
             for (const r of rows) await session.restore({ database: r.database, file: r.file, sha256: r.sha256, bytes: r.bytes });
+            for (const d of choice.drop) await session.restore({ database: d, file: null, sha256: null, bytes: null });
           } catch (err) {
             const e = err instanceof LeapfrogError ? err : new LeapfrogError('unexpected', (err as Error).message, { cause: err });
             ledger.rollbackFinished(rollbackId, 'failed', e.message);

@@ -8,7 +8,8 @@ import { LeapfrogError } from '../errors.js';
 import { withLedger, type Ledger } from '../ledger/ledger.js';
 import type { RunEvent } from '../runner/events.js';
 import { executePlan } from '../runner/execute.js';
-import type { RunResult, SnapshotMode } from '../runner/context.js';
+import type { RunResult } from '../runner/context.js';
+import { resolveSnapshotMode, type SnapshotChoice } from '../runner/snapshot-plan.js';
 import { probeNetworkIsolation } from '../sandbox/run-step.js';
 import { probeBubblewrap } from '../sandbox/bwrap.js';
 import type { CoreContext } from './context.js';
@@ -33,7 +34,8 @@ import { withStopSignals } from './signals.js';
 export interface RunOptions {
   until: string | undefined;
   parallel: number;
-  snapshot: SnapshotMode;
+  /** `auto` is resolved here, by the target's DDL (snapshot-plan.ts). */
+  snapshot: SnapshotChoice;
   waitLockSeconds: number;
   force: boolean;
   resume: boolean;
@@ -162,7 +164,7 @@ export async function run(ctx: CoreContext, o: RunOptions, emit: (e: CoreEvent) 
             // The same estimate check-migrations prints, from the same history: progress counts it down.
             emit({ type: 'planned', preflight: pre, estimate: estimate(pre.plan, o.historyDir ? chainHistoryAt(o.historyDir, chain.name) : chainHistory(ledger, layout.stateDir, chain.name)) });
             const result = await executePlan(
-              { chain, envs: ctx.envs, target, layout, ledger, session, parallel: o.parallel, emit, signal, kind: o.kind ?? 'run', snapshot: o.snapshot, notes, provision: ctx.provision, stepWrapper, bwrap },
+              { chain, envs: ctx.envs, target, layout, ledger, session, parallel: o.parallel, emit, signal, kind: o.kind ?? 'run', snapshot: resolveSnapshotMode(o.snapshot, session.placement.default.kind === 'sqlite'), notes, provision: ctx.provision, stepWrapper, bwrap },
               pre.plan,
               pre.steps,
               o.until,

@@ -188,31 +188,17 @@ export class Ledger {
     return this.sql(`SELECT * FROM snapshots WHERE run_id = ? ORDER BY id`).all(runId) as SnapshotRow[];
   }
 
-  /**
-   * The snapshot of `database` (of `project`) that holds exactly its state
-   * at a checkpoint: one taken before or after it with no step of the
-   * project that did anything (skipped ones did not) and no rollback in
-   * between, the nearest such. Undefined when none does: restoring an older
-   * snapshot would not be that checkpoint.
-   */
-  exactSnapshot(chain: string, target: string, project: string, database: string, checkpoint: CheckpointRow): SnapshotRow | undefined {
-    if (checkpoint.after_step === null) return undefined; // a ledger from before snapshots
-    return this.sql(
-      `SELECT * FROM snapshots s WHERE s.chain = ? AND s.target = ? AND s.database = ?
-         AND NOT EXISTS (SELECT 1 FROM steps st JOIN runs r ON r.id = st.run_id
-                         WHERE r.chain = s.chain AND r.target = s.target AND st.project = ? AND st.status <> 'skipped'
-                           AND st.id > min(s.after_step, ?) AND st.id <= max(s.after_step, ?))
-         AND NOT EXISTS (SELECT 1 FROM rollbacks b WHERE b.chain = s.chain AND b.target = s.target
-                           AND b.step_ceiling >= min(s.after_step, ?) AND b.step_ceiling <= max(s.after_step, ?))
-       ORDER BY abs(s.after_step - ?), s.id LIMIT 1`,
-    ).get(chain, target, database, project, checkpoint.after_step, checkpoint.after_step, checkpoint.after_step, checkpoint.after_step, checkpoint.after_step) as SnapshotRow | undefined;
+  /** Every snapshot of this chain on this target, oldest first: what rollback's restore points are made of (core/restore-points.ts). */
+  snapshotsOf(chain: string, target: string): SnapshotRow[] {
+    return this.sql(`SELECT * FROM snapshots WHERE chain = ? AND target = ? ORDER BY id`).all(chain, target) as SnapshotRow[];
   }
 
-  /** For each database, the first snapshot ever taken of it for this chain and target: before its first hop. */
-  firstSnapshots(chain: string, target: string): SnapshotRow[] {
-    return this.sql(
-      `SELECT * FROM snapshots WHERE id IN (SELECT MIN(id) FROM snapshots WHERE chain = ? AND target = ? GROUP BY database) ORDER BY database`,
-    ).all(chain, target) as SnapshotRow[];
+  /** Every step row of this chain on this target, oldest first, with what tells which databases it may have changed. */
+  stepsOf(chain: string, target: string): Pick<StepRow, 'id' | 'step_id' | 'project' | 'kind' | 'status'>[] {
+    return this.sql(`SELECT s.id, s.step_id, s.project, s.kind, s.status FROM steps s JOIN runs r ON r.id = s.run_id WHERE r.chain = ? AND r.target = ? ORDER BY s.id`).all(chain, target) as Pick<
+      StepRow,
+      'id' | 'step_id' | 'project' | 'kind' | 'status'
+    >[];
   }
 
   /** A checkpoint with its run's chain and target. */
@@ -268,11 +254,13 @@ export class Ledger {
    * those statuses instead (a `failed` sync may have left work too).
    */
   inFlightSteps(chain: string, target: string, statuses: readonly StepStatus[] = ['interrupted', 'started']): StepRow[] {
+    // A rollback that succeeded put the step's databases back as they were before it: no longer in flight.
     return this.sql(
       `SELECT s.* FROM steps s WHERE s.status IN (${statuses.map((x) => `'${x}'`).join(', ')}) AND s.id IN (
          SELECT MAX(s2.id) FROM steps s2 JOIN runs r2 ON r2.id = s2.run_id WHERE r2.chain = ? AND r2.target = ? GROUP BY s2.step_id)
+         AND NOT EXISTS (SELECT 1 FROM rollbacks b WHERE b.chain = ? AND b.target = ? AND b.status = 'succeeded' AND s.id > b.step_floor AND s.id <= b.step_ceiling)
        ORDER BY s.id`,
-    ).all(chain, target) as StepRow[];
+    ).all(chain, target, chain, target) as StepRow[];
   }
 
   /** The latest checkpoint of each project of this chain on this target. */
@@ -331,5 +319,5 @@ export async function withLedger<T>(stateDir: string, cb: (l: Ledger) => Promise
 /** The reads of the ledger: what the pre-flight may use (a ledger opened for reading, or none at all). */
 export type LedgerReader = Pick<
   Ledger,
-  'file' | 'evidence' | 'unfinished' | 'lastRun' | 'lastCheckpoints' | 'succeededSteps' | 'inFlightSteps' | 'succeededRuns' | 'unfinishedSteps' | 'checkpointsOf' | 'run' | 'steps' | 'checkpoints' | 'snapshots' | 'rollbacks' | 'exactSnapshot' | 'firstSnapshots' | 'runs'
+  'file' | 'evidence' | 'unfinished' | 'lastRun' | 'lastCheckpoints' | 'succeededSteps' | 'inFlightSteps' | 'succeededRuns' | 'unfinishedSteps' | 'checkpointsOf' | 'run' | 'steps' | 'checkpoints' | 'snapshots' | 'rollbacks' | 'snapshotsOf' | 'stepsOf' | 'runs'
 >;

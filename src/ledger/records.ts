@@ -20,7 +20,7 @@ export interface RunRow {
   finished_at: string | null;
   error: string | null;
   notes: string | null;
-  /** first-hop, every-hop or none; null for runs recorded before snapshots existed. */
+  /** The snapshot mode the run took (hop-syncs, first-hop, every-hop or none); null for runs recorded before snapshots existed. */
   snapshot: string | null;
 }
 

@@ -25,6 +25,8 @@ export function rollbackPreviewText(c: RollbackChoice): string {
   const when = c.checkpoint ? `recorded ${c.checkpoint.created_at} by run ${c.checkpoint.run_id}` : `snapshots taken from ${c.snapshots.map((s) => s.created_at).sort()[0] ?? '(none)'}`;
   const lines = [`Roll back ${c.to === 'start' ? 'to before the first hop' : `to checkpoint ${c.to}${c.checkpoint ? ` (${c.checkpoint.project}@${c.checkpoint.release})` : ''}`}, ${when}. Each database goes back to:`];
   for (const s of c.snapshots) lines.push(`  ${s.database}: ${s.file === null ? 'did not exist then (dropped)' : s.version === null ? 'version not recorded' : `version ${formatStoredVersion(snapshotVersion(s))}`} (snapshot ${s.id}, ${s.created_at})`);
+  for (const d of c.drop) lines.push(`  ${d}: did not exist then (dropped)`);
+  for (const d of c.unchanged) lines.push(`  ${d}: left as it is (no step changed it since)`);
   lines.push(lostText(c.lost));
   return lines.join('\n');
 }
@@ -36,6 +38,8 @@ export function rollbackText(r: RollbackResult): string {
     const version = s.version === null ? 'version not recorded' : `version ${formatStoredVersion(snapshotVersion(s))}`;
     lines.push(`  ${s.database}: ${s.file === null ? `did not exist then: ${dry ? 'would be dropped' : 'dropped'}` : `snapshot ${s.id} (run ${s.run_id}, before ${s.before_step}), ${s.file}, ${formatBytes(s.bytes ?? 0)}, ${version}`}`);
   }
+  for (const d of r.drop) lines.push(`  ${d}: did not exist then: ${dry ? 'would be dropped' : 'dropped'}`);
+  for (const d of r.unchanged) lines.push(`  ${d}: left as it is (no step changed it since that point)`);
   lines.push(dry ? lostText(r.lost) : lostText(r.lost).replace(/^Lost: /, 'Undone: '));
   lines.push(`Versions ${dry ? 'now (before any restore)' : 'now'}:\n${finalVersionsText(r.versions)}`);
   if (!dry) lines.push('The next run plans from these versions.');
@@ -51,6 +55,8 @@ export function rollbackJson(ctx: { chain: { name: string }; target: Placement }
     rollback: r.rollbackId ?? null,
     to: r.to,
     restored: r.snapshots.map((s) => ({ database: s.database, snapshot: s.id, takenBefore: s.before_step, run: s.run_id, file: s.file, bytes: s.bytes, sha256: s.sha256, version: snapshotVersion(s) ?? null })),
+    dropped: r.drop,
+    unchanged: r.unchanged,
     versions: versionsJson(r.versions),
     lost: r.lost.map((c) => ({ checkpoint: c.id, project: c.project, release: c.release, run: c.run_id, at: c.created_at })),
   };

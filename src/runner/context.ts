@@ -7,6 +7,7 @@ import type { TargetSession } from '../database/session.js';
 import type { Placement } from '../database/placement.js';
 import type { Layout } from '../core/layout.js';
 import type { EventSink } from './events.js';
+import type { SnapshotMode } from './snapshot-plan.js';
 
 /**
  * What executing a plan needs and gives back, and the errors it speaks in.
@@ -35,12 +36,11 @@ export interface RunContext {
   kind?: 'run' | 'rehearsal';
   /** Lines to record on the run (a resumed crash, accepted drift, lost history). */
   notes?: readonly string[] | undefined;
-  /** When to snapshot the databases: before the run's first step, before every hop, or never. */
+  /** Which databases to snapshot before which hops (snapshot-plan.ts), already resolved for the target. */
   snapshot?: SnapshotMode | undefined;
 }
 
-export type SnapshotMode = 'first-hop' | 'every-hop' | 'none';
-export const SNAPSHOT_MODES: readonly SnapshotMode[] = ['first-hop', 'every-hop', 'none'];
+export type { SnapshotMode } from './snapshot-plan.js';
 
 export interface RunResult {
   runId: number;
@@ -54,6 +54,8 @@ export interface RunResult {
   /** The run's step and snapshot rows as the ledger has them at its end. */
   steps: StepRow[];
   snapshots: SnapshotRow[];
+  /** The mode the run took its snapshots by (`auto` resolved). */
+  snapshotMode: SnapshotMode;
 }
 
 

@@ -15,6 +15,7 @@ import { LEAPFROG_VERSION } from '../version.js';
 import { takeSnapshot } from './checkpoint.js';
 import { asRunError, type RunContext, type RunResult } from './context.js';
 import { schedule } from './schedule.js';
+import { snapshotPlan } from './snapshot-plan.js';
 import { makeDirs } from '../dirs.js';
 
 /** Executing a plan: envs first, then the run's row, configs, the first snapshot, the lanes; the run's end always recorded. */
@@ -74,14 +75,10 @@ export async function executePlan(ctx: RunContext, plan: Plan, prepared: readonl
     for (const d of Object.values(dirs)) makeDirs(d, '--state-dir');
     ctx.emit({ type: 'run-start', runId, plan, runDir: dir });
     await renderConfigs(ctx, new Set(prepared.map((p) => p.step.project)));
-    // Both modes start with every database: with every-hop, a project's first hop in this run
-    // then needs no snapshot of its own (its databases have not changed since), and any
-    // checkpoint of the run has, for every database, a snapshot at or before it.
-    if (ctx.snapshot !== undefined && ctx.snapshot !== 'none' && prepared.length > 0) {
-      const all = Object.values(chain.projects).flatMap((p) => Object.values(p.databases));
-      await takeSnapshot(ctx, runId, dir, all, prepared[0]!.step.id);
-    }
-    failure = await schedule(ctx, runId, prepared, envs, dirs, dir);
+    // The plan's snapshots (snapshot-plan.ts): those before any lane starts are taken here, the rest by their lane.
+    const snapshots = snapshotPlan(chain, prepared, ctx.snapshot ?? 'none');
+    for (const s of snapshots.filter((x) => x.project === undefined)) await takeSnapshot(ctx, runId, dir, s.databases, s.beforeStep);
+    failure = await schedule(ctx, runId, prepared, envs, dirs, dir, snapshots.filter((x) => x.project !== undefined));
   } catch (err) {
     failure = asRunError(err, layout.stateDir);
   }
@@ -108,7 +105,7 @@ export async function executePlan(ctx: RunContext, plan: Plan, prepared: readonl
   } catch {
     // A ledger that cannot be read now (a full disk) still has the rows on disk.
   }
-  return { runId, target: describePlacement(target), status, versions, error: failure, runDir: dir, ledgerFile: ledger.file, steps, snapshots };
+  return { runId, target: describePlacement(target), status, versions, error: failure, runDir: dir, ledgerFile: ledger.file, steps, snapshots, snapshotMode: ctx.snapshot ?? 'none' };
 }
 
 async function renderConfigs(ctx: RunContext, projects: ReadonlySet<string>): Promise<void> {

@@ -4,19 +4,11 @@ import { LeapfrogError } from '../errors.js';
 import { checkpoint, takeSnapshot } from './checkpoint.js';
 import { asRunError, hopKey, interrupted, type Dirs, type RunContext } from './context.js';
 import { runOne } from './step.js';
+import type { PlannedSnapshot } from './snapshot-plan.js';
 
-export async function schedule(ctx: RunContext, runId: number, prepared: readonly PreparedStep[], envs: Map<string, ProvisionedEnv>, dirs: Dirs, runDirectory: string): Promise<LeapfrogError | undefined> {
-  // --snapshot every-hop: before the first step of each later hop of a project, that project's
-  // databases (its lane is waiting, so they are still); its first hop is covered by the run's first snapshot.
-  const hopStarts = new Set<PreparedStep>();
-  const seen = new Set<string>();
-  const started = new Set<string>();
-  for (const p of prepared) {
-    if (seen.has(hopKey(p))) continue;
-    seen.add(hopKey(p));
-    if (started.has(p.step.project)) hopStarts.add(p);
-    started.add(p.step.project);
-  }
+export async function schedule(ctx: RunContext, runId: number, prepared: readonly PreparedStep[], envs: Map<string, ProvisionedEnv>, dirs: Dirs, runDirectory: string, hopSnapshots: readonly PlannedSnapshot[]): Promise<LeapfrogError | undefined> {
+  // Snapshots before a hop are taken by its project's lane as the hop starts: that lane is waiting, so its databases are still.
+  const before = new Map(hopSnapshots.map((s) => [s.beforeStep, s.databases]));
   const lanes = new Map<string, PreparedStep[]>();
   for (const p of prepared) (lanes.get(p.step.project) ?? lanes.set(p.step.project, []).get(p.step.project)!).push(p);
   const remaining = new Map<string, number>();
@@ -45,9 +37,8 @@ export async function schedule(ctx: RunContext, runId: number, prepared: readonl
         running.set(
           p.step.project,
           (async () => {
-            if (ctx.snapshot === 'every-hop' && hopStarts.has(p)) {
-              await takeSnapshot(ctx, runId, runDirectory, Object.values(ctx.chain.projects[p.step.project]!.databases), p.step.id);
-            }
+            const databases = before.get(p.step.id);
+            if (databases) await takeSnapshot(ctx, runId, runDirectory, databases, p.step.id);
             await runOne(ctx, runId, p, n, envs.get(p.step.env)!, dirs);
             const key = hopKey(p);
             const left = remaining.get(key)! - 1;
