@@ -10,6 +10,7 @@
  * metadata lock so the step's migration stops exactly where it must.
  */
 import assert from 'node:assert/strict';
+import { rmSync } from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
 import { execa, type ResultPromise } from 'execa';
@@ -149,5 +150,56 @@ describe('the database server killed inside a migration, then started again', { 
     const again = await leapfrog(['run', ...cloud.args(), ...RUN]);
     assert.equal(again.exitCode, 0, again.stderr);
     assert.deepEqual(await endState(cloud), reference);
+  });
+});
+
+describe("the database server's datadir full in the middle of a run", { skip, timeout: 600_000 }, () => {
+  test('a step that cannot create its table fails naming the error; with space again, the run ends equal to a clean run', async (t) => {
+    const mnt = tempDir('datadir-full');
+    try {
+      await execa('mount', ['-t', 'tmpfs', '-o', 'size=600m', 'tmpfs', mnt]);
+    } catch (err) {
+      t.skip(`cannot mount a tmpfs here (${(err as Error).message.split('\n')[0]}); the datadir-full case needs one`);
+      return;
+    }
+    let full: ScratchServer | undefined;
+    try {
+      full = await startScratchServer({ parentDir: mnt });
+      const at = `mysql://root@127.0.0.1:${full.port}`;
+      const clean = await fakeCloud({ kind: 'mariadb', instances: 10, url: at });
+      assert.equal((await leapfrog(['run', ...clean.args(), ...RUN])).exitCode, 0);
+      const expected = await endState(clean);
+      await clean.dispose();
+
+      const cloud = await fakeCloud({ kind: 'mariadb', instances: 10, url: at });
+      // Paused before mitaka's first sync, which creates tables (a new file each): then the disk fills.
+      const child = execa(process.execPath, [path.join(ROOT, 'bin', 'leapfrog.js'), 'run', ...cloud.args(), ...RUN], { env: { LEAPFROG_PAUSE_AT: 'step-start@mitaka/compute/1' }, reject: false, stdin: 'ignore', forceKillAfterDelay: false });
+      let seen = '';
+      child.stderr!.on('data', (d: Buffer) => (seen += d.toString()));
+      await eventually('the pause', () => (seen.includes('leapfrog: paused at') ? true : undefined), 120_000);
+      await stopped(child.pid!);
+      await execa('dd', ['if=/dev/zero', `of=${path.join(mnt, 'filler')}`, 'bs=1M'], { reject: false });
+      child.kill('SIGCONT');
+      const first = await child;
+      // Either the step's own tool or leapfrog's read before it meets the full disk: a failed step, the server's words.
+      assert.equal(first.exitCode, 1, seen);
+      assert.match(seen, /step mitaka\/compute\/1.*(errno: 28|Errcode: 28|No space left|is full)/i);
+      assert.doesNotMatch(seen, /\n\s+at /, 'no stack trace');
+      assert.deepEqual(ledgerRows(cloud.state, "SELECT status FROM steps WHERE step_id = 'mitaka/compute/1'"), [{ status: 'failed' }]);
+
+      rmSync(path.join(mnt, 'filler'));
+      let again = await leapfrog(['run', ...cloud.args(), ...RUN]);
+      const named = again.exitCode === 3 ? namedRollback(again.stderr) : undefined;
+      if (named) {
+        // Refused with the step, what is there and the point: that is the other acceptable end.
+        assert.equal((await leapfrog(['rollback', ...cloud.args(), '--to', named.to, '--yes'])).exitCode, 0);
+        again = await leapfrog(['run', ...cloud.args(), ...RUN]);
+      }
+      assert.equal(again.exitCode, 0, again.stderr);
+      assert.deepEqual(await endState(cloud), expected);
+    } finally {
+      if (full) await stopScratchServer(full, { keep: false });
+      await execa('umount', ['-l', mnt], { reject: false });
+    }
   });
 });

@@ -79,8 +79,20 @@ export function asRunError(err: unknown, stateDir: string): LeapfrogError {
       { cause: err },
     );
   }
+  // The target failed one of leapfrog's own reads (evidence, probes): the server's words, and what to do.
+  // No stack: this is the server's state (a full datadir, a restart), not a bug here.
+  const sqlMessage = (err as { sqlMessage?: string }).sqlMessage;
+  if (sqlMessage !== undefined || (code !== undefined && SERVER_GONE.has(code))) {
+    return new LeapfrogError(
+      'step-failed',
+      `the database server failed leapfrog's own query (${code ?? 'error'}: ${sqlMessage ?? (err as Error).message}); nothing more was run. Fix the server (space in its datadir, the server up), then run again: the run resumes from the ledger.`,
+    );
+  }
   return new LeapfrogError('unexpected', (err as Error).message, { cause: err });
 }
+
+/** mysql2's codes for a server that went away under a query. */
+const SERVER_GONE = new Set(['PROTOCOL_CONNECTION_LOST', 'ECONNREFUSED', 'ECONNRESET', 'EPIPE', 'ETIMEDOUT']);
 
 export const hopKey = (p: PlannedStep) => `${p.step.project}@${p.step.release}`;
 export const interrupted = () => new LeapfrogError('interrupted', 'interrupted: stopped at a safe point; run again to resume');
