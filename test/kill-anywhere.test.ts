@@ -17,6 +17,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { test } from 'node:test';
 import { execa } from 'execa';
+import { prng } from '../fixtures/cloud-sql.js';
 import { MARIADB_REQUIRED, ROOT, endState, fakeCloud, leapfrog, ledgerRows, namedRollback, withMariadb, type Cloud } from './helpers.js';
 
 const ROUNDS = Number(process.env.LEAPFROG_KILL_ROUNDS ?? 3);
@@ -24,18 +25,6 @@ const SEED = Number(process.env.LEAPFROG_KILL_SEED ?? Date.now() % 1_000_000);
 const CLOUD = { kind: 'mariadb' as const, instances: 120, nullUuids: 2 };
 // Before every hop, so that a step killed inside a migration always has a snapshot from before it.
 const RUN = ['--snapshot', 'every-hop', '--wait-lock', '120'];
-
-/** mulberry32: a small seeded generator, so a failing round can be replayed. */
-function random(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /** Until the chain's end, doing what leapfrog says: run again, or roll back to the point its refusal names and run. Returns what it did. */
 async function driveToEnd(cloud: Cloud): Promise<string[]> {
@@ -69,7 +58,8 @@ test(`kill anywhere: ${ROUNDS} rounds of SIGKILL at a random moment on MariaDB, 
   const reference = await endState(clean);
   await clean.dispose();
 
-  const rand = random(SEED);
+  // Seeded (the fixtures' mulberry32), so a failing round can be replayed.
+  const rand = prng(SEED);
   const outcomes: string[] = [];
   for (let round = 1; round <= ROUNDS; round++) {
     const cloud = await fakeCloud(CLOUD);
