@@ -168,7 +168,7 @@ describeTargets('a step killed inside a two-statement migration', () => {
 
     const refused = await leapfrog(['run', ...cloud.args()]);
     assert.equal(refused.exitCode, 3, refused.stderr);
-    const named = new RegExp(`roll back to the restore point from before the step's hop: leapfrog rollback --chain \\S+ --db mysql:\\S+ --to (\\d+) \\(\\1 \\((\\w+)@mitaka, run 1\\): restores snapshot ${snapshot} of ${cloud.names.compute}, taken before newton/compute/1\\); then run again`).exec(refused.stderr);
+    const named = new RegExp(`roll back to the restore point from before the step's hop: leapfrog rollback --to (\\d+)(?: --\\S+ \\S+)* \\(\\1 \\((\\w+)@mitaka, run 1\\): restores snapshot ${snapshot} of ${cloud.names.compute}, taken before newton/compute/1\\); then run again`).exec(refused.stderr);
     assert.ok(named, refused.stderr);
     const to = named[1]!;
 
