@@ -1,6 +1,6 @@
 import { LeapfrogError, type ErrorKind } from '../errors.js';
 import { LEAPFROG_VERSION } from '../version.js';
-import { COMMANDS } from './commands.js';
+import { COMMANDS, preloadCommand } from './commands.js';
 import { ExitCode } from './exit.js';
 import { processIo, quietBrokenPipes } from './io.js';
 
@@ -56,6 +56,20 @@ function explainUnknown(msg: string, known: readonly string[]): string {
   return `unknown ${names.length === 1 ? 'flag' : 'flags'} ${parts.join(', ')}`;
 }
 
+/**
+ * Once a command's handler has started, yargs renders that command's whole help
+ * (`cacheHelpMessage`, yargs 18 lib/command.js, in case the handler fails and help
+ * is to be shown): cliui and string-width on every line, ~50 ms of a cold start
+ * that an operator waits for on every `plan`. leapfrog never shows help for a
+ * handler's failure (fail() reports the error and its exit code), so the render
+ * is skipped. yargs has no option for it; if its internals change this does
+ * nothing, and the help is rendered as before.
+ */
+function skipHelpCache(y: unknown): void {
+  const usage = (y as { getInternalMethods?(): { getUsageInstance?(): { cacheHelpMessage?: () => void } } }).getInternalMethods?.().getUsageInstance?.();
+  if (usage && typeof usage.cacheHelpMessage === 'function') usage.cacheHelpMessage = () => {};
+}
+
 export async function main(argv: string[]): Promise<number> {
   quietBrokenPipes();
   // The one answer that needs no parser: yargs alone is most of a bare start-up.
@@ -64,6 +78,8 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   try {
+    // The command's own modules load while yargs does (each waits on file reads the other can fill).
+    preloadCommand(argv);
     const { default: yargs } = await import('yargs');
     const y = yargs(argv)
       .scriptName('leapfrog')
@@ -87,6 +103,7 @@ export async function main(argv: string[]): Promise<number> {
         const text = msg.startsWith('Did you mean') ? `unknown command ${argv[0]}: ${msg.replace(/^Did/, 'did')}` : explainUnknown(msg, known);
         throw new LeapfrogError('input', `${text} (see leapfrog --help)`);
       });
+    skipHelpCache(y);
     await y.parseAsync();
     return 0;
   } catch (err) {

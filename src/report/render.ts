@@ -1,4 +1,5 @@
-import Table from 'cli-table3';
+import { createRequire } from 'node:module';
+import type Table from 'cli-table3';
 import type { Plan, PlannedStep } from '../chain/plan.js';
 import type { Version } from '../chain/types.js';
 import { formatVersion, versionToJson } from '../chain/version.js';
@@ -17,7 +18,11 @@ export const RUN_FORMAT = 'leapfrog.run/v1';
 /** No rule between rows: long tables stay readable in a terminal. */
 export const COMPACT = { mid: '', 'left-mid': '', 'mid-mid': '', 'right-mid': '' };
 
+// cli-table3 (and its string-width) loads only when a table is drawn: `plan` draws none.
+const require = createRequire(import.meta.url);
+
 export function table(head: string[]): Table.Table {
+  const Table = require('cli-table3') as typeof import('cli-table3');
   return new Table({ head, chars: COMPACT, style: { head: [], border: [] } });
 }
 
