@@ -1,5 +1,7 @@
+import { createRequire } from 'node:module';
 import type { ErrorObject, ValidateFunction } from 'ajv';
-import { LineCounter, parseDocument, isMap, isPair, isScalar, type Document, type Node } from 'yaml';
+import { CORE_SCHEMA, load } from 'js-yaml';
+import type { Document, LineCounter, Node } from 'yaml';
 import { inputError, LeapfrogError } from '../errors.js';
 import { readSmallFile } from '../input-file.js';
 import * as validators from './validators.js';
@@ -12,15 +14,70 @@ import * as validators from './validators.js';
 
 export type Path = readonly (string | number)[];
 
+/**
+ * Two YAML parsers, one meaning. `yaml` (eemeli/yaml) is the reference: its
+ * Document knows where every node is, which is how a problem gets its line,
+ * and its errors are the ones reported. It is also slow to start: loading it
+ * and parsing the first chain cold was ~65 ms of every command (BENCHMARKS.md,
+ * startup). js-yaml's YAML 1.2 core schema reads the same documents in a
+ * fraction of that, so it reads a file first, and `yaml` is loaded only to
+ * locate a problem or whenever js-yaml could mean something else: js-yaml
+ * rejects the file (a syntax error, a duplicate key, an empty document: `yaml`
+ * then says what is wrong, as before), the file has an alias (`yaml` bounds
+ * how far aliases expand), a tag (`!!float 1` is 1 to js-yaml and "1" to
+ * `yaml`) or a directive (`%YAML 1.1` changes `yaml`'s schema).
+ * test/yaml-fast-path.test.ts holds the two to the same results.
+ */
+const require = createRequire(import.meta.url);
+const yamlLib = (): typeof import('yaml') => require('yaml') as typeof import('yaml');
+
+/** What js-yaml reads, or undefined when `yaml` must read it (above). */
+export function quickParse(text: string): { data: unknown } | undefined {
+  // A tag starts a token (`!!str`, `!x`); `!=` in SQL is none. A directive starts a line.
+  // `yaml` refuses an implicit key longer than 1024 characters (the YAML spec's limit); js-yaml does not.
+  if (/(?:^|[\s[{,])!(?!=)/.test(text) || /^%/m.test(text) || /^[^\n]{1025}/m.test(text)) return undefined;
+  let data: unknown;
+  try {
+    data = load(text, { schema: CORE_SCHEMA, maxAliases: 0 });
+  } catch {
+    return undefined;
+  }
+  // A null key (`~:`) is "null" to js-yaml and "" to `yaml`; a key "null" is rare enough to leave to `yaml`.
+  return data === undefined || hasKey(data, 'null') ? undefined : { data };
+}
+
+function hasKey(v: unknown, key: string): boolean {
+  if (Array.isArray(v)) return v.some((x) => hasKey(x, key));
+  if (v === null || typeof v !== 'object') return false;
+  return Object.hasOwn(v, key) || Object.values(v).some((x) => hasKey(x, key));
+}
+
+/** The located document: parsed by `yaml` when a problem is first located. */
+interface Located {
+  doc: Document;
+  lines: LineCounter;
+}
+
+function locatedDocument(text: string): Located {
+  const { LineCounter, parseDocument } = yamlLib();
+  const lines = new LineCounter();
+  return { doc: parseDocument(text, { lineCounter: lines, prettyErrors: true, uniqueKeys: true }), lines };
+}
+
 const MAX_PROBLEMS = 50;
 
 export class Problems {
   readonly list: string[] = [];
+  private located: Located | undefined;
   constructor(
     private readonly file: string,
-    private readonly doc: Document,
-    private readonly lines: LineCounter,
+    private readonly source: Located | string,
   ) {}
+
+  private document(): Located {
+    this.located ??= typeof this.source === 'string' ? locatedDocument(this.source) : this.source;
+    return this.located;
+  }
 
   /** Problems found beyond those listed: a file with thousands says enough with the first ones. */
   private more = 0;
@@ -46,6 +103,7 @@ export class Problems {
   addInside(at: Path, row: number, message: string): void {
     if (this.full()) return;
     const { line, col, node } = this.locate(at, false);
+    const { isScalar } = yamlLib();
     const block = isScalar(node) && (node.type === 'BLOCK_LITERAL' || node.type === 'BLOCK_FOLDED');
     const field = formatPath(at);
     const shownLine = line + row - (block ? 0 : 1);
@@ -53,8 +111,10 @@ export class Problems {
   }
 
   private locate(at: Path, pointAtKey: boolean): { line: number; col: number; node: unknown } {
+    const { isMap, isPair, isScalar } = yamlLib();
     // Walk down as far as the document goes; report the deepest node found.
-    let node: unknown = this.doc.contents;
+    const { doc, lines } = this.document();
+    let node: unknown = doc.contents;
     let offset = (node as Node | null)?.range?.[0] ?? 0;
     for (const key of at) {
       if (!isMap(node) && !(node && typeof node === 'object' && 'items' in node)) break;
@@ -73,7 +133,7 @@ export class Problems {
       }
       node = next;
     }
-    const pos = this.lines.linePos(offset);
+    const pos = lines.linePos(offset);
     return { line: pos.line, col: pos.col, node };
   }
 
@@ -151,9 +211,12 @@ export function readAndParse(file: string, shown: string, what: string): Parsed 
   // YAML and JSON are text: a NUL byte means a binary file, whose parse errors would say nothing useful.
   const nul = bytes.indexOf(0);
   if (nul >= 0) throw inputError(`${shown}: is binary, not YAML or JSON (a NUL byte at offset ${nul}); give the ${what} itself`);
-  const lines = new LineCounter();
-  const doc = parseDocument(bytes.toString('utf8'), { lineCounter: lines, prettyErrors: true, uniqueKeys: true });
-  const problems = new Problems(shown, doc, lines);
+  const text = bytes.toString('utf8');
+  const quick = quickParse(text);
+  if (quick) return { data: quick.data, problems: new Problems(shown, text), bytes };
+  const located = locatedDocument(text);
+  const { doc } = located;
+  const problems = new Problems(shown, located);
   if (doc.errors.length > 0) {
     for (const e of doc.errors) {
       const pos = e.linePos?.[0];
