@@ -229,15 +229,3 @@ const SPECS: readonly CommandSpec[] = [
 ];
 
 export const COMMANDS: readonly CommandModule[] = SPECS.map(command);
-
-/**
- * Start loading the module of the command `argv` names, before yargs has parsed
- * anything: the handler awaits the same import. Not for --help (the command
- * does not run) nor a name that is no command (yargs reports it).
- */
-export function preloadCommand(argv: readonly string[]): void {
-  if (argv.some((a) => a === '--help' || a === '-h' || a === '--version')) return;
-  const spec = SPECS.find((s) => s.command.split(' ')[0] === argv[0]);
-  // A module that fails to load fails again, the same way, when the handler imports it.
-  spec?.load().catch(() => {});
-}

@@ -1,6 +1,6 @@
 import { LeapfrogError, type ErrorKind } from '../errors.js';
 import { LEAPFROG_VERSION } from '../version.js';
-import { COMMANDS, preloadCommand } from './commands.js';
+import { COMMANDS } from './commands.js';
 import { ExitCode } from './exit.js';
 import { processIo, quietBrokenPipes } from './io.js';
 
@@ -78,8 +78,6 @@ export async function main(argv: string[]): Promise<number> {
     return 0;
   }
   try {
-    // The command's own modules load while yargs does (each waits on file reads the other can fill).
-    preloadCommand(argv);
     const { default: yargs } = await import('yargs');
     const y = yargs(argv)
       .scriptName('leapfrog')
