@@ -1,5 +1,5 @@
 import { execFileSync } from 'node:child_process';
-import { mkdtempSync, rmSync } from 'node:fs';
+import { mkdtempSync, readFileSync, rmSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -28,14 +28,37 @@ function median(xs: number[]): number {
   return s[Math.floor(s.length / 2)]!;
 }
 
-/** Each command's wall-clock samples, the commands taking turns in every round. */
-function timeInTurns(commands: readonly (readonly string[])[]): number[][] {
-  const samples = commands.map((): number[] => []);
+/**
+ * CPU time (user + system) of this process's waited-for children so far, in ms, from
+ * /proc/self/stat (Linux; clock ticks of 10 ms), or undefined elsewhere. On a machine other
+ * work keeps busy, a child's CPU time is far steadier than its wall clock.
+ */
+function childrenCpuMs(): number | undefined {
+  try {
+    const fields = readFileSync('/proc/self/stat', 'utf8').replace(/^.*\) /s, '').split(' ');
+    // After the command name: state is field 3, so cutime (16) and cstime (17) are at 13 and 14.
+    return ((Number(fields[13]) + Number(fields[14])) * 1000) / 100;
+  } catch {
+    return undefined;
+  }
+}
+
+interface Samples {
+  wall: number[];
+  cpu: number[];
+}
+
+/** Each command's samples, the commands taking turns in every round. */
+function timeInTurns(commands: readonly (readonly string[])[]): Samples[] {
+  const samples = commands.map((): Samples => ({ wall: [], cpu: [] }));
   for (let i = 0; i < runs; i++) {
     commands.forEach((args, k) => {
+      const c0 = childrenCpuMs();
       const t0 = performance.now();
       execFileSync(process.execPath, args, { stdio: 'ignore' });
-      samples[k]!.push(performance.now() - t0);
+      samples[k]!.wall.push(performance.now() - t0);
+      const c1 = childrenCpuMs();
+      if (c0 !== undefined && c1 !== undefined) samples[k]!.cpu.push(c1 - c0);
     });
   }
   return samples;
@@ -49,14 +72,15 @@ try {
   const state = path.join(work, 'state');
   const loadBefore = os.loadavg()[0]!;
   const [base, version, plan] = timeInTurns([['-e', '0'], [BIN, '--version'], [BIN, 'plan', '--chain', chain, '--db', `sqlite:${cloud}`, '--state-dir', state]]);
-  const baseline = median(base!);
-  const row = (what: string, xs: number[], goal?: number) => {
-    const ms = median(xs);
+  const baseline = median(base!.wall);
+  const row = (what: string, s: Samples, goal?: number) => {
+    const ms = median(s.wall);
+    const cpu = s.cpu.length > 0 ? `   cpu ${median(s.cpu).toFixed(0).padStart(4)} ms` : '';
     console.log(
-      `${what.padEnd(22)} ${ms.toFixed(0).padStart(6)} ms   ${(ms / baseline).toFixed(1).padStart(5)}x node -e 0   (min ${Math.min(...xs).toFixed(0)} ms)${goal ? `   goal < ${goal} ms: ${ms < goal ? 'met' : 'NOT met'}` : ''}`,
+      `${what.padEnd(20)} ${ms.toFixed(0).padStart(6)} ms   ${(ms / baseline).toFixed(1).padStart(4)}x node -e 0   min ${Math.min(...s.wall).toFixed(0).padStart(4)} ms${cpu}${goal ? `   goal < ${goal} ms: ${ms < goal ? 'met' : 'NOT met'}` : ''}`,
     );
   };
-  console.log(`median of ${runs} runs, taking turns; ${os.cpus().length} cores, load average ${loadBefore.toFixed(1)} before and ${os.loadavg()[0]!.toFixed(1)} after, node ${process.version}`);
+  console.log(`median of ${runs} runs, taking turns (cpu: user + system time of the process); ${os.cpus().length} cores, load average ${loadBefore.toFixed(1)} before and ${os.loadavg()[0]!.toFixed(1)} after, node ${process.version}`);
   row('node -e 0', base!);
   row('leapfrog --version', version!, 200);
   row('leapfrog plan', plan!, 500);
