@@ -183,6 +183,13 @@ export async function runStepProcess(p: StepProcess): Promise<StepOutcome> {
         // Whoever asked to know about the child could not record it: do not let it run unrecorded.
         stop();
         await child;
+        // Its output file and the log are closed here: the step never counted.
+        try {
+          follower.close();
+        } catch {
+          // Reported as the error below.
+        }
+        closeSync(fd);
         throw err;
       }
     }
