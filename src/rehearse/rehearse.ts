@@ -1,4 +1,4 @@
-import { copyFileSync, existsSync, rmSync } from 'node:fs';
+import { copyFileSync, existsSync, rmSync, statSync } from 'node:fs';
 import path from 'node:path';
 import type { Chain, EnvDef } from '../chain/types.js';
 import { LeapfrogError } from '../errors.js';
@@ -15,8 +15,9 @@ import { withTarget, type TargetSession } from '../database/session.js';
 import { describeTarget, type Target } from '../database/url.js';
 import { versionsJson } from '../report/render.js';
 import { restoreDumps, type RestoreProgress, type RestoreResult } from './restore.js';
-import { audit, failuresFromLedger, hopsFromLedger, predict, REHEARSAL_FORMAT, type Counts, type RehearsalReport } from './report.js';
-import { withScratchServer } from './scratch-server.js';
+import { audit, failuresFromLedger, hopsFromLedger, predict, REHEARSAL_FORMAT, slowestSteps, type Counts, type RehearsalReport } from './report.js';
+import { THROWAWAY_SETTINGS, withScratchServer } from './scratch-server.js';
+import { LEAPFROG_VERSION } from '../version.js';
 import { makeDirs } from '../dirs.js';
 
 /**
@@ -88,6 +89,19 @@ async function countAll(session: TargetSession, chain: Chain): Promise<Counts> {
   return out;
 }
 
+/** The dumps' sizes as they were when restored (a file gone meanwhile counts 0 bytes). */
+function dumpSizes(files: readonly string[]): RehearsalReport['dumps'] {
+  return files.map((file) => {
+    try {
+      return { file, bytes: statSync(file).size };
+    } catch {
+      return { file, bytes: 0 };
+    }
+  });
+}
+
+const CAVEAT = `the scratch server ran with settings only a throwaway server may use (${THROWAWAY_SETTINGS.map((x) => x.says).join('; ')}), so these timings are optimistic: a production server, durable, writes more per commit`;
+
 function stamp(): string {
   return new Date().toISOString().replace(/[-:]/g, '').replace(/\..*/, '').replace('T', '-');
 }
@@ -113,6 +127,7 @@ async function rehearseIn(o: RehearseOptions, signal: AbortSignal): Promise<{ re
     const counts = () => withTarget(target, (session) => countAll(session, chain));
     phase('counting rows before the chain');
     const before = await counts();
+    const server = await withTarget(target, (session) => session.serverInfo());
     const placed = singleServer(target);
     const ctx: CoreContext = { chain, envs: o.envs, target: placed, layout: layout(dir, cacheDir, chain, placed), provision: o.provision };
     phase(`running chain ${chain.name} (--parallel ${o.parallel})`);
@@ -128,10 +143,11 @@ async function rehearseIn(o: RehearseOptions, signal: AbortSignal): Promise<{ re
     const hops = runRow ? hopsFromLedger(runRow, rows) : [];
     const ran = new Set(rows.filter((r) => r.status === 'succeeded').map((r) => r.step_id));
     const a = audit(chain, before, after, ran);
+    const status = error === undefined && a.status === 'passed' ? 'succeeded' : 'failed';
     const report: RehearsalReport = {
       format: REHEARSAL_FORMAT,
       chain: chain.name,
-      status: error === undefined && a.status === 'passed' ? 'succeeded' : 'failed',
+      status,
       target: place,
       stateDir: dir,
       ledger: path.join(dir, 'ledger.sqlite3'),
@@ -141,7 +157,17 @@ async function rehearseIn(o: RehearseOptions, signal: AbortSignal): Promise<{ re
       versions: versionsJson(result?.versions ?? {}),
       failures: failuresFromLedger(rows),
       audit: a,
-      prediction: predict(runRow, hops, o.parallel),
+      createdAt: new Date().toISOString(),
+      leapfrogVersion: LEAPFROG_VERSION,
+      chainFile: o.chain.file,
+      chainSha256: o.chain.sha256,
+      dumps: dumpSizes(o.dumps),
+      server,
+      envs: [...o.envs.values()].map((e) => ({ name: e.name, sha256: e.source.sha256 })).sort((x, y) => x.name.localeCompare(y.name)),
+      slowest: slowestSteps(hops),
+      caveat: place.mode === 'scratch' ? CAVEAT : null,
+      // A failed rehearsal stopped short of the chain's end (or lost rows): its times are no window to plan by.
+      prediction: status === 'succeeded' ? predict(runRow, hops, o.parallel) : null,
       error: error ? error.message : null,
     };
     if (error === undefined && a.status === 'failed') {

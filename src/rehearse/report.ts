@@ -66,7 +66,18 @@ export interface HopReport {
   /** Milliseconds from the run's start. */
   startMs: number;
   durationMs: number;
-  steps: { id: string; kind: string; status: string; attempts: number; durationMs: number | null }[];
+  steps: StepReport[];
+}
+
+export interface StepReport {
+  id: string;
+  kind: string;
+  status: string;
+  /** How many times the step's command ran (a data step runs until its needed-when count is 0). */
+  attempts: number;
+  durationMs: number | null;
+  /** The step's log file, absolute (the HTML report links to it relative to where the report is written). */
+  log: string | null;
 }
 
 export interface Failure {
@@ -90,8 +101,23 @@ export interface RehearsalReport {
   versions: Record<string, Record<string, unknown>>;
   failures: Failure[];
   audit: Audit | null;
-  /** What the real window should expect: the chain's wall time at this parallelism, and hops back to back. */
-  prediction: { parallel: number; wallMs: number; serialMs: number; perProjectMs: Record<string, number> };
+  /** When the rehearsal ended (ISO 8601, UTC). */
+  createdAt: string;
+  leapfrogVersion: string;
+  chainFile: string;
+  chainSha256: string;
+  /** The dump files restored (or SQLite files copied), with their sizes. */
+  dumps: { file: string; bytes: number }[];
+  /** The server the chain ran on: flavour and version (SQLite: the library leapfrog links). */
+  server: { flavour: string; version: string } | null;
+  /** The chain's envs and the sha256 of each env's source tarball. */
+  envs: { name: string; sha256: string }[];
+  /** The steps that took longest, slowest first (at most five). */
+  slowest: { id: string; project: string; release: string; durationMs: number; attempts: number }[];
+  /** Why the timings may be shorter than the real window's (a scratch server's throwaway settings), or null. */
+  caveat: string | null;
+  /** What the real window should expect: the chain's wall time at this parallelism, and hops back to back. Null when the rehearsal failed: its timings predict nothing. */
+  prediction: { parallel: number; wallMs: number; serialMs: number; perProjectMs: Record<string, number> } | null;
   error: string | null;
 }
 
@@ -117,7 +143,7 @@ export function hopsFromLedger(run: RunRow, steps: readonly StepRow[]): HopRepor
       status,
       startMs: first - start,
       durationMs: Math.max(0, last - first),
-      steps: rows.map((r) => ({ id: r.step_id, kind: r.kind, status: r.status, attempts: r.attempts, durationMs: r.duration_ms })),
+      steps: rows.map((r) => ({ id: r.step_id, kind: r.kind, status: r.status, attempts: r.attempts, durationMs: r.duration_ms, log: r.log_path })),
     });
   }
   return hops.sort((a, b) => a.startMs - b.startMs);
@@ -135,4 +161,12 @@ export function predict(run: RunRow | undefined, hops: readonly HopReport[], par
   const serialMs = hops.reduce((n, h) => n + h.durationMs, 0);
   const wallMs = run?.finished_at ? t(run.finished_at) - t(run.started_at) : Math.max(0, ...hops.map((h) => h.startMs + h.durationMs));
   return { parallel, wallMs, serialMs, perProjectMs };
+}
+
+/** The `n` steps that took longest, slowest first. */
+export function slowestSteps(hops: readonly HopReport[], n = 5): RehearsalReport['slowest'] {
+  return hops
+    .flatMap((h) => h.steps.filter((s) => s.durationMs !== null).map((s) => ({ id: s.id, project: h.project, release: h.release, durationMs: s.durationMs!, attempts: s.attempts })))
+    .sort((a, b) => b.durationMs - a.durationMs || a.id.localeCompare(b.id))
+    .slice(0, n);
 }
