@@ -4,18 +4,22 @@
  * CLI, and the HTML report opened in a real headless Chromium.
  */
 import assert from 'node:assert/strict';
-import { existsSync, readdirSync, readFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { existsSync, mkdirSync, readdirSync, readFileSync, statSync } from 'node:fs';
 import path from 'node:path';
-import { pathToFileURL } from 'node:url';
+import { fileURLToPath, pathToFileURL } from 'node:url';
+import { parse as parseYaml } from 'yaml';
 import { describe, test } from 'node:test';
 import { execa } from 'execa';
-import { chromium } from 'playwright-core';
+import { chromium, type Page } from 'playwright-core';
 import { createCloud } from '../fixtures/cloud.js';
 import { writeDump } from '../fixtures/dump.js';
 import { fingerprint } from '../src/database/fingerprint.js';
 import { tableRowCounts } from '../src/database/raw.js';
 import { withTarget } from '../src/database/session.js';
 import { parseTargetUrl } from '../src/database/url.js';
+import { rehearsalHtml } from '../src/report/rehearsal.js';
+import type { RehearsalReport } from '../src/rehearse/report.js';
 import { CACHE, CHAIN, chainVariant, fakeCloud, leapfrog, MARIADB_SKIP, MARIADB_URL, ROOT, scalar, tempDir } from './helpers.js';
 
 type Json = Record<string, any>;
@@ -43,13 +47,25 @@ function assertScratchGone(state: string, report: Json): void {
   assert.deepEqual(readdirSync(dir).filter((f) => f.startsWith('scratch-')), [], 'the scratch datadir is removed');
 }
 
+/** Every label of the timeline lies inside the drawing (an SVG clips what runs past its edge). */
+async function assertLabelsInside(page: Page, what: string): Promise<void> {
+  const svg = (await page.$eval('svg#timeline', (e) => e.getBoundingClientRect().toJSON())) as DOMRect;
+  const labels = (await page.$$eval('svg#timeline text', (els) => els.map((e) => ({ text: e.textContent, ...e.getBoundingClientRect().toJSON() })))) as (DOMRect & { text: string })[];
+  assert.ok(labels.length > 5, what);
+  for (const l of labels) {
+    assert.ok(l.left >= svg.left && l.right <= svg.right + 0.5 && l.top >= svg.top && l.bottom <= svg.bottom + 0.5, `${what}: "${l.text}" at x ${l.left}..${l.right}, y ${l.top}..${l.bottom} inside ${svg.left}..${svg.right}, ${svg.top}..${svg.bottom}`);
+  }
+}
+
 describe('rehearse on a scratch server', () => {
   test('a gzip dump of the fake cloud restores, the chain runs, one report entry per hop, the audit passes; the HTML timeline has one bar per hop', async () => {
     const dir = tempDir('rehearse');
     const dump = path.join(dir, 'cloud.sql.gz');
     await writeDump(dump, { instances: 80, nullUuids: 3, seed: 7, prefix: '' });
     const state = path.join(dir, 'state');
-    const html = path.join(dir, 'report.html');
+    // The report in a directory of its own, beside the state dir: its links to the logs must climb out of it.
+    mkdirSync(path.join(dir, 'out'));
+    const html = path.join(dir, 'out', 'report.html');
     const r = await leapfrog(['rehearse', '--chain', CHAIN, '--dump', dump, '--state-dir', state, '--cache-dir', CACHE, '--parallel', '3', '--jobs', '3', '--report', html, '--format', 'json']);
     assert.equal(r.exitCode, 0, r.stderr);
     const report = JSON.parse(r.stdout) as Json;
@@ -71,6 +87,24 @@ describe('rehearse on a scratch server', () => {
     assert.equal(p.parallel, 3);
     assert.ok(p.serialMs > p.wallMs, 'three projects side by side take less than their hops back to back');
     assert.match(r.stderr, /restore \d+\/\d+ MB \(100%\)/);
+
+    // What it ran with: date, version, chain checksum, dumps, server, envs.
+    assert.ok(Math.abs(Date.parse(report.createdAt) - Date.now()) < 10 * 60_000, report.createdAt);
+    assert.equal(report.leapfrogVersion, (JSON.parse(readFileSync(path.join(ROOT, 'package.json'), 'utf8')) as Json).version);
+    assert.equal(report.chainSha256, createHash('sha256').update(readFileSync(CHAIN)).digest('hex'));
+    assert.deepEqual(report.dumps, [{ file: dump, bytes: statSync(dump).size }]);
+    assert.equal(report.server.flavour, 'MariaDB');
+    assert.match(report.server.version, /^\d+\.\d+\.\d+/);
+    const envSha = (name: string) => (parseYaml(readFileSync(path.join(ROOT, 'envs', `${name}.yaml`), 'utf8')) as Json).source.sha256 as string;
+    assert.equal(report.envs.length, 12);
+    for (const e of report.envs) assert.equal(e.sha256, envSha(e.name), e.name);
+    // Per step its runs; the slowest five, slowest first, are the five longest steps.
+    const steps = report.hops.flatMap((h: Json) => h.steps) as Json[];
+    assert.ok(steps.some((x) => x.attempts > 1), 'a data step ran more than once');
+    const longest = steps.map((x) => x.durationMs as number).sort((a, b) => b - a).slice(0, 5);
+    assert.deepEqual(report.slowest.map((x: Json) => x.durationMs), longest);
+    assert.match(report.caveat, /no doublewrite buffer.*innodb_flush_log_at_trx_commit=0.*optimistic/);
+    assert.match(report.caveat, /no binary log/);
 
     // Its own ledger, under the main state dir, with the run marked as a rehearsal.
     assert.ok(report.ledger.startsWith(path.join(state, 'rehearsals')));
@@ -97,6 +131,46 @@ describe('rehearse on a scratch server', () => {
       assert.ok(compute.every((b, i) => i === 0 || b.x > compute[i - 1]!.x), "a project's hops follow each other on the time axis");
       assert.deepEqual(requests.filter((u) => !u.startsWith('file:')), [], 'the report loads nothing from outside');
       assert.equal(await page.getAttribute('body', 'data-status'), 'succeeded');
+
+      const field = (k: string) => page.textContent(`#metadata dd[data-field="${k}"]`);
+      assert.match((await field('date'))!, /^\d{4}-\d\d-\d\d \d\d:\d\d:\d\d UTC$/);
+      assert.equal(await field('leapfrog'), report.leapfrogVersion);
+      assert.ok((await field('chain file'))!.includes(report.chainSha256));
+      assert.match((await field('dumps'))!, new RegExp(`^cloud\\.sql\\.gz \\(${Math.ceil(statSync(dump).size / 1024)} KiB\\)$`));
+      assert.equal(await field('server'), `scratch: MariaDB ${report.server.version}`);
+      assert.equal(await field('env compute-kilo'), `sha256 ${envSha('compute-kilo')}`);
+      assert.match((await page.textContent('#prediction'))!, /^Predicted downtime: /);
+      assert.match((await page.textContent('#caveat'))!, /throwaway.*no binary log.*no doublewrite.*innodb_flush_log_at_trx_commit=0.*optimistic/);
+
+      // One row per step, with its duration, runs and a link to its log that resolves from where the report is.
+      const rows = await page.$$eval('#steps tbody tr', (trs) =>
+        trs.map((tr) => ({ step: tr.children[0]!.textContent, duration: tr.querySelector('.duration')!.textContent, runs: Number(tr.querySelector('.runs')!.textContent), href: (tr.querySelector('a.log') as HTMLAnchorElement | null)?.href, raw: tr.querySelector('a.log')?.getAttribute('href') })),
+      );
+      assert.equal(rows.length, steps.length);
+      assert.deepEqual(rows.map((x) => x.runs), steps.map((x) => x.attempts));
+      assert.ok(rows.every((x) => /^\d/.test(x.duration!)), 'every step has a duration');
+      for (const x of rows) {
+        assert.ok(x.href && x.raw!.startsWith('../state/rehearsals/'), `${x.step}: relative link ${x.raw}`);
+        const log = fileURLToPath(x.href);
+        assert.ok(existsSync(log), `${x.step}: ${log} exists`);
+        assert.equal(log, steps.find((s) => s.id === x.step)!.log);
+      }
+      const slow = await page.$$eval('#slowest tbody tr', (trs) => trs.map((tr) => tr.children[0]!.textContent));
+      assert.deepEqual(slow, report.slowest.map((x: Json) => x.id));
+      assert.equal(slow.length, 5);
+
+      // Nothing clipped: every label of the timeline lies inside the drawing, and the page does not scroll sideways.
+      assert.ok(await page.evaluate(() => document.documentElement.scrollWidth <= window.innerWidth), 'no horizontal overflow');
+      await assertLabelsInside(page, 'this rehearsal');
+      // The same hops a thousand times longer: axis labels such as "80 min 12 s" are the widest the axis draws.
+      const slower = { ...report, hops: report.hops.map((h: Json) => ({ ...h, startMs: h.startMs * 1000, durationMs: h.durationMs * 1000 })) };
+      const page2 = await browser.newPage();
+      await page2.setContent(rehearsalHtml(slower as RehearsalReport));
+      await assertLabelsInside(page2, 'hours-long hops');
+      // Kept beside the report, for a person to look at.
+      const shot = path.join(dir, 'report.png');
+      await page.screenshot({ path: shot, fullPage: true });
+      assert.ok(statSync(shot).size > 10_000, `screenshot ${shot}`);
     } finally {
       await browser.close();
     }
@@ -118,6 +192,7 @@ describe('rehearse on a scratch server', () => {
     assert.equal(report.audit.status, 'failed');
     assert.deepEqual(report.audit.rows.filter((x: Json) => x.verdict === 'lost').map((x: Json) => x.table), ['instances']);
     assert.equal(report.failures.length, 0, 'every step succeeded: only the audit failed');
+    assert.equal(report.prediction, null, 'a failed rehearsal predicts no downtime');
     assertScratchGone(state, report);
   });
 
@@ -130,9 +205,15 @@ describe('rehearse on a scratch server', () => {
       kilo.steps = kilo.steps.filter((s: Json) => !(s.data ?? []).includes('migrate_flavor_data'));
     });
     const state = path.join(dir, 'state');
-    const r = await leapfrog(['rehearse', '--chain', chain, '--dump', dump, '--state-dir', state, '--cache-dir', CACHE]);
+    const html = path.join(dir, 'report.html');
+    const r = await leapfrog(['rehearse', '--chain', chain, '--dump', dump, '--state-dir', state, '--cache-dir', CACHE, '--report', html]);
     assert.equal(r.exitCode, 1, r.stderr);
     assert.match(r.stdout, /Rehearsal of chain fakecloud-juno-newton: FAILED/);
+    assert.match(r.stdout, /Predicted downtime: none \(the rehearsal failed/);
+    const page = readFileSync(html, 'utf8');
+    assert.match(page, /No predicted downtime: the rehearsal failed/);
+    assert.doesNotMatch(page, /Predicted downtime: \d/);
+    assert.match(page, /<a class="log" href="state\/rehearsals\/[^"]+liberty[^"]*"/, 'the failed step links to its log');
     assert.match(r.stdout, /FAILED liberty\/compute\/1: exited 1/);
     assert.match(r.stdout, /\| .*Please run `compute-manage db migrate_flavor_data' first/);
     assert.match(r.stdout, /compute@liberty +│ failed/);

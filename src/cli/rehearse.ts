@@ -1,5 +1,6 @@
 import { randomBytes } from 'node:crypto';
 import { writeFileSync } from 'node:fs';
+import path from 'node:path';
 import { loadChain, loadChainEnvs } from '../chain/load.js';
 import { targetFrom } from '../core/context.js';
 import { LeapfrogError } from '../errors.js';
@@ -79,7 +80,7 @@ export async function handler(args: Args, io: Io): Promise<void> {
   const { report, error } = result;
   const html = str(args, 'report');
   if (html) {
-    writeFileSync(html, maskKnown(rehearsalHtml(report)));
+    writeFileSync(html, maskKnown(rehearsalHtml(report, { dir: path.dirname(path.resolve(html)) })));
     io.err(`report: ${html}`);
   }
   io.out(formatOf(args) === 'json' ? JSON.stringify(report, null, 2) : rehearsalText(report));
