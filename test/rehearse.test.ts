@@ -266,6 +266,26 @@ describe('rehearse on SQLite copies', () => {
     assert.equal(est.hops.length, 12);
     assert.ok(est.hops.every((h: Json) => h.ms > 0 && /^rehearsal .* \(run 1\)$/.test(h.from)), JSON.stringify(est.hops[0]));
     assert.ok(est.totalMs > 0);
+
+    // `ledger runs` lists the rehearsal beside the real runs, marked, with zoned times, end and duration.
+    const real = await leapfrog(['run', ...cloud.args(), '--until', 'kilo']);
+    assert.equal(real.exitCode, 0, real.stderr);
+    const listed = JSON.parse((await leapfrog(['ledger', 'runs', '--state-dir', cloud.state, '--format', 'json'])).stdout) as Json;
+    assert.deepEqual(listed.runs.map((x: Json) => [x.kind, x.rehearsal]), [['run', null], ['rehearsal', path.basename(report.stateDir)]], 'newest first');
+    const [mine, rehearsal] = listed.runs as [Json, Json];
+    assert.equal(mine.ledger, path.join(cloud.state, 'ledger.sqlite3'));
+    assert.equal(rehearsal.ledger, report.ledger);
+    for (const x of [mine, rehearsal]) assert.equal(x.duration_ms, Date.parse(x.finished_at) - Date.parse(x.started_at));
+    const text = await leapfrog(['ledger', 'runs', '--state-dir', cloud.state]);
+    assert.equal(text.exitCode, 0, text.stderr);
+    const line = text.stdout.split('\n').find((l) => l.includes(`${path.basename(report.stateDir)}/1`));
+    assert.ok(line, text.stdout);
+    const utc = (iso: string) => `${iso.replace('T', ' ').slice(0, 19)} UTC`;
+    assert.match(line, /│ rehearsal +│/);
+    assert.ok(line.includes(utc(rehearsal.started_at)) && line.includes(utc(rehearsal.finished_at)), line);
+    assert.match(text.stdout, new RegExp(`leapfrog ledger show 1 --state-dir ${report.stateDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
+    const shown = await leapfrog(['ledger', 'show', '1', '--state-dir', report.stateDir]);
+    assert.match(shown.stdout, /^Run 1: chain fakecloud-juno-newton/);
   });
 });
 

@@ -2,7 +2,8 @@ import { readFileSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { LeapfrogError } from '../errors.js';
 import { Ledger } from '../ledger/ledger.js';
-import { runJson, runsJson, runsText, runText } from '../report/ledger.js';
+import { listRuns, runJson, runsJson, runsText, runText } from '../report/ledger.js';
+import { rehearsalRuns } from '../ledger/rehearsals.js';
 import { exportEvidence, importEvidence } from '../ledger/transfer.js';
 import type { Io } from './io.js';
 import { formatOf, stateDirOf, str, type Args } from './options.js';
@@ -20,8 +21,8 @@ export async function handler(args: Args, io: Io): Promise<void> {
     if (action === 'export') return exportTo(ledger, file, str(args, 'run'), io);
     if (action === 'import') return importFrom(stateDir, str(args, 'run'), io);
     if (action === 'runs') {
-      const runs = ledger?.runs() ?? [];
-      io.out(json ? JSON.stringify(runsJson(file, runs), null, 2) : runsText(file, runs));
+      const listed = listRuns(file, ledger?.runs() ?? [], rehearsalRuns(stateDir));
+      io.out(json ? JSON.stringify(runsJson(file, listed), null, 2) : runsText(file, listed, (id, dir) => commandLine(['ledger', 'show', String(id), ...stateFlags(dir)])));
       return;
     }
     const raw = str(args, 'run');

@@ -1,21 +1,43 @@
 import type { CheckpointRow, RollbackRow, RunRow, SnapshotRow, StepRow } from '../ledger/ledger.js';
 import { checkpointFingerprints, checkpointVersions, rollbackSnapshots, stepCommand } from '../ledger/records.js';
-import { formatMs, formatStoredVersion, table } from './render.js';
+import path from 'node:path';
+import type { RehearsalRuns } from '../ledger/rehearsals.js';
+import { formatMs, formatStoredVersion, formatTime, table } from './render.js';
 
 /** The ledger for people and as JSON: the list of runs, and one run in full. */
 
-export function runsJson(file: string, runs: readonly RunRow[]) {
-  return { format: 'leapfrog.ledger.runs/v1', ledger: file, runs };
+/** A run as listed: its row, the ledger that holds it, and the rehearsal it belongs to (null: the main ledger). */
+export interface ListedRun {
+  run: RunRow;
+  ledger: string;
+  rehearsal: string | null;
 }
 
-export function runsText(file: string, runs: readonly RunRow[]): string {
+/** The main ledger's runs and the rehearsals' (each in a ledger of its own), newest first, at most `limit`. */
+export function listRuns(file: string, runs: readonly RunRow[], rehearsals: readonly RehearsalRuns[], limit = 50): ListedRun[] {
+  return [...runs.map((run) => ({ run, ledger: file, rehearsal: null })), ...rehearsals.flatMap((h) => h.runs.map((run) => ({ run, ledger: h.ledger, rehearsal: h.id })))]
+    .sort((a, b) => Date.parse(b.run.started_at) - Date.parse(a.run.started_at))
+    .slice(0, limit);
+}
+
+const durationMs = (r: RunRow) => (r.finished_at ? Date.parse(r.finished_at) - Date.parse(r.started_at) : null);
+
+export function runsJson(file: string, runs: readonly ListedRun[]) {
+  return { format: 'leapfrog.ledger.runs/v1', ledger: file, runs: runs.map((x) => ({ ...x.run, duration_ms: durationMs(x.run), ledger: x.ledger, rehearsal: x.rehearsal })) };
+}
+
+/** `show(run, dir)`: the command that shows one run of the ledger in `dir`. */
+export function runsText(file: string, runs: readonly ListedRun[], show: (run: number, dir: string) => string): string {
   if (runs.length === 0) return `No runs recorded in ${file}.`;
-  const t = table(['run', 'chain', 'target', 'status', 'started', 'duration']);
-  for (const r of runs) {
-    const ms = r.finished_at ? Date.parse(r.finished_at) - Date.parse(r.started_at) : undefined;
-    t.push([String(r.id), r.chain, r.target, r.status, r.started_at.replace('T', ' ').slice(0, 19), ms === undefined ? '-' : formatMs(ms)]);
+  const t = table(['run', 'kind', 'chain', 'target', 'status', 'started', 'finished', 'duration']);
+  for (const { run: r, rehearsal } of runs) {
+    const ms = durationMs(r);
+    t.push([rehearsal ? `${rehearsal}/${r.id}` : String(r.id), r.kind, r.chain, r.target, r.status, formatTime(r.started_at), r.finished_at ? formatTime(r.finished_at) : '-', ms === null ? '-' : formatMs(ms)]);
   }
-  return t.toString();
+  const out = [t.toString()];
+  const one = runs.find((x) => x.rehearsal !== null);
+  if (one) out.push(`A rehearsal's runs (ID/RUN) are in its own ledger: \`${show(one.run.id, path.dirname(one.ledger))}\` shows run ${one.rehearsal}/${one.run.id}.`);
+  return out.join('\n');
 }
 
 export interface RunRecord {

@@ -1,6 +1,6 @@
 import path from 'node:path';
 import type { RehearsalReport } from '../rehearse/report.js';
-import { formatMs, formatStoredVersion, table } from './render.js';
+import { formatMs, formatStoredVersion, formatTime, table } from './render.js';
 
 /** The rehearsal report for people (text) and as one self-contained HTML file with a timeline of hops. */
 
@@ -8,13 +8,11 @@ const mb = (n: number) => `${(n / 1024 / 1024).toFixed(1)} MB`;
 /** A file's size: KiB below a MiB, where MB would read 0.0. */
 const size = (n: number) => (n < 1024 * 1024 ? `${Math.ceil(n / 1024)} KiB` : mb(n));
 
-/** 2026-11-30 09:35:17 UTC: a time a reader elsewhere can place. */
-export const utc = (iso: string) => `${new Date(iso).toISOString().replace('T', ' ').slice(0, 19)} UTC`;
 
 /** What the rehearsal ran with: the facts a reader needs to trust (or redo) it. */
 function metadata(r: RehearsalReport): [string, string][] {
   return [
-    ['date', utc(r.createdAt)],
+    ['date', formatTime(r.createdAt)],
     ['leapfrog', r.leapfrogVersion],
     ['chain file', `${r.chainFile} (sha256 ${r.chainSha256})`],
     ['dumps', r.dumps.map((d) => `${path.basename(d.file)} (${size(d.bytes)})`).join(', ') || '(none)'],

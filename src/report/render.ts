@@ -127,6 +127,9 @@ export function finalVersionsText(all: Readonly<Record<string, Readonly<Record<s
   return t.toString();
 }
 
+/** 2026-11-30 09:35:17 UTC: a time (ISO 8601) a reader in another zone can place. */
+export const formatTime = (iso: string) => `${new Date(iso).toISOString().replace('T', ' ').slice(0, 19)} UTC`;
+
 export function formatMs(ms: number): string {
   if (ms < 1000) return `${ms.toFixed(0)} ms`;
   if (ms < 60_000) return `${(ms / 1000).toFixed(1)} s`;
