@@ -254,6 +254,9 @@ describe('rehearse on SQLite copies', () => {
     assert.equal(r.exitCode, 0, r.stderr);
     const report = JSON.parse(r.stdout) as Json;
     assert.equal(report.target.mode, 'sqlite');
+    assert.equal(report.server.flavour, 'SQLite');
+    assert.equal(report.caveat, null);
+    assert.deepEqual(report.dumps.map((d: Json) => d.file), files);
     assert.equal(report.audit.status, 'passed');
     assert.equal(report.hops.length, 12);
     assert.equal(scalar(cloud.file('compute'), 'SELECT version FROM migrate_version'), 254);
@@ -327,6 +330,9 @@ describe('rehearse --server', { skip: MARIADB_SKIP }, () => {
       const report = JSON.parse(r.stdout) as Json;
       assert.equal(report.target.mode, 'server');
       assert.equal(report.target.prefix, prefix);
+      assert.equal(report.server.flavour, 'MariaDB', 'the existing server, read as the confined account');
+      assert.equal(report.caveat, null, 'an existing server runs with its own settings: no scratch caveat');
+      assert.deepEqual(report.dumps.map((d: Json) => d.bytes), report.dumps.map((d: Json) => statSync(d.file).size));
       assert.equal(report.audit.status, 'passed');
       assert.equal(report.hops.length, 12);
       assert.deepEqual(report.versions.compute, { main: 334, api: 20 });
