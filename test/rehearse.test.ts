@@ -257,6 +257,7 @@ describe('rehearse on SQLite copies', () => {
     assert.equal(report.server.flavour, 'SQLite');
     assert.equal(report.caveat, null);
     assert.deepEqual(report.dumps.map((d: Json) => d.file), files);
+    assert.equal(report.previous, null, 'the first rehearsal of the chain here has nothing to compare with');
     assert.equal(report.audit.status, 'passed');
     assert.equal(report.hops.length, 12);
     assert.equal(scalar(cloud.file('compute'), 'SELECT version FROM migrate_version'), 254);
@@ -289,6 +290,19 @@ describe('rehearse on SQLite copies', () => {
     assert.match(text.stdout, new RegExp(`leapfrog ledger show 1 --state-dir ${report.stateDir.replace(/[.*+?^${}()|[\]\\]/g, '\\$&')}`));
     const shown = await leapfrog(['ledger', 'show', '1', '--state-dir', report.stateDir]);
     assert.match(shown.stdout, /^Run 1: chain fakecloud-juno-newton/);
+
+    // A second rehearsal compares each hop with the first's (the real databases are at kilo now: no kilo hops).
+    const html = path.join(cloud.state, '..', 'second.html');
+    const again = await leapfrog(['rehearse', '--chain', CHAIN, '--dump', ...files, '--state-dir', cloud.state, '--cache-dir', CACHE, '--format', 'json', '--report', html]);
+    assert.equal(again.exitCode, 0, again.stderr);
+    const second = JSON.parse(again.stdout) as Json;
+    assert.equal(second.previous.rehearsal, path.basename(report.stateDir));
+    assert.equal(second.hops.length, 9);
+    const firstMs = new Map((report.hops as Json[]).map((h) => [`${h.project}@${h.release}`, h.durationMs]));
+    for (const h of second.hops) assert.equal(h.previousMs, firstMs.get(`${h.project}@${h.release}`), `${h.project}@${h.release}`);
+    const page = readFileSync(html, 'utf8');
+    assert.match(page, new RegExp(`Compared with the previous rehearsal of this chain, ${path.basename(report.stateDir)}`));
+    assert.equal(page.match(/<span class="delta">[+-]\d/g)?.length, 9, 'a change for each hop');
   });
 });
 

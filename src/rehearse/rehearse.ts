@@ -15,7 +15,8 @@ import { withTarget, type TargetSession } from '../database/session.js';
 import { describeTarget, type Target } from '../database/url.js';
 import { versionsJson } from '../report/render.js';
 import { restoreDumps, type RestoreProgress, type RestoreResult } from './restore.js';
-import { audit, failuresFromLedger, hopsFromLedger, predict, REHEARSAL_FORMAT, slowestSteps, type Counts, type RehearsalReport } from './report.js';
+import { audit, failuresFromLedger, hopsFromLedger, predict, REHEARSAL_FORMAT, slowestSteps, withPrevious, type Counts, type HopReport, type RehearsalReport } from './report.js';
+import { rehearsalRuns } from '../ledger/rehearsals.js';
 import { THROWAWAY_SETTINGS, withScratchServer } from './scratch-server.js';
 import { LEAPFROG_VERSION } from '../version.js';
 import { makeDirs } from '../dirs.js';
@@ -89,6 +90,25 @@ async function countAll(session: TargetSession, chain: Chain): Promise<Counts> {
   return out;
 }
 
+/** The newest succeeded rehearsal of `chain` under `stateDir` other than `exclude`, with its hops. */
+function previousRehearsal(stateDir: string, chain: string, exclude: string): { rehearsal: string; finishedAt: string | null; hops: HopReport[] } | undefined {
+  for (const h of rehearsalRuns(stateDir)) {
+    if (h.dir === exclude) continue;
+    const run = h.runs.find((r) => r.chain === chain && r.status === 'succeeded');
+    if (!run) continue;
+    let ledger: Ledger | undefined;
+    try {
+      ledger = Ledger.openForReading(h.dir);
+      if (ledger) return { rehearsal: h.id, finishedAt: run.finished_at, hops: hopsFromLedger(run, ledger.steps(run.id)) };
+    } catch {
+      continue; // a damaged ledger gives no comparison; it is no reason to fail the rehearsal
+    } finally {
+      ledger?.close();
+    }
+  }
+  return undefined;
+}
+
 /** The dumps' sizes as they were when restored (a file gone meanwhile counts 0 bytes). */
 function dumpSizes(files: readonly string[]): RehearsalReport['dumps'] {
   return files.map((file) => {
@@ -140,7 +160,8 @@ async function rehearseIn(o: RehearseOptions, signal: AbortSignal): Promise<{ re
     const after = await counts();
     const rows = result?.steps ?? [];
     const runRow = runId === null ? undefined : readRun(dir, runId);
-    const hops = runRow ? hopsFromLedger(runRow, rows) : [];
+    const previous = previousRehearsal(o.stateDir, chain.name, dir);
+    const hops = withPrevious(runRow ? hopsFromLedger(runRow, rows) : [], previous?.hops);
     const ran = new Set(rows.filter((r) => r.status === 'succeeded').map((r) => r.step_id));
     const a = audit(chain, before, after, ran);
     const status = error === undefined && a.status === 'passed' ? 'succeeded' : 'failed';
@@ -165,6 +186,7 @@ async function rehearseIn(o: RehearseOptions, signal: AbortSignal): Promise<{ re
       server,
       envs: [...o.envs.values()].map((e) => ({ name: e.name, sha256: e.source.sha256 })).sort((x, y) => x.name.localeCompare(y.name)),
       slowest: slowestSteps(hops),
+      previous: previous ? { rehearsal: previous.rehearsal, finishedAt: previous.finishedAt } : null,
       caveat: place.mode === 'scratch' ? CAVEAT : null,
       // A failed rehearsal stopped short of the chain's end (or lost rows): its times are no window to plan by.
       prediction: status === 'succeeded' ? predict(runRow, hops, o.parallel) : null,

@@ -66,6 +66,8 @@ export interface HopReport {
   /** Milliseconds from the run's start. */
   startMs: number;
   durationMs: number;
+  /** The same hop's duration in the previous rehearsal of this chain (`previous`), or null. */
+  previousMs?: number | null;
   steps: StepReport[];
 }
 
@@ -114,6 +116,8 @@ export interface RehearsalReport {
   envs: { name: string; sha256: string }[];
   /** The steps that took longest, slowest first (at most five). */
   slowest: { id: string; project: string; release: string; durationMs: number; attempts: number }[];
+  /** The newest earlier rehearsal of the same chain that succeeded (in the same state directory): what the hops' `previousMs` come from. */
+  previous: { rehearsal: string; finishedAt: string | null } | null;
   /** Why the timings may be shorter than the real window's (a scratch server's throwaway settings), or null. */
   caveat: string | null;
   /** What the real window should expect: the chain's wall time at this parallelism, and hops back to back. Null when the rehearsal failed: its timings predict nothing. */
@@ -169,4 +173,11 @@ export function slowestSteps(hops: readonly HopReport[], n = 5): RehearsalReport
     .flatMap((h) => h.steps.filter((s) => s.durationMs !== null).map((s) => ({ id: s.id, project: h.project, release: h.release, durationMs: s.durationMs!, attempts: s.attempts })))
     .sort((a, b) => b.durationMs - a.durationMs || a.id.localeCompare(b.id))
     .slice(0, n);
+}
+
+/** Each hop with the same hop's duration in `previous` (null when that rehearsal had no such hop). */
+export function withPrevious(hops: readonly HopReport[], previous: readonly HopReport[] | undefined): HopReport[] {
+  if (!previous) return [...hops];
+  const was = new Map(previous.map((h) => [`${h.project}@${h.release}`, h.durationMs]));
+  return hops.map((h) => ({ ...h, previousMs: was.get(`${h.project}@${h.release}`) ?? null }));
 }

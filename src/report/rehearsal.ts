@@ -21,6 +21,14 @@ function metadata(r: RehearsalReport): [string, string][] {
   ];
 }
 
+/** The change from the previous rehearsal's hop: "+1.2 s (+15%)", or "-" without one. */
+export function delta(now: number, was: number | null | undefined): string {
+  if (was === null || was === undefined) return '-';
+  const d = now - was;
+  const pct = was > 0 ? ` (${d >= 0 ? '+' : ''}${Math.round((d / was) * 100)}%)` : '';
+  return `${d >= 0 ? '+' : '-'}${formatMs(Math.abs(d))}${pct}`;
+}
+
 const stepRuns = (n: number) => `${n} run${n === 1 ? '' : 's'}`;
 
 export function rehearsalText(r: RehearsalReport): string {
@@ -35,9 +43,13 @@ export function rehearsalText(r: RehearsalReport): string {
   out.push('');
   if (r.hops.length === 0) out.push('Hops: none ran (the restored databases were already at the chain\'s end)');
   else {
-    const t = table(['hop', 'status', 'starts at', 'duration', 'steps']);
-    for (const h of r.hops) t.push([`${h.project}@${h.release}`, h.status, `+${formatMs(h.startMs)}`, formatMs(h.durationMs), String(h.steps.length)]);
-    out.push('Hops:', t.toString());
+    const cmp = r.previous !== null;
+    const t = table(['hop', 'status', 'starts at', 'duration', 'steps', ...(cmp ? ['previous', 'change'] : [])]);
+    for (const h of r.hops) {
+      const was = cmp ? [h.previousMs == null ? '-' : formatMs(h.previousMs), delta(h.durationMs, h.previousMs)] : [];
+      t.push([`${h.project}@${h.release}`, h.status, `+${formatMs(h.startMs)}`, formatMs(h.durationMs), String(h.steps.length), ...was]);
+    }
+    out.push(cmp ? `Hops (compared with rehearsal ${r.previous!.rehearsal}):` : 'Hops:', t.toString());
   }
   if (r.slowest.length > 0) {
     const t = table(['slowest steps', 'hop', 'duration', 'runs']);
@@ -139,7 +151,17 @@ export function rehearsalHtml(r: RehearsalReport, o: { dir?: string | undefined 
   const p = r.prediction;
   const dir = o.dir === undefined ? undefined : path.resolve(o.dir);
   const rows = (cells: string[][], cls: (i: number) => string = () => '') => cells.map((c, i) => `<tr class="${cls(i)}">${c.map((x) => `<td>${x}</td>`).join('')}</tr>`).join('');
-  const hops = rows(r.hops.map((h) => [esc(`${h.project}@${h.release}`), esc(h.status), `+${esc(formatMs(h.startMs))}`, esc(formatMs(h.durationMs)), esc(h.steps.map((s) => `${s.id} ${s.status}`).join(', '))]));
+  const cmp = r.previous !== null;
+  const hops = rows(
+    r.hops.map((h) => [
+      esc(`${h.project}@${h.release}`),
+      esc(h.status),
+      `+${esc(formatMs(h.startMs))}`,
+      esc(formatMs(h.durationMs)),
+      ...(cmp ? [h.previousMs == null ? '-' : esc(formatMs(h.previousMs)), `<span class="delta">${esc(delta(h.durationMs, h.previousMs))}</span>`] : []),
+      esc(h.steps.map((s) => `${s.id} ${s.status}`).join(', ')),
+    ]),
+  );
   const auditRows = r.audit?.rows ?? [];
   const audit = rows(
     auditRows.map((a) => [esc(`${a.project}.${a.database}.${a.table}`), String(a.before), String(a.after), esc(a.verdict === 'declared' ? `declared by ${a.declaredBy.join(', ')}` : a.verdict)]),
@@ -172,7 +194,8 @@ ${r.error ? `<p class="error"><strong>Error:</strong> ${esc(r.error)}</p>` : ''}
 <h2>Timeline</h2>
 ${timelineSvg(r)}
 <h2>Hops</h2>
-<table><thead><tr><th>hop</th><th>status</th><th>starts at</th><th>duration</th><th>steps</th></tr></thead><tbody>${hops}</tbody></table>
+${cmp ? `<p id="previous">Compared with the previous rehearsal of this chain, ${esc(r.previous!.rehearsal)}${r.previous!.finishedAt ? ` (${esc(formatTime(r.previous!.finishedAt))})` : ''}.</p>` : ''}
+<table id="hops"><thead><tr><th>hop</th><th>status</th><th>starts at</th><th>duration</th>${cmp ? '<th>previous</th><th>change</th>' : ''}<th>steps</th></tr></thead><tbody>${hops}</tbody></table>
 <h2>Slowest steps</h2>
 <table id="slowest"><thead><tr><th>step</th><th>hop</th><th>duration</th><th>runs</th></tr></thead><tbody>${slowest}</tbody></table>
 <h2>Steps</h2>
