@@ -101,7 +101,12 @@ function markCrashed(ledger: Ledger, found: readonly DeadRun[], pre: Preflight):
   return found.map(({ run, steps, survivor }) => {
     if (survivor.kind === 'dead') {
       for (const s of steps) {
-        if (s.log_path) recoverOrphanOutput(s.log_path, `leapfrog (run ${run.id}) died while this step ran; the step's own output went on to the line above; its exit status was not seen. Found by the next run (pid ${process.pid}).`);
+        if (!s.log_path) continue;
+        try {
+          recoverOrphanOutput(s.log_path, `leapfrog (run ${run.id}) died while this step ran; the step's own output went on to the line above; its exit status was not seen. Found by the next run (pid ${process.pid}).`);
+        } catch {
+          // A log that cannot be completed must not keep the crash from being recorded; its raw output stays beside it.
+        }
       }
     }
     const now = probedNow(steps, pre.versions ?? {});
