@@ -1,6 +1,6 @@
-import { closeSync, constants, existsSync, fstatSync, ftruncateSync, openSync, readFileSync, readSync, unlinkSync, writeSync } from 'node:fs';
+import { closeSync, constants, existsSync, fstatSync, ftruncateSync, openSync, readSync, unlinkSync, writeSync } from 'node:fs';
 import { StringDecoder } from 'node:string_decoder';
-import { maskKnown, streamMasker } from '../report/secrets.js';
+import { knownSecrets, streamMasker } from '../report/secrets.js';
 
 /**
  * A step's output, written by the step itself. Its stdout and stderr are one
@@ -77,19 +77,41 @@ export function followOutput(logFile: string, logSize: number, secrets: readonly
 export function recoverOrphanOutput(logFile: string, note: string): boolean {
   const raw = rawOf(logFile);
   if (!existsSync(raw)) return false;
-  const text = maskKnown(readFileSync(raw, 'utf8'));
-  const newline = text.indexOf('\n');
-  const offset = text.startsWith(MARK) ? Number(text.slice(MARK.length, newline)) : NaN;
-  const body = newline >= 0 ? text.slice(newline + 1) : '';
+  // Streamed, in the copy's own chunks: an orphan may have written for hours after its leapfrog died.
+  const src = openSync(raw, 'r');
   const fd = openSync(logFile, existsSync(logFile) ? 'r+' : 'w', 0o600);
   try {
+    const buf = Buffer.allocUnsafe(64 * 1024);
+    let n = readSync(src, buf, 0, buf.length, null);
+    const head = buf.subarray(0, n).toString('latin1');
+    const newline = head.indexOf('\n');
+    const offset = head.startsWith(MARK) && newline > 0 ? Number(head.slice(MARK.length, newline)) : NaN;
     // Only ever shorten to where this attempt began: what came before it is other attempts' output.
     if (Number.isInteger(offset) && offset <= fstatSync(fd).size) ftruncateSync(fd, offset);
-    const end = fstatSync(fd).size;
-    const out = Buffer.from(`${body}${body === '' || body.endsWith('\n') ? '' : '\n'}# ${new Date().toISOString()} ${note}\n`);
-    writeSync(fd, out, 0, out.length, end);
+    let end = fstatSync(fd).size;
+    const append = (text: string) => {
+      if (text === '') return;
+      const out = Buffer.from(text);
+      writeSync(fd, out, 0, out.length, end);
+      end += out.length;
+    };
+    const masker = streamMasker(knownSecrets());
+    const decoder = new StringDecoder('utf8');
+    let last = '\n';
+    let chunk = buf.subarray(Number.isInteger(offset) ? newline + 1 : 0, n);
+    while (n > 0) {
+      const text = masker.push(decoder.write(chunk));
+      if (text !== '') last = text.at(-1)!;
+      append(text);
+      n = readSync(src, buf, 0, buf.length, null);
+      chunk = buf.subarray(0, n);
+    }
+    const rest = masker.push(decoder.end()) + masker.end();
+    if (rest !== '') last = rest.at(-1)!;
+    append(`${rest}${last === '\n' ? '' : '\n'}# ${new Date().toISOString()} ${note}\n`);
   } finally {
     closeSync(fd);
+    closeSync(src);
   }
   unlinkSync(raw);
   return true;
