@@ -235,3 +235,16 @@ describeTargets('databases the chain creates (create:)', () => {
     assert.match(r.stderr, /"main" exists at the chain's start \(start: lists it\): there is nothing to create/);
   });
 }, ['mariadb']);
+
+describe('create: on SQLite', () => {
+  test('nothing to create (the tool makes the file), so nothing is said, and the run finishes', async () => {
+    const cloud = await fakeCloud({ instances: 10 });
+    const chain = cloud.variant('create-api-sqlite', (c) => {
+      c.projects.compute.create = { api: { charset: 'utf8mb4' } };
+    });
+    const r = await leapfrog(['run', ...cloud.args(chain)]);
+    assert.equal(r.exitCode, 0, r.stderr);
+    assert.doesNotMatch(r.stderr, /created database/);
+    assert.ok(statSync(cloud.file('compute_api')).size > 0, 'the tool made its own file');
+  });
+});

@@ -221,7 +221,7 @@ export class MysqlSession implements ServerSession {
     }
   }
 
-  async create(name: string, spec: DatabaseSpec): Promise<void> {
+  async create(name: string, spec: DatabaseSpec): Promise<boolean> {
     // Names and both words are checked by the chain's schema (letters, digits, _): nothing here can be SQL.
     const c = await mysql.createConnection(mysqlConnection(this.target));
     try {
@@ -229,6 +229,7 @@ export class MysqlSession implements ServerSession {
     } finally {
       await c.end();
     }
+    return true;
   }
 
   async release(name?: string): Promise<void> {

@@ -147,8 +147,8 @@ export class RoutedSession implements TargetSession {
     for (const [s, group] of this.grouped(names)) await s.drop(group);
   }
 
-  async create(name: string, spec: DatabaseSpec): Promise<void> {
-    await this.of(name).create(name, spec);
+  create(name: string, spec: DatabaseSpec): Promise<boolean> {
+    return this.of(name).create(name, spec);
   }
 
   async release(name?: string): Promise<void> {

@@ -89,8 +89,8 @@ export interface ServerSession {
   /** A step in a network namespace of its own can still reach the target (files, a unix socket). */
   reachableWithoutNetwork(): boolean;
   drop(names: readonly string[]): Promise<void>;
-  /** Create a database the chain declares (`create:`) that its tools will not create; nothing on SQLite, whose tools make the file. */
-  create(name: string, spec: DatabaseSpec): Promise<void>;
+  /** Create a database the chain declares (`create:`) that its tools will not create; false when there is nothing to create (SQLite, whose tools make the file). */
+  create(name: string, spec: DatabaseSpec): Promise<boolean>;
   /** Write a version the toolchain applied but never recorded (stamp.ts): all statements in one transaction, each changing exactly one row. */
   stamp(name: string, statements: readonly StampStatement[]): Promise<void>;
   /** Close connections so a toolchain (or a file copy) sees the database alone. */

@@ -239,7 +239,9 @@ export class SqliteSession implements ServerSession {
   }
 
   /** A SQLite database is its file, which the tool's first connection makes: nothing to declare a charset on. */
-  async create(): Promise<void> {}
+  async create(): Promise<boolean> {
+    return false;
+  }
 
   async release(name?: string): Promise<void> {
     for (const n of name === undefined ? [...this.handles.keys()] : [name]) {

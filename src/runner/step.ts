@@ -60,7 +60,8 @@ async function createDeclared(ctx: RunContext, step: StepDef, runId: number): Pr
     const spec = project.create?.[db];
     const name = project.databases[db]!;
     if (!spec || (await ctx.session.exists(name))) continue;
-    await ctx.session.create(name, spec);
+    // On SQLite there is nothing to create (the tool makes the file): nothing to say either.
+    if (!(await ctx.session.create(name, spec))) continue;
     const text = `created database ${name} (${[spec.charset && `character set ${spec.charset}`, spec.collation && `collation ${spec.collation}`].filter(Boolean).join(', ') || 'the server\'s defaults'}) before ${step.id}: the chain declares it (create:), its tools do not create it`;
     ctx.ledger.note(runId, text);
     ctx.emit({ type: 'note', text });
