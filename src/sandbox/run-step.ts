@@ -13,7 +13,7 @@ import { followOutput, type OutputFollower } from './step-output.js';
  * Run one step's command in a sandbox: an environment built from nothing
  * (STYLE.md, "child-process hygiene"), the env's bin directories first on
  * PATH, HOME and TMPDIR inside the run directory, a timeout, and all output
- * in one log file per step (step-output.ts). The only module that imports execa.
+ * in one log file per step (step-output.ts). The one place steps are spawned.
  */
 
 
