@@ -10,6 +10,7 @@ import path from 'node:path';
 import { fileURLToPath, pathToFileURL } from 'node:url';
 import { parse as parseYaml } from 'yaml';
 import { describe, test } from 'node:test';
+import Database from 'better-sqlite3';
 import { execa } from 'execa';
 import { chromium, type Page } from 'playwright-core';
 import { createCloud } from '../fixtures/cloud.js';
@@ -210,7 +211,11 @@ describe('rehearse on a scratch server', () => {
     assert.equal(r.exitCode, 1, r.stderr);
     assert.match(r.stdout, /Rehearsal of chain fakecloud-juno-newton: FAILED/);
     assert.match(r.stdout, /Predicted downtime: none \(the rehearsal failed/);
+    // No step lost a row, but a half-run chain proves nothing: the audit is not "passed".
+    assert.match(r.stdout, /Audit: INCOMPLETE — the chain stopped before its end/);
+    assert.doesNotMatch(r.stdout, /Audit: PASSED/);
     const page = readFileSync(html, 'utf8');
+    assert.match(page, /<h2>Audit <span class="status incomplete">incomplete<\/span>/);
     assert.match(page, /No predicted downtime: the rehearsal failed/);
     assert.doesNotMatch(page, /Predicted downtime: \d/);
     assert.match(page, /<a class="log" href="state\/rehearsals\/[^"]+liberty[^"]*"/, 'the failed step links to its log');
@@ -247,6 +252,48 @@ describe('rehearse on a scratch server', () => {
 });
 
 describe('rehearse on SQLite copies', () => {
+  test('rehearsal: rewrites run on the copy before the chain, so a step finds the copy where the live data names the live database; without them the same check fails', async () => {
+    const cloud = await fakeCloud({ instances: 10, nullUuids: 0 });
+    // What nova keeps in nova_api.cell_mappings: the URL of a database, here the live one.
+    const live = new Database(cloud.file('compute'));
+    live.exec('CREATE TABLE cell_mappings (name TEXT, database_connection TEXT)');
+    live.prepare('INSERT INTO cell_mappings VALUES (?, ?)').run('cell1', `sqlite:///${cloud.file('compute')}`);
+    live.close();
+    // A step that fails unless the mapping names the database the step itself is given.
+    const checkStep = {
+      project: 'compute',
+      env: 'compute-kilo',
+      name: 'cell mapping names this database',
+      check: ['sh', '-c', 'test "$(sqlite3 "$0" "SELECT database_connection FROM cell_mappings")" = "sqlite:///$0"', '{{ db.main.path }}'],
+    };
+    const variant = (name: string, rewrite: boolean) =>
+      chainVariant(name, (c) => {
+        c.releases.find((r: Json) => r.release === 'kilo').steps.unshift(checkStep);
+        if (rewrite) c.projects.compute.rehearsal = [{ database: 'main', sql: "UPDATE cell_mappings SET database_connection = 'sqlite:///{{ db.main.path }}' WHERE name = 'cell1'", why: 'what nova keeps of its cells' }];
+      });
+    const files = (['compute', 'identity', 'image'] as const).map((n) => cloud.file(n));
+    const rehearse = (chain: string) => leapfrog(['rehearse', '--chain', chain, '--dump', ...files, '--state-dir', cloud.state, '--cache-dir', CACHE]);
+
+    const without = await rehearse(variant('no-rewrite', false));
+    assert.equal(without.exitCode, 1, without.stderr);
+    assert.match(without.stdout, /FAILED kilo\/compute\/1/);
+
+    const r = await rehearse(variant('rewrite', true));
+    assert.equal(r.exitCode, 0, r.stdout + r.stderr);
+    assert.match(r.stderr, /rehearsal rewrite compute\.main \[0\]: 1 row\(s\) changed \(what nova keeps of its cells\)/);
+    assert.equal(scalar(cloud.file('compute'), 'SELECT database_connection FROM cell_mappings'), `sqlite:///${cloud.file('compute')}`, 'the live database is not rewritten');
+    assert.equal(scalar(cloud.file('compute'), 'SELECT version FROM migrate_version'), 254);
+
+    // A rewrite naming something outside the data model is refused when the chain loads.
+    const bad = chainVariant('bad-rewrite', (c) => {
+      c.projects.compute.rehearsal = [{ database: 'main', sql: "UPDATE cell_mappings SET database_connection = '{{ db.cell9.url }}'" }];
+    });
+    const refused = await leapfrog(['plan', ...cloud.args(bad)]);
+    assert.equal(refused.exitCode, 2, refused.stderr);
+    assert.match(refused.stderr, /projects\.compute\.rehearsal\[0\]\.sql|rehearsal.*0.*sql/);
+    assert.match(refused.stderr, /db\.cell9/);
+  });
+
   test('the .sqlite3 files are copied, the chain runs on the copies, the originals stay at juno', async () => {
     const cloud = await fakeCloud({ instances: 30, nullUuids: 2 });
     const files = (['compute', 'identity', 'image'] as const).map((n) => cloud.file(n));

@@ -5,7 +5,7 @@ import { inputError, LeapfrogError } from '../errors.js';
 import type { RawChain } from './raw.js';
 import { readAndParse, schemaProblems, validateChain, validateEnv } from './source.js';
 import { argvModel, checkTemplate, configModel } from './template.js';
-import type { BlockerDef, Chain, EnvDef, Expectation, ProjectDef, ReleaseDef, StepDef, StepKind, VersionProbe } from './types.js';
+import type { BlockerDef, Chain, EnvDef, Expectation, ProjectDef, ReleaseDef, RewriteDef, StepDef, StepKind, VersionProbe } from './types.js';
 import { parseExpectation } from './version.js';
 import { notARead } from './read-query.js';
 
@@ -98,6 +98,12 @@ export function loadChain(file: string, options: { envDir?: string } = {}): Chai
       if (!(db in rp.databases)) p.add(['projects', pname, 'create', db], `"${db}" is not one of this project's databases (${Object.keys(rp.databases).join(', ')})`, true);
       else if (db in (rp.start ?? {})) p.add(['projects', pname, 'create', db], `"${db}" exists at the chain's start (start: lists it): there is nothing to create`, true);
     }
+    const rehearsal: RewriteDef[] = [];
+    (rp.rehearsal ?? []).forEach((rw, wi) => {
+      const at = ['projects', pname, 'rehearsal', wi];
+      if (!(rw.database in rp.databases)) p.add([...at, 'database'], `"${rw.database}" is not a database of project ${pname} (${Object.keys(rp.databases).join(', ')})`);
+      rehearsal.push({ database: rw.database, sql: rw.sql, why: rw.why });
+    });
     projects[pname] = {
       name: pname,
       databases: rp.databases,
@@ -107,6 +113,7 @@ export function loadChain(file: string, options: { envDir?: string } = {}): Chai
       blockers,
       ...(rp.create ? { create: rp.create } : {}),
       ...(rp.collations ? { collations: rp.collations } : {}),
+      ...(rehearsal.length > 0 ? { rehearsal } : {}),
     };
   }
 
@@ -223,6 +230,9 @@ export function loadChain(file: string, options: { envDir?: string } = {}): Chai
     for (const [file, text] of Object.entries(def.config)) {
       for (const t of checkTemplate(text, configModel(def))) p.addInside(['projects', pname, 'config', file], t.row, `template: ${t.message}`);
     }
+    (def.rehearsal ?? []).forEach((rw, wi) => {
+      for (const t of checkTemplate(rw.sql, configModel(def))) p.addInside(['projects', pname, 'rehearsal', wi, 'sql'], t.row, `template: ${t.message}`);
+    });
   }
   raw.releases.forEach((rr, ri) =>
     rr.steps.forEach((rs, si) => {

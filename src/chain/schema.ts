@@ -57,6 +57,15 @@ export const chainSchema = {
             },
           },
           collations: { type: 'array', minItems: 1, uniqueItems: true, items: { type: 'string', pattern: '^[A-Za-z0-9_]+$' } },
+          rehearsal: {
+            type: 'array',
+            items: {
+              type: 'object',
+              additionalProperties: false,
+              required: ['database', 'sql'],
+              properties: { database: name, sql: { type: 'string', minLength: 1 }, why: { type: 'string' } },
+            },
+          },
           blockers: {
             type: 'array',
             items: {

@@ -175,6 +175,11 @@ export function renderConfig(chain: Chain, project: ProjectDef, file: string, ad
   return render(project.config[file]!, { db: addresses, project: project.name }, `${chain.file}: projects.${project.name}.config["${file}"]`);
 }
 
+/** A `rehearsal:` rewrite's SQL, with the copy's addresses (the config files' data model: the password is there). */
+export function renderRewrite(chain: Chain, project: ProjectDef, index: number, addresses: Addresses): string {
+  return render(project.rehearsal![index]!.sql, { db: addresses, project: project.name }, `${chain.file}: projects.${project.name}.rehearsal[${index}].sql`);
+}
+
 /** A step's argv. `configPaths` maps each of the project's config files to where it is rendered. */
 export function renderArgv(chain: Chain, step: StepDef, addresses: Addresses, configPaths: Readonly<Record<string, string>>): string[] {
   // No password in the argv context: commands get it through a config file.

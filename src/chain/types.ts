@@ -67,8 +67,23 @@ export interface ProjectDef {
    * converting these. Absent: one collation per project is expected.
    */
   collations?: readonly string[];
+  /**
+   * SQL run on a rehearsal's restored copy before the chain, templated with
+   * the copy's addresses: a tool that keeps database URLs inside its
+   * databases (nova's nova_api.cell_mappings) must find the copy there, not
+   * the server the dump came from. Never run by `run`. Absent: none.
+   */
+  rehearsal?: readonly RewriteDef[];
   /** Probes for data a later migration refuses; read by check-migrations (loadChain always sets it). */
   blockers?: readonly BlockerDef[];
+}
+
+/** One `rehearsal:` rewrite: a single statement, run on the copy of `database`. */
+export interface RewriteDef {
+  database: string;
+  /** A template (the config files' data model: db.<database>.<field>, project). */
+  sql: string;
+  why: string | undefined;
 }
 
 /**

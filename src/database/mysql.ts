@@ -192,6 +192,19 @@ export class MysqlSession implements ServerSession {
   }
 
   /** A write: on its own short-lived connection, never the read-only pools; all or nothing. */
+  async rewrite(name: string, sql: string): Promise<number> {
+    // One statement: mysql2 sends a second one only with multipleStatements, which is never set.
+    const c = await mysql.createConnection({ ...mysqlConnection(this.target), database: name });
+    try {
+      await c.query('START TRANSACTION');
+      const [r] = await c.query(sql);
+      await c.query('COMMIT');
+      return (r as { affectedRows?: number }).affectedRows ?? 0;
+    } finally {
+      await c.end().catch(() => c.destroy());
+    }
+  }
+
   async stamp(name: string, statements: readonly StampStatement[]): Promise<void> {
     const c = await mysql.createConnection({ ...mysqlConnection(this.target), database: name });
     try {

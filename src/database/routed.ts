@@ -139,6 +139,10 @@ export class RoutedSession implements TargetSession {
     return [...this.sessions.values()].every((s) => s.reachableWithoutNetwork());
   }
 
+  rewrite(name: string, sql: string): Promise<number> {
+    return this.of(name).rewrite(name, sql);
+  }
+
   stamp(name: string, statements: readonly StampStatement[]): Promise<void> {
     return this.of(name).stamp(name, statements);
   }

@@ -91,6 +91,11 @@ export interface ServerSession {
   drop(names: readonly string[]): Promise<void>;
   /** Create a database the chain declares (`create:`) that its tools will not create; false when there is nothing to create (SQLite, whose tools make the file). */
   create(name: string, spec: DatabaseSpec): Promise<boolean>;
+  /**
+   * A chain's `rehearsal:` rewrite, on a rehearsal's copy and nowhere else (src/rehearse/rewrites.ts is its
+   * only caller): one statement in its own transaction; the rows it changed.
+   */
+  rewrite(name: string, sql: string): Promise<number>;
   /** Write a version the toolchain applied but never recorded (stamp.ts): all statements in one transaction, each changing exactly one row. */
   stamp(name: string, statements: readonly StampStatement[]): Promise<void>;
   /** Close connections so a toolchain (or a file copy) sees the database alone. */

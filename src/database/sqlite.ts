@@ -216,6 +216,17 @@ export class SqliteSession implements ServerSession {
   }
 
   /** A write: on its own read-write handle, closed at once; the read-only handles stay read-only. */
+  async rewrite(name: string, sql: string): Promise<number> {
+    await this.release(name);
+    const db = new Database(sqliteFile(this.target.dir, name), { fileMustExist: true, timeout: 10_000 });
+    try {
+      // prepare() takes exactly one statement (better-sqlite3 refuses a second one).
+      return db.transaction(() => db.prepare(sql).run().changes).immediate();
+    } finally {
+      db.close();
+    }
+  }
+
   async stamp(name: string, statements: readonly StampStatement[]): Promise<void> {
     await this.release(name);
     const db = new Database(sqliteFile(this.target.dir, name), { fileMustExist: true, timeout: 10_000 });

@@ -6,6 +6,7 @@ import { Ledger, type RunRow } from '../ledger/ledger.js';
 import type { CoreContext } from '../core/context.js';
 import { layout } from '../core/layout.js';
 import { singleServer } from '../database/placement.js';
+import { applyRewrites } from './rewrites.js';
 import { run, type CoreEvent } from '../core/run.js';
 import { withStopSignals } from '../core/signals.js';
 import type { ProvisionOptions } from '../envs/store.js';
@@ -148,6 +149,10 @@ async function rehearseIn(o: RehearseOptions, signal: AbortSignal): Promise<{ re
     phase('counting rows before the chain');
     const before = await counts();
     const server = await withTarget(target, (session) => session.serverInfo());
+    if (Object.values(chain.projects).some((p) => (p.rehearsal ?? []).length > 0)) {
+      phase('rewriting what the copy keeps of the servers it came from (the chain\'s rehearsal: statements)');
+      await withTarget(target, (session) => applyRewrites(chain, session, phase));
+    }
     const placed = singleServer(target);
     const ctx: CoreContext = { chain, envs: o.envs, target: placed, layout: layout(dir, cacheDir, chain, placed), provision: o.provision };
     phase(`running chain ${chain.name} (--parallel ${o.parallel})`);
@@ -163,8 +168,8 @@ async function rehearseIn(o: RehearseOptions, signal: AbortSignal): Promise<{ re
     const previous = previousRehearsal(o.stateDir, chain.name, dir);
     const hops = withPrevious(runRow ? hopsFromLedger(runRow, rows) : [], previous?.hops);
     const ran = new Set(rows.filter((r) => r.status === 'succeeded').map((r) => r.step_id));
-    const a = audit(chain, before, after, ran);
-    const status = error === undefined && a.status === 'passed' ? 'succeeded' : 'failed';
+    const a = audit(chain, before, after, ran, error === undefined);
+    const status = a.status === 'passed' ? 'succeeded' : 'failed';
     const report: RehearsalReport = {
       format: REHEARSAL_FORMAT,
       chain: chain.name,

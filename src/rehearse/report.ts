@@ -26,15 +26,22 @@ export interface AuditRow {
 }
 
 export interface Audit {
-  status: 'passed' | 'failed';
+  /**
+   * passed: the chain ran to its end and no table lost rows; failed: a table lost rows no step declares;
+   * incomplete: the chain stopped short, so the counts compare a half-upgraded copy and prove nothing.
+   */
+  status: 'passed' | 'failed' | 'incomplete';
   rows: AuditRow[];
   /** Tables only on one side (created or dropped by the chain): not compared. */
   onlyBefore: string[];
   onlyAfter: string[];
 }
 
-/** Compare row counts for every table present before and after; `ran` are the ids of steps that ran. */
-export function audit(chain: Chain, before: Counts, after: Counts, ran: ReadonlySet<string>): Audit {
+/**
+ * Compare row counts for every table present before and after; `ran` are the ids of steps that ran,
+ * `finished` whether the chain reached its end (a rehearsal under a failed run never says "passed").
+ */
+export function audit(chain: Chain, before: Counts, after: Counts, ran: ReadonlySet<string>, finished: boolean): Audit {
   const rows: AuditRow[] = [];
   const onlyBefore: string[] = [];
   const onlyAfter: string[] = [];
@@ -56,7 +63,7 @@ export function audit(chain: Chain, before: Counts, after: Counts, ran: Readonly
       for (const table of Object.keys(a).sort()) if (!(table in b)) onlyAfter.push(`${project}.${db}.${table}`);
     }
   }
-  return { status: rows.some((r) => r.verdict === 'lost') ? 'failed' : 'passed', rows, onlyBefore, onlyAfter };
+  return { status: rows.some((r) => r.verdict === 'lost') ? 'failed' : finished ? 'passed' : 'incomplete', rows, onlyBefore, onlyAfter };
 }
 
 export interface HopReport {

@@ -74,7 +74,8 @@ export function rehearsalText(r: RehearsalReport): string {
   }
   if (r.audit) {
     const changed = r.audit.rows.filter((x) => x.verdict !== 'kept');
-    out.push(`Audit: ${r.audit.status.toUpperCase()} — ${r.audit.rows.length} tables compared, ${r.audit.rows.filter((x) => x.verdict === 'kept').length} unchanged`);
+    const compared = `${r.audit.rows.length} tables compared, ${r.audit.rows.filter((x) => x.verdict === 'kept').length} unchanged`;
+    out.push(r.audit.status === 'incomplete' ? `Audit: INCOMPLETE — the chain stopped before its end, so the counts prove nothing (${compared})` : `Audit: ${r.audit.status.toUpperCase()} — ${compared}`);
     if (changed.length > 0) {
       const t = table(['table', 'before', 'after', 'verdict']);
       for (const x of changed) t.push([`${x.project}.${x.database}.${x.table}`, String(x.before), String(x.after), x.verdict === 'declared' ? `declared (${x.declaredBy.join(', ')})` : x.verdict === 'lost' ? 'LOST' : x.verdict]);
@@ -125,7 +126,7 @@ const CSS = `
 body { font: 14px/1.4 system-ui, sans-serif; margin: 2em; color: #1d2733; }
 h1 { font-size: 1.4em; } h2 { font-size: 1.1em; margin-top: 1.6em; }
 .status { padding: 2px 8px; border-radius: 4px; color: #fff; }
-.status.succeeded, .status.passed { background: #2e7d32; } .status.failed { background: #c62828; }
+.status.succeeded, .status.passed { background: #2e7d32; } .status.failed { background: #c62828; } .status.incomplete { background: #b26a00; }
 table { border-collapse: collapse; } td, th { border-bottom: 1px solid #dde; padding: 3px 10px; text-align: left; }
 td:nth-child(-n+4) { white-space: nowrap; }
 tr.lost td { background: #fdecea; font-weight: bold; }
