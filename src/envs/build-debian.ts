@@ -41,6 +41,57 @@ const STABLE_SUITES = new Set(['bullseye', 'bookworm', 'trixie']);
 /** dpkg filters: documentation, man pages and translations never reach the tree (dpkg(1), --path-exclude). */
 const TRIM = ['path-exclude=/usr/share/doc/*', 'path-include=/usr/share/doc/*/copyright', 'path-exclude=/usr/share/man/*', 'path-exclude=/usr/share/info/*', 'path-exclude=/usr/share/locale/*', 'path-include=/usr/share/locale/locale.alias'];
 
+/**
+ * Byte-compiled Python that is the same from build to build. Before 3.11,
+ * marshal flags an object for back-reference whenever its reference count is
+ * above one at the moment it is written (FLAG_REF, marshal.c w_ref), so the
+ * .pyc files py3compile writes at install depend on what else that process
+ * held: bullseye's python3.9 gives a few different bytes per build even with
+ * PYTHONHASHSEED=0 (https://github.com/python/cpython/issues/78274, fixed in
+ * 3.11). marshal format 2 writes no back-references at all (w_ref returns
+ * early below version 3), so each such .pyc is rewritten by its own
+ * interpreter, inside the tree, as header + marshal.dumps(code, 2): the same
+ * code objects, written from their values alone. A frozenset constant
+ * (`x in {"a", "b"}`) is written in its slot order, which depends on the hash
+ * seed and on the order its elements were inserted (the order py3compile's
+ * random seed wrote them), so each is rebuilt from its sorted elements under
+ * hash seed 0 first. Python reads every marshal version; code objects intern
+ * their names when built, so only the files grow a little. Interpreters from
+ * 3.11 are left alone: their output is already reproducible.
+ */
+const PYC_REWRITE = [
+  'import marshal, os, sys',
+  'tag = ".cpython-%d%d." % sys.version_info[:2]',
+  'code = type(compile("", "", "exec"))',
+  'def canon(o):',
+  '    if isinstance(o, frozenset): return frozenset(sorted((canon(x) for x in o), key=lambda x: (type(x).__name__, repr(x))))',
+  '    if type(o) is tuple: return tuple(canon(x) for x in o)',
+  '    if type(o) is code: return o.replace(co_consts=canon(o.co_consts))',
+  '    return o',
+  'for top, dirs, files in os.walk("/"):',
+  '    dirs[:] = sorted(d for d in dirs if os.path.join(top, d) not in ("/proc", "/sys", "/dev"))',
+  '    for f in sorted(files):',
+  '        if not f.endswith(".pyc") or tag not in f: continue',
+  '        p = os.path.join(top, f)',
+  '        with open(p, "rb") as h: data = h.read()',
+  '        try: new = data[:16] + marshal.dumps(canon(marshal.loads(data[16:])), 2)',
+  '        except Exception as e: print("leapfrog: kept %s as shipped: %s" % (p, e)); continue',
+  '        if new == data: continue',
+  '        with open(p + ".leapfrog-tmp", "wb") as h: h.write(new)',
+  '        os.chmod(p + ".leapfrog-tmp", os.stat(p).st_mode & 0o7777)',
+  '        os.replace(p + ".leapfrog-tmp", p)',
+].join('\n');
+
+const PYC_HOOK = [
+  'for py in "$1"/usr/bin/python3.[0-9] "$1"/usr/bin/python3.10; do',
+  '  [ -x "$py" ] || continue',
+  // PYC_REWRITE holds no single quote, so it sits whole inside sh's single quotes. Not -I or -E:
+  // both make Python ignore PYTHONHASHSEED, and frozensets would be written in a random order.
+  // The hook's environment is leapfrog's clean one (no PYTHONPATH, PYTHONHOME).
+  `  PYTHONHASHSEED=0 chroot "$1" "/usr/bin/\${py##*/}" -S -B -c '${PYC_REWRITE}' || exit 1`,
+  'done',
+].join('\n');
+
 /** The sources.list lines of a build: the suite, and its -updates and -security for a released suite. */
 export function sourceLines(b: DebianBuild): string[] {
   const comps = b.components.join(' ');
@@ -63,6 +114,7 @@ export function mmdebstrapArgv(b: DebianBuild, target: string): string[] {
     ...TRIM.map((t) => `--dpkgopt=${t}`),
     // Copied from the host by mmdebstrap; they would make the tree depend on the machine that built it.
     '--customize-hook=rm -f "$1/etc/resolv.conf" "$1/etc/hostname"',
+    `--customize-hook=${PYC_HOOK}`,
     b.suite,
     target,
     ...sourceLines(b),
