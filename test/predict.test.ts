@@ -35,6 +35,24 @@ describe('predict: one step', () => {
     near(predictStep('s', [{ ms: 1100, rows: 60, from: 'r1' }], 0, 100).ms, 100, 'no rows here');
   });
 
+  test('a batch: data step pays its start once per batch: a copy that fit in one batch still scales', () => {
+    // 40 rows in one run of 1 s, of which 900 ms is starting the command (the run's shortest row-less step).
+    const p = predictStep('kilo/compute/3', [{ ms: 1000, rows: 40, runs: 1, from: 'r1' }], 600, 900, 50);
+    assert.equal(p.runs, 12, 'ceil(600 / 50)');
+    near(p.fixedMs, 12 * 900, 'twelve starts');
+    near(p.perRowMs, 100 / 40, 'per row');
+    near(p.ms, 12 * 900 + 600 * 2.5, 'ms');
+    assert.match(modelText(p)!, /^kilo\/compute\/3: 12 runs × 900 ms \+ 2\.5 ms\/row × 600 rows = 12\.3 s \(scaled from 1\.0 s at 40 rows \(r1\)\)$/);
+    // Observed in 2 runs: the start is the smaller of the run's overhead and half the time.
+    const two = predictStep('s', [{ ms: 1000, rows: 60, runs: 2, from: 'r1' }], 600, 900, 50);
+    near(two.fixedMs, 12 * 500, 'a start costs at most half of two runs');
+    near(two.perRowMs, 0, 'nothing left per row');
+    // Without batch: the runs are not projected; one start, the rest per row.
+    const unbatched = predictStep('s', [{ ms: 1000, rows: 40, runs: 3, from: 'r1' }], 400, 100);
+    assert.equal(unbatched.runs, 1);
+    near(unbatched.ms, 100 + 900 * 10, 'ms');
+  });
+
   test('an observation with no rows cannot be scaled: its time is kept and the model says so', () => {
     const p = predictStep('s', [{ ms: 30, rows: 0, from: 'r1' }], 400, 20);
     assert.equal(p.model, 'unscalable');

@@ -1,4 +1,5 @@
 import type { Plan } from '../chain/plan.js';
+import type { Chain } from '../chain/types.js';
 import type { RunTiming } from './facts.js';
 import { overheadOf, predictStep, sizeRatio, type Observation, type StepPrediction } from './predict.js';
 
@@ -6,7 +7,7 @@ import { overheadOf, predictStep, sizeRatio, type Observation, type StepPredicti
  * How long the planned hops will take: per hop, the steps of the newest
  * succeeded run or rehearsal of the same chain that completed it (any
  * target: a rehearsal on a copy counts, which is its point), each step's
- * time scaled by this target's rows (predict.ts: time = fixed + perRow ×
+ * time scaled by this target's rows and, for a `batch:` data step, the runs they need (predict.ts: time = fixed + perRow ×
  * rows, with its inputs kept so every figure can be checked by hand).
  */
 
@@ -41,6 +42,11 @@ export interface Estimate {
   sizes?: SizeComparison[];
 }
 
+/** Per data step that declares one, its `batch:` (rows per run of its command). */
+export function batchesOf(chain: Chain): Record<string, number> {
+  return Object.fromEntries(chain.releases.flatMap((r) => r.steps.flatMap((s) => (s.batch === undefined ? [] : [[s.id, s.batch] as const]))));
+}
+
 /** The rows per step as the pre-flight counted them (core/preflight.ts), as `estimate` takes them. */
 export function rowsNowOf(stepRows: Readonly<Record<string, { rows: number }>> | undefined): Record<string, number> {
   return Object.fromEntries(Object.entries(stepRows ?? {}).map(([id, r]) => [id, r.rows]));
@@ -48,14 +54,14 @@ export function rowsNowOf(stepRows: Readonly<Record<string, { rows: number }>> |
 
 const FINISHED = new Set(['succeeded', 'skipped']);
 
-const observation = (s: RunTiming['steps'][number], from: string): Observation => ({ ms: s.durationMs ?? 0, rows: s.rows ?? null, from });
+const observation = (s: RunTiming['steps'][number], from: string): Observation => ({ ms: s.durationMs ?? 0, rows: s.rows ?? null, runs: s.attempts, from });
 
 /**
  * Per planned hop: the step times of the newest succeeded run (or rehearsal)
  * of the chain that completed that hop, scaled by `rowsNow` (step id → the
  * rows it touches on this target now; absent: not known, the time is kept).
  */
-export function estimate(plan: Plan, history: readonly RunTiming[], rowsNow: Readonly<Record<string, number>> = {}): Estimate {
+export function estimate(plan: Plan, history: readonly RunTiming[], rowsNow: Readonly<Record<string, number>> = {}, batches: Readonly<Record<string, number>> = {}): Estimate {
   const label = (run: RunTiming) => run.label ?? `run ${run.runId}`;
   // Older measurements of each step, newest first: a fit over several row counts beats scaling one.
   const older = (stepId: string, except: RunTiming): Observation[] =>
@@ -65,7 +71,7 @@ export function estimate(plan: Plan, history: readonly RunTiming[], rowsNow: Rea
       const steps = run.steps.filter((s) => s.project === h.project && s.release === h.release);
       if (steps.length === 0 || !steps.every((s) => FINISHED.has(s.status))) continue;
       const overhead = overheadOf(run.steps.filter((s) => s.status === 'succeeded').map((s) => ({ ms: s.durationMs ?? 0, rows: s.rows ?? null })));
-      const model = steps.map((s) => predictStep(s.stepId, [observation(s, label(run)), ...older(s.stepId, run)], rowsNow[s.stepId], overhead));
+      const model = steps.map((s) => predictStep(s.stepId, [observation(s, label(run)), ...older(s.stepId, run)], rowsNow[s.stepId], overhead, batches[s.stepId]));
       const ms = model.reduce((n, m) => n + m.ms, 0);
       const perStep: Record<string, number> = {};
       for (const m of model) perStep[m.stepId] = (perStep[m.stepId] ?? 0) + m.ms;

@@ -68,6 +68,8 @@ export interface RunTiming {
     durationMs: number | null;
     /** The rows it touched when it started (touches:, or a data step's needed-when count); null or absent: it declares none. */
     rows?: number | null;
+    /** How many times its command ran (a data step's batches). */
+    attempts?: number;
   }[];
 }
 

@@ -19,16 +19,17 @@
  * - two or more observations at different row counts (the newest MAX_POINTS
  *   runs or rehearsals that measured it): least squares over them, with
  *   neither part allowed below zero;
- * - one observation (the usual case: one rehearsal on a copy): `fixed` is
- *   the cost of starting a command and connecting, taken from the same run's
- *   shortest step that touches no rows (the command started, found nothing to
- *   do or little, and stopped); the rest of the observed time is per row.
- *   Taking the fixed part as zero (pure proportion) overpredicts a step
- *   whose copy was tiny, one batch of a few rows scaling as if every row
- *   cost a whole batch; taking it from an average step overstates it (a
- *   sync running twenty migrations is not overhead). A batched data step's
- *   later batches each start the command again: that cost grows with the
- *   rows too, so it is rightly part of perRow.
+ * - one observation (the usual case: one rehearsal on a copy): the fixed
+ *   part is the cost of starting the command and connecting, once per run
+ *   of it, taken from the same run's shortest step that touches no rows (a
+ *   command that started, found little or nothing to do, and stopped); the
+ *   rest of the observed time is per row. A data step that declares `batch:`
+ *   runs once per batch, so here it will run ceil(rows / batch) times, each
+ *   paying that start again: nova's migrate_flavor_data --max-number 50 over
+ *   60 rows is 2 runs, over 600 rows 12. Taking the fixed part as zero (pure
+ *   proportion) overpredicts a step whose copy was tiny; taking it from an
+ *   average step overstates it (a sync running twenty migrations is not
+ *   overhead); ignoring the batches underpredicts a copy that fit in one.
  * - an observation with no rows (the copy had nothing for a data step to do)
  *   cannot be scaled: its time is kept, and the prediction says so.
  *
@@ -39,6 +40,8 @@
 /** One step as a run or rehearsal measured it. */
 export interface Observation {
   ms: number;
+  /** How many times its command ran (a data step's batches); absent: once. */
+  runs?: number | undefined;
   /** The rows it touched when it started; null: the step declares none (its time is taken as fixed). */
   rows: number | null;
   /** Where it was measured, for people: "rehearsal 2026-… (run 1)". */
@@ -58,7 +61,10 @@ export type ModelKind =
 export interface StepPrediction {
   stepId: string;
   model: ModelKind;
+  /** The fixed part: `runs` times the cost of one start when scaled, the fit's intercept when fitted. */
   fixedMs: number;
+  /** Runs of the command predicted here (a `batch:` data step's batches), when scaled; else 1. */
+  runs?: number | undefined;
   perRowMs: number;
   /** The target's rows now; undefined when not known or the step declares none. */
   rows: number | undefined;
@@ -91,7 +97,7 @@ export function fitLine(points: readonly { rows: number; ms: number }[]): { fixe
  * the hop is estimated from; `rowsNow` the target's rows (undefined: not
  * known); `overheadMs` the shortest row-less step of that first run.
  */
-export function predictStep(stepId: string, observed: readonly Observation[], rowsNow: number | undefined, overheadMs: number | undefined): StepPrediction {
+export function predictStep(stepId: string, observed: readonly Observation[], rowsNow: number | undefined, overheadMs: number | undefined, batch?: number | undefined): StepPrediction {
   const latest = observed[0]!;
   const fixed = (model: ModelKind): StepPrediction => ({ stepId, model, fixedMs: latest.ms, perRowMs: 0, rows: rowsNow, observed: observed.slice(0, 1), ms: latest.ms });
   if (latest.rows === null || rowsNow === undefined) return fixed('fixed');
@@ -101,9 +107,11 @@ export function predictStep(stepId: string, observed: readonly Observation[], ro
     return { stepId, model: 'fitted', fixedMs, perRowMs, rows: rowsNow, observed: points, ms: fixedMs + perRowMs * rowsNow };
   }
   if (latest.rows === 0) return rowsNow === 0 ? fixed('fixed') : fixed('unscalable');
-  const fixedMs = Math.min(latest.ms, overheadMs ?? 0);
-  const perRowMs = (latest.ms - fixedMs) / latest.rows;
-  return { stepId, model: 'scaled', fixedMs, perRowMs, rows: rowsNow, observed: observed.slice(0, 1), ms: fixedMs + perRowMs * rowsNow };
+  const runsThen = batch !== undefined ? Math.max(1, latest.runs ?? 1) : 1;
+  const runsNow = batch !== undefined ? Math.max(1, Math.ceil(rowsNow / batch)) : 1;
+  const start = Math.min(latest.ms / runsThen, overheadMs ?? 0);
+  const perRowMs = (latest.ms - start * runsThen) / latest.rows;
+  return { stepId, model: 'scaled', fixedMs: start * runsNow, runs: runsNow, perRowMs, rows: rowsNow, observed: observed.slice(0, 1), ms: start * runsNow + perRowMs * rowsNow };
 }
 
 /** The cost of starting a command with nothing to do, as one run measured it: its shortest step that touches no rows. */

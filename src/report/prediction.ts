@@ -12,7 +12,7 @@ const n = (x: number) => x.toLocaleString('en-US');
 
 /** One step's model in a line; undefined for a step whose time is simply the one measured (nothing scales). */
 export function modelText(m: StepPrediction): string | undefined {
-  const seen = m.observed.map((o) => `${formatMs(o.ms)} at ${o.rows === null ? '?' : n(o.rows)} rows (${o.from})`).join('; ');
+  const seen = m.observed.map((o) => `${formatMs(o.ms)} at ${o.rows === null ? '?' : n(o.rows)} rows${o.runs !== undefined && o.runs > 1 ? ` in ${o.runs} runs` : ''} (${o.from})`).join('; ');
   switch (m.model) {
     case 'fixed':
       return undefined;
@@ -20,7 +20,7 @@ export function modelText(m: StepPrediction): string | undefined {
       return `${m.stepId}: ${formatMs(m.ms)} as measured (${seen}); ${n(m.rows ?? 0)} rows here, none there: its time here is not known`;
     case 'scaled':
     case 'fitted':
-      return `${m.stepId}: ${formatMs(m.fixedMs)} + ${perRow(m.perRowMs)}/row × ${n(m.rows ?? 0)} rows = ${formatMs(m.ms)} (${m.model === 'fitted' ? 'fitted to ' : 'scaled from '}${seen})`;
+      return `${m.stepId}: ${m.runs !== undefined && m.runs > 1 ? `${m.runs} runs × ${formatMs(m.fixedMs / m.runs)}` : formatMs(m.fixedMs)} + ${perRow(m.perRowMs)}/row × ${n(m.rows ?? 0)} rows = ${formatMs(m.ms)} (${m.model === 'fitted' ? 'fitted to ' : 'scaled from '}${seen})`;
   }
 }
 
@@ -32,5 +32,5 @@ export function sizeText(s: SizeComparison): string | undefined {
 }
 
 export function modelJson(m: StepPrediction) {
-  return { step: m.stepId, model: m.model, fixedMs: m.fixedMs, perRowMs: m.perRowMs, rows: m.rows ?? null, ms: m.ms, observed: m.observed.map((o) => ({ ms: o.ms, rows: o.rows, from: o.from })) };
+  return { step: m.stepId, model: m.model, fixedMs: m.fixedMs, runs: m.runs ?? 1, perRowMs: m.perRowMs, rows: m.rows ?? null, ms: m.ms, observed: m.observed.map((o) => ({ ms: o.ms, rows: o.rows, runs: o.runs ?? 1, from: o.from })) };
 }
