@@ -45,7 +45,7 @@ export interface Preflight {
   /** As probed; undefined when they could not be read (a refusal says why). */
   versions: AllVersions | undefined;
   neededCounts: Readonly<Record<string, number>>;
-  /** Per planned step whose time grows with rows (touches:, or a data step's needed-when), the rows now: what the estimate scales by. */
+  /** Per step of the planned hops whose time grows with rows (touches:, or a data step's needed-when), the rows now: what the estimate scales by and what a run records with each step. */
   stepRows?: Readonly<Record<string, StepRows>>;
   ledgerDone: ReadonlySet<string>;
   /** Steps a run died or was stopped in, not run since: a database may stand inside one. */

@@ -74,7 +74,7 @@ export function runJson(r: RunRecord) {
   return {
     format: 'leapfrog.ledger.run/v1',
     run: r.run,
-    steps: r.steps.map((s) => ({ ...s, command: stepCommand(s) })),
+    steps: r.steps.map((s) => ({ ...s, command: stepCommand(s), row_counts: stepRowCounts(s) })),
     checkpoints: r.checkpoints.map((c) => ({ ...c, versions: checkpointVersions(c), fingerprints: checkpointFingerprints(c) })),
     snapshots: r.snapshots,
     rollbacks: r.rollbacks.map((b) => ({ ...b, snapshots: rollbackSnapshots(b) })),

@@ -26,7 +26,7 @@ export function modelText(m: StepPrediction): string | undefined {
 
 /** "10× smaller": said when the copy a run measured had at most half this target's rows (or twice). */
 export function sizeText(s: SizeComparison): string | undefined {
-  if (s.ratio >= 2) return `${s.from} ran on a copy ${s.ratio === Infinity ? 'with none of the rows' : `${s.ratio.toFixed(s.ratio < 10 ? 1 : 0)}× smaller than`} this target (${n(s.observedRows)} rows there, ${n(s.rowsNow)} here, in the steps that scale with rows)`;
+  if (s.ratio >= 2) return `${s.from} ran on a copy ${s.ratio === Infinity ? 'with none of the rows of' : `${s.ratio.toFixed(s.ratio < 10 ? 1 : 0)}× smaller than`} this target (${n(s.observedRows)} rows there, ${n(s.rowsNow)} here, in the steps that scale with rows)`;
   if (s.ratio <= 0.5) return `${s.from} ran on a copy ${(1 / s.ratio).toFixed(1)}× larger than this target (${n(s.observedRows)} rows there, ${n(s.rowsNow)} here, in the steps that scale with rows)`;
   return undefined;
 }
