@@ -73,7 +73,7 @@ test('opening creates the ledger in WAL mode, synchronous FULL, at the current s
       assert.equal(db.pragma('journal_mode', { simple: true }), 'wal');
       assert.equal(db.pragma('user_version', { simple: true }), LEDGER_SCHEMA_VERSION);
       const tables = (db.prepare(`SELECT name FROM sqlite_master WHERE type = 'table' ORDER BY name`).all() as { name: string }[]).map((r) => r.name);
-      assert.deepEqual(tables, ['checkpoints', 'evidence', 'rollbacks', 'runs', 'snapshots', 'steps']);
+      assert.deepEqual(tables, ['checkpoints', 'evidence', 'predictions', 'rollbacks', 'runs', 'snapshots', 'steps']);
     });
     // synchronous and foreign_keys are per connection: read them on the ledger's own.
     const own = (ledger as unknown as { db: Database.Database }).db;
@@ -267,6 +267,28 @@ test('processes opening a new ledger at the same moment all succeed, and migrate
   }
 });
 
+test('a step\'s rows are written with its end, and a run\'s prediction per hop with its model', () => {
+  const l = Ledger.open(stateDir());
+  try {
+    const runId = l.startRun({ chain: 'c', chainSha256: 'x', target: 't', kind: 'run', until: undefined, host: 'h', pid: 1, version: '0' });
+    l.predicted(runId, [
+      { project: 'compute', release: 'kilo', ms: 1234.5, source: 'rehearsal A (run 1)', model: [{ stepId: 'kilo/compute/3', model: 'scaled' }] },
+      { project: 'compute', release: 'liberty', ms: undefined, source: undefined, model: [] },
+    ]);
+    const row = l.stepStarted(step(runId, 'kilo/compute/3'));
+    l.stepFinished(row, { status: 'succeeded', exitCode: 0, durationMs: 10, attempts: 11, logTail: '', rows: { rows: 542, counts: { 'needed-when': 542 } } });
+    const other = l.stepStarted(step(runId, 'kilo/compute/2'));
+    l.stepFinished(other, { status: 'succeeded', exitCode: 0, durationMs: 5, attempts: 1, logTail: '' });
+    assert.deepEqual(l.steps(runId).map((s) => [s.step_id, s.rows, s.row_counts]), [['kilo/compute/3', 542, '{"needed-when":542}'], ['kilo/compute/2', null, null]]);
+    assert.deepEqual(l.predictions(runId).map((p) => [p.project, p.release, p.ms, p.source, JSON.parse(p.model)]), [
+      ['compute', 'kilo', 1234.5, 'rehearsal A (run 1)', [{ stepId: 'kilo/compute/3', model: 'scaled' }]],
+      ['compute', 'liberty', null, null, []],
+    ]);
+  } finally {
+    l.close();
+  }
+});
+
 test('a ledger written before snapshots (schema 1) is migrated forward with its rows kept', () => {
   const dir = stateDir();
   mkdirSync(dir, { recursive: true });
@@ -282,6 +304,8 @@ test('a ledger written before snapshots (schema 1) is migrated forward with its 
     assert.equal(ledger.runs()[0]!.snapshot, null);
     assert.equal(ledger.runs()[0]!.notes, null, 'columns added later start empty on old rows');
     assert.equal(ledger.steps(1)[0]!.pid, null);
+    assert.deepEqual([ledger.steps(1)[0]!.rows, ledger.steps(1)[0]!.row_counts], [null, null], 'rows unknown: the estimate takes its time as fixed');
+    assert.deepEqual(ledger.predictions(1), []);
     assert.deepEqual([...ledger.succeededSteps('c', 't')], ['kilo/p/1']);
     // A rollback undoes the steps recorded between its snapshot and itself, and only those.
     ledger.rollbackStarted({ chain: 'c', target: 't', toCheckpoint: 0, snapshots: [], stepFloor: 0, stepCeiling: 1, host: 'h', pid: 1 });

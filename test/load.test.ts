@@ -131,3 +131,15 @@ test('env files: schema, name agreement and path safety', () => {
 
   assert.match(problems(() => loadEnv(dir, "missing"))[0] ?? "", /env "missing": no missing\.yaml in /);
 });
+
+test('touches: a table of the first database or DATABASE.TABLE; a database the project lacks is named with its line and field', () => {
+  const dir = mkdtempSync(path.join(os.tmpdir(), 'lf-load-'));
+  const withTouches = (list: string) => good.replace('expect: { main: 280 } }', `expect: { main: 280 }, touches: ${list} }`);
+  const c = loadChain(write(dir, 'chains/tiny.yaml', withTouches('[instances, main.compute_nodes]')));
+  assert.deepEqual(c.releases[0]!.steps[0]!.touches, [{ database: 'main', table: 'instances' }, { database: 'main', table: 'compute_nodes' }]);
+  assert.equal(loadChain(write(dir, 'chains/tiny.yaml', good)).releases[0]!.steps[0]!.touches, undefined);
+  const unknown = problems(() => loadChain(write(dir, 'chains/bad.yaml', withTouches('[instances, api.flavors]')))).join('\n');
+  assert.match(unknown, /bad\.yaml:15:\d+: releases\[0\]\.steps\[0\]\.touches\[1\]: "api" is not a database of project compute \(main\)/);
+  const notATable = problems(() => loadChain(write(dir, 'chains/bad2.yaml', withTouches('["x;y"]')))).join('\n');
+  assert.match(notATable, /bad2\.yaml:15:\d+: releases\[0\]\.steps\[0\]\.touches\[0\]: /);
+});

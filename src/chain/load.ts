@@ -173,6 +173,12 @@ export function loadChain(file: string, options: { envDir?: string } = {}): Chai
         else if (proj === rs.project) p.add([...at, 'after', ai], 'after: names other projects; steps of one project already run in order');
         return { project: proj, release: rel };
       });
+      const touches = (rs.touches ?? []).map((t, ti) => {
+        const dot = t.lastIndexOf('.');
+        const database = dot < 0 ? Object.keys(project.databases)[0]! : t.slice(0, dot);
+        if (!(database in project.databases)) p.add([...at, 'touches', ti], `"${database}" is not a database of project ${project.name} (${Object.keys(project.databases).join(', ')})`);
+        return { database, table: t.slice(dot + 1) };
+      });
       counters[rs.project] = (counters[rs.project] ?? 0) + 1;
       steps.push({
         id: `${rr.release}/${rs.project}/${counters[rs.project]}`,
@@ -191,6 +197,7 @@ export function loadChain(file: string, options: { envDir?: string } = {}): Chai
         timeoutMs: Math.round((rs.timeout ?? DEFAULT_TIMEOUT_S) * 1000),
         after,
         ...(rs.deletes ? { deletes: rs.deletes } : {}),
+        ...(rs.touches ? { touches } : {}),
       });
     });
     releases.push({ release: rr.release, steps });

@@ -19,6 +19,7 @@ export interface RawStep {
   timeout?: number;
   after?: string[];
   deletes?: string[];
+  touches?: string[];
 }
 export interface RawChain {
   chain: string;

@@ -124,6 +124,8 @@ export const chainSchema = {
                 timeout: { type: 'number', exclusiveMinimum: 0 },
                 after: { type: 'array', items: { type: 'string', pattern: '^[A-Za-z0-9._-]+@[A-Za-z0-9._-]+$' } },
                 deletes: { type: 'array', minItems: 1, uniqueItems: true, items: { type: 'string', pattern: '^[A-Za-z0-9_$]+$' } },
+                // `table` in the project's first database, or `database.table` (a logical database of the project).
+                touches: { type: 'array', minItems: 1, uniqueItems: true, items: { type: 'string', pattern: '^([A-Za-z0-9][A-Za-z0-9._-]*\\.)?[A-Za-z0-9_$]+$' } },
               },
             },
           },

@@ -140,6 +140,14 @@ export interface StepDef {
    * rehearsal's audit accepts lost rows there and nowhere else). Absent: none.
    */
   deletes?: readonly string[];
+  /**
+   * Tables whose rows the step's time grows with (`touches:`): their counts
+   * are recorded with the step's time by every run and rehearsal, and
+   * check-migrations scales that time by the target's counts
+   * (check/predict.ts). Absent: a data step's rows are its needed-when count;
+   * any other step's time is taken as fixed.
+   */
+  touches?: readonly { database: string; table: string }[];
 }
 
 export interface ReleaseDef {

@@ -60,7 +60,17 @@ export interface RunTiming {
   kind: string;
   target: string;
   finishedAt: string | null;
-  steps: { stepId: string; project: string; release: string; status: string; durationMs: number | null }[];
+  steps: {
+    stepId: string;
+    project: string;
+    release: string;
+    status: string;
+    durationMs: number | null;
+    /** The rows it touched when it started (touches:, or a data step's needed-when count); null or absent: it declares none. */
+    rows?: number | null;
+    /** How many times its command ran (a data step's batches). */
+    attempts?: number;
+  }[];
 }
 
 export interface LedgerFact {

@@ -17,7 +17,7 @@ function timings(ledger: Pick<Ledger, 'succeededRuns'>, chain: string, label: (r
     kind: run.kind,
     target: run.target,
     finishedAt: run.finished_at,
-    steps: steps.map((s) => ({ stepId: s.step_id, project: s.project, release: s.release, status: s.status, durationMs: s.duration_ms })),
+    steps: steps.map((s) => ({ stepId: s.step_id, project: s.project, release: s.release, status: s.status, durationMs: s.duration_ms, rows: s.rows ?? null, attempts: s.attempts })),
   }));
 }
 

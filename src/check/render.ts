@@ -3,6 +3,7 @@ import { formatMs, planJson, planLines, planText, versionsJson } from '../report
 import type { PreparedStep } from '../chain/argv.js';
 import type { Estimate } from './estimate.js';
 import { exitCodeFor, type CheckReport } from './report.js';
+import { modelJson, modelText, sizeText } from '../report/prediction.js';
 
 /**
  * The report three ways: text in the style of `nova-status upgrade check`
@@ -57,12 +58,23 @@ export function estimateLines(e: Estimate | undefined): string[] {
   if (!e || e.hops.length === 0) return [];
   const runs = [...new Set(e.hops.map((h) => h.from ?? (h.fromRun === undefined ? undefined : `run ${h.fromRun}`)).filter((r) => r !== undefined))];
   const out = [`Estimate (${runs.length > 0 ? `step times of ${runs.join(', ')}` : 'no succeeded run or rehearsal of this chain in the ledger'}):`];
-  for (const h of e.hops) out.push(`  ${`${h.project}@${h.release}`.padEnd(24)} ${h.ms === undefined ? 'unknown' : formatMs(h.ms)}`);
+  for (const h of e.hops) {
+    out.push(`  ${`${h.project}@${h.release}`.padEnd(24)} ${h.ms === undefined ? 'unknown' : formatMs(h.ms)}`);
+    // The steps whose time was scaled by this target's rows, with the model's inputs (check/predict.ts).
+    for (const m of h.model ?? []) {
+      const t = modelText(m);
+      if (t !== undefined) out.push(...wrap(t, WIDTH - 6, '  ').map((l) => `      ${l}`));
+    }
+  }
   out.push(
     e.totalMs !== undefined
       ? `  ${'total'.padEnd(24)} ${formatMs(e.totalMs)} (one project after another; less with --parallel)`
       : `  ${'total'.padEnd(24)} unknown${e.knownMs > 0 ? ` (at least ${formatMs(e.knownMs)} for the hops with a record)` : ''}: rehearse on a copy to measure it`,
   );
+  for (const z of e.sizes ?? []) {
+    const t = sizeText(z);
+    if (t !== undefined) out.push(...wrap(`${t}: the times above are scaled by a linear model per step (time = fixed + per row × rows), not measured`, WIDTH - 2, '  ').map((l) => `  ${l}`));
+  }
   return out;
 }
 
@@ -110,7 +122,8 @@ export function reportJson(r: CheckReport) {
     plan: r.plan && r.steps ? planJson(r.plan, r.target, r.steps) : null,
     estimate: r.estimate
       ? {
-          hops: r.estimate.hops.map((h) => ({ project: h.project, release: h.release, ms: h.ms ?? null, fromRun: h.fromRun ?? null, from: h.from ?? null })),
+          hops: r.estimate.hops.map((h) => ({ project: h.project, release: h.release, ms: h.ms ?? null, fromRun: h.fromRun ?? null, from: h.from ?? null, model: (h.model ?? []).map(modelJson) })),
+          sizes: r.estimate.sizes ?? [],
           totalMs: r.estimate.totalMs ?? null,
           knownMs: r.estimate.knownMs,
         }

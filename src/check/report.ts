@@ -1,10 +1,11 @@
 import type { PreparedStep } from '../chain/argv.js';
 import type { Plan } from '../chain/plan.js';
 import type { Version } from '../chain/types.js';
-import { estimate, type Estimate } from './estimate.js';
+import { estimate, batchesOf, rowsNowOf, type Estimate } from './estimate.js';
 import type { CheckFacts, CheckRow, Result } from './facts.js';
 import { batchesCheck, blockerCheck, chainCheck, databasesCheck, driftCheck, envsCheck, findStep, ledgerCheck, planCheck, recoveryCheck, targetCheck, versionsCheck } from './rules.js';
 import { snapshotCheck } from './rules-snapshots.js';
+import { sizeCheck } from './rules-estimate.js';
 import { clientsCheck, collationsCheck, enginesCheck, freeSpaceCheck, transactionsCheck } from './rules-server.js';
 
 /**
@@ -65,5 +66,8 @@ export function evaluate(f: CheckFacts): CheckReport {
     if (rc) checks.push(rc);
   }
   checks.push(ledgerCheck(f));
-  return { ...base, checks, result: worst(checks), plan: pre?.plan, steps: pre?.steps, estimate: pre?.plan ? estimate(pre.plan, f.ledger.history) : undefined };
+  const est = pre?.plan ? estimate(pre.plan, f.ledger.history, rowsNowOf(pre.stepRows), batchesOf(chain)) : undefined;
+  const sc = sizeCheck(est);
+  if (sc) checks.push(sc);
+  return { ...base, checks, result: worst(checks), plan: pre?.plan, steps: pre?.steps, estimate: est };
 }

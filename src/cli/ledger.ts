@@ -31,7 +31,7 @@ export async function handler(args: Args, io: Io): Promise<void> {
     if (id === undefined || !ledger) throw new LeapfrogError('input', `no runs recorded in ${file}`);
     const run = ledger.run(id);
     if (!run) throw new LeapfrogError('input', `run ${id} is not in ${file}; \`${runs}\` lists the runs`);
-    const record = { run, steps: ledger.steps(id), checkpoints: ledger.checkpoints(id), snapshots: ledger.snapshots(id), rollbacks: ledger.rollbacks(run.chain, run.target) };
+    const record = { run, steps: ledger.steps(id), checkpoints: ledger.checkpoints(id), snapshots: ledger.snapshots(id), rollbacks: ledger.rollbacks(run.chain, run.target), predictions: ledger.predictions(id) };
     io.out(json ? JSON.stringify(runJson(record), null, 2) : runText(record));
   } finally {
     ledger?.close();

@@ -2,7 +2,7 @@ import { prepare, type PreparedStep } from '../chain/argv.js';
 import { plan as makePlan, type Plan } from '../chain/plan.js';
 import { renderConfig } from '../chain/template.js';
 import type { Chain, Version } from '../chain/types.js';
-import { probeAll, probeNeeded } from '../database/probe.js';
+import { probeAll, probeNeeded, stepRowsNow, type StepRows } from '../database/probe.js';
 import type { TargetSession } from '../database/session.js';
 import { describePlacement } from '../database/placement.js';
 import { LeapfrogError, type ErrorKind } from '../errors.js';
@@ -45,6 +45,8 @@ export interface Preflight {
   /** As probed; undefined when they could not be read (a refusal says why). */
   versions: AllVersions | undefined;
   neededCounts: Readonly<Record<string, number>>;
+  /** Per step of the planned hops whose time grows with rows (touches:, or a data step's needed-when), the rows now: what the estimate scales by and what a run records with each step. */
+  stepRows?: Readonly<Record<string, StepRows>>;
   ledgerDone: ReadonlySet<string>;
   /** Steps a run died or was stopped in, not run since: a database may stand inside one. */
   inFlight: ReadonlySet<string>;
@@ -138,11 +140,22 @@ export async function preflight(c: PreflightContext, o: PreflightOptions = {}): 
     }
   }
 
+  let stepRows: Record<string, StepRows> = {};
+  try {
+    // Every step of the planned hops: the hop estimate sums the steps a rehearsal ran, and a data step it
+    // ran may not be needed here (needed-when 0), which its rows say.
+    const hops = new Set(plan?.hops.map((h) => `${h.project}@${h.release}`));
+    if (plan) stepRows = await stepRowsNow(session, chain, chain.releases.flatMap((r) => r.steps).filter((s) => hops.has(`${s.project}@${s.release}`)), neededCounts);
+  } catch {
+    // Rows that cannot be counted leave the estimate unscaled; they are no reason to refuse a run.
+  }
+
   return {
     chain,
     target,
     versions,
     neededCounts,
+    stepRows,
     ledgerDone,
     inFlight,
     lastRun: ledger?.lastRun(chain.name, target),

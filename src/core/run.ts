@@ -1,5 +1,5 @@
 import type { EnvDef } from '../chain/types.js';
-import { estimate, type Estimate } from '../check/estimate.js';
+import { estimate, batchesOf, rowsNowOf, type Estimate } from '../check/estimate.js';
 import { chainHistory, chainHistoryAt } from '../check/history.js';
 import { withTargetLock } from '../database/lock.js';
 import { withTarget, type TargetSession } from '../database/session.js';
@@ -167,9 +167,10 @@ export async function run(ctx: CoreContext, o: RunOptions, emit: (e: CoreEvent) 
             if (signal.aborted) throw new LeapfrogError('interrupted', 'interrupted before the first step; nothing was run');
             const bwrap = await sandboxFor(pre.steps.map((p) => ctx.envs.get(p.step.env)));
             // The same estimate check-migrations prints, from the same history: progress counts it down.
-            emit({ type: 'planned', preflight: pre, estimate: estimate(pre.plan, o.historyDir ? chainHistoryAt(o.historyDir, chain.name) : chainHistory(ledger, layout.stateDir, chain.name)) });
+            const predicted = estimate(pre.plan, o.historyDir ? chainHistoryAt(o.historyDir, chain.name) : chainHistory(ledger, layout.stateDir, chain.name), rowsNowOf(pre.stepRows), batchesOf(chain));
+            emit({ type: 'planned', preflight: pre, estimate: predicted });
             const result = await executePlan(
-              { chain, envs: ctx.envs, target, layout, ledger, session, parallel: o.parallel, emit, signal, kind: o.kind ?? 'run', snapshot: resolveSnapshotMode(o.snapshot, session.placement.default.kind === 'sqlite'), notes, provision: ctx.provision, stepWrapper, bwrap },
+              { prediction: predicted, stepRows: pre.stepRows, chain, envs: ctx.envs, target, layout, ledger, session, parallel: o.parallel, emit, signal, kind: o.kind ?? 'run', snapshot: resolveSnapshotMode(o.snapshot, session.placement.default.kind === 'sqlite'), notes, provision: ctx.provision, stepWrapper, bwrap },
               pre.plan,
               pre.steps,
               o.until,

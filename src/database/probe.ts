@@ -1,6 +1,6 @@
 import { mapLimit } from '../concurrency.js';
 import { LeapfrogError } from '../errors.js';
-import type { Chain, ProjectDef, Version, VersionProbe } from '../chain/types.js';
+import type { Chain, ProjectDef, StepDef, Version, VersionProbe } from '../chain/types.js';
 import type { TargetSession } from './session.js';
 
 /**
@@ -115,6 +115,46 @@ export async function probeNeeded(session: TargetSession, chain: Chain): Promise
     } catch {
       // Before the run, a later step's query may name tables that earlier steps create.
     }
+  }
+  return out;
+}
+
+/** What a step's time grows with (check/predict.ts): the rows it touches, in all and per table or probe. */
+export interface StepRows {
+  rows: number;
+  /** `database.table` (the chain's logical database) → rows, or `needed-when` → its count. */
+  counts: Record<string, number>;
+}
+
+/**
+ * The rows of the tables a step declares (`touches:`), counted now. A table
+ * or database that does not exist yet (an earlier step creates it) has none.
+ * COUNT(*) reads the whole table (InnoDB keeps no exact count), which is why
+ * only declared tables are counted.
+ */
+export async function touchedRows(session: TargetSession, chain: Chain, step: StepDef): Promise<StepRows | undefined> {
+  if (!step.touches) return undefined;
+  const project = chain.projects[step.project]!;
+  const counts: Record<string, number> = {};
+  for (const t of step.touches) {
+    const name = project.databases[t.database]!;
+    // Backquotes quote a name in MySQL and MariaDB, and SQLite accepts them too (https://www.sqlite.org/lang_keywords.html); the schema allows no backquote in a table name.
+    counts[`${t.database}.${t.table}`] = (await session.exists(name)) && (await session.hasTable(name, t.table)) ? Number(await firstValue(session, name, `SELECT COUNT(*) FROM \`${t.table}\``)) : 0;
+  }
+  return { rows: Object.values(counts).reduce((n, c) => n + c, 0), counts };
+}
+
+/**
+ * Per step of `steps`, the rows it touches on the target now: its declared
+ * tables, else a data step's needed-when count (from `neededCounts`). Steps
+ * with neither are left out: their time does not scale.
+ */
+export async function stepRowsNow(session: TargetSession, chain: Chain, steps: readonly StepDef[], neededCounts: Readonly<Record<string, number>>): Promise<Record<string, StepRows>> {
+  const out: Record<string, StepRows> = {};
+  for (const s of steps) {
+    const touched = await touchedRows(session, chain, s);
+    if (touched) out[s.id] = touched;
+    else if (s.kind === 'data' && s.neededWhen && neededCounts[s.id] !== undefined) out[s.id] = { rows: neededCounts[s.id]!, counts: { 'needed-when': neededCounts[s.id]! } };
   }
   return out;
 }

@@ -3,9 +3,9 @@ import { maskKnown } from '../report/secrets.js';
 import { EvidenceStore } from './evidence.js';
 import { MIGRATIONS } from './migrations.js';
 import { fileIdentity, openReadable, openWritable } from './open.js';
-import type { CheckpointRow, RollbackRow, RunRow, RunStatus, SnapshotRow, StepRow, StepStatus } from './records.js';
+import type { CheckpointRow, PredictionRow, RollbackRow, RunRow, RunStatus, SnapshotRow, StepRow, StepStatus } from './records.js';
 
-export type { CheckpointRow, RollbackRow, RunRow, RunStatus, SnapshotRow, StepRow, StepStatus } from './records.js';
+export type { CheckpointRow, PredictionRow, RollbackRow, RunRow, RunStatus, SnapshotRow, StepRow, StepStatus } from './records.js';
 export { LEDGER_SCHEMA_VERSION, MIGRATIONS } from './migrations.js';
 
 /**
@@ -145,9 +145,22 @@ export class Ledger {
     this.sql(`UPDATE steps SET attempts = ? WHERE id = ?`).run(attempts, rowId);
   }
 
-  stepFinished(rowId: number, f: { status: Exclude<StepStatus, 'started'>; exitCode: number | null; durationMs: number; attempts: number; logTail: string; error?: string | undefined }): void {
-    this.sql(`UPDATE steps SET status = ?, exit_code = ?, finished_at = ?, duration_ms = ?, attempts = ?, log_tail = ?, error = ? WHERE id = ?`)
-      .run(f.status, f.exitCode, now(), f.durationMs, f.attempts, maskKnown(f.logTail), masked(f.error), rowId);
+  /** `rows`: what the step touched when it started (predict.ts), written with its end: no write more on the step's path. */
+  stepFinished(rowId: number, f: { status: Exclude<StepStatus, 'started'>; exitCode: number | null; durationMs: number; attempts: number; logTail: string; error?: string | undefined; rows?: { rows: number; counts: Record<string, number> } | undefined }): void {
+    this.sql(`UPDATE steps SET status = ?, exit_code = ?, finished_at = ?, duration_ms = ?, attempts = ?, log_tail = ?, error = ?, rows = ?, row_counts = ? WHERE id = ?`)
+      .run(f.status, f.exitCode, now(), f.durationMs, f.attempts, maskKnown(f.logTail), masked(f.error), f.rows?.rows ?? null, f.rows ? JSON.stringify(f.rows.counts) : null, rowId);
+  }
+
+  /** What the run was predicted to take, per hop, before its first step (one transaction). */
+  predicted(runId: number, hops: readonly { project: string; release: string; ms: number | undefined; source: string | undefined; model: unknown }[]): void {
+    const st = this.sql(`INSERT INTO predictions (run_id, project, release, ms, source, model) VALUES (?, ?, ?, ?, ?, ?)`);
+    this.db.transaction(() => {
+      for (const h of hops) st.run(runId, h.project, h.release, h.ms ?? null, h.source ?? null, JSON.stringify(h.model));
+    }).immediate();
+  }
+
+  predictions(runId: number): PredictionRow[] {
+    return this.sql(`SELECT * FROM predictions WHERE run_id = ? ORDER BY id`).all(runId) as PredictionRow[];
   }
 
   checkpoint(c: { runId: number; project: string; release: string; versions: unknown; fingerprints: unknown; shapes?: unknown }): void {
@@ -319,5 +332,5 @@ export async function withLedger<T>(stateDir: string, cb: (l: Ledger) => Promise
 /** The reads of the ledger: what the pre-flight may use (a ledger opened for reading, or none at all). */
 export type LedgerReader = Pick<
   Ledger,
-  'file' | 'evidence' | 'unfinished' | 'lastRun' | 'lastCheckpoints' | 'succeededSteps' | 'inFlightSteps' | 'succeededRuns' | 'unfinishedSteps' | 'checkpointsOf' | 'run' | 'steps' | 'checkpoints' | 'snapshots' | 'rollbacks' | 'snapshotsOf' | 'stepsOf' | 'runs'
+  'file' | 'evidence' | 'predictions' | 'unfinished' | 'lastRun' | 'lastCheckpoints' | 'succeededSteps' | 'inFlightSteps' | 'succeededRuns' | 'unfinishedSteps' | 'checkpointsOf' | 'run' | 'steps' | 'checkpoints' | 'snapshots' | 'rollbacks' | 'snapshotsOf' | 'stepsOf' | 'runs'
 >;

@@ -126,6 +126,23 @@ export const MIGRATIONS: readonly string[] = [
      UNIQUE (attempt, database, phase)
    );
    CREATE INDEX evidence_by_step ON evidence(chain, step_id);`,
+  // 6: what a step's time grows with (check/predict.ts): the rows of the tables
+  // it touches when it started, their sum and the count per table as JSON
+  // (null: it declares none); and what a run was predicted to take per hop
+  // before it started, with the model's inputs, so `ledger show` can set the
+  // prediction beside what happened.
+  `ALTER TABLE steps ADD COLUMN rows INTEGER;
+   ALTER TABLE steps ADD COLUMN row_counts TEXT;
+   CREATE TABLE predictions (
+     id INTEGER PRIMARY KEY,
+     run_id INTEGER NOT NULL REFERENCES runs(id),
+     project TEXT NOT NULL,
+     release TEXT NOT NULL,
+     ms REAL,
+     source TEXT,
+     model TEXT NOT NULL
+   );
+   CREATE INDEX predictions_by_run ON predictions(run_id);`,
 ];
 
 /** The ledger schema this leapfrog writes: one per migration above. */

@@ -78,6 +78,24 @@ export interface StepRow {
   log_tail: string | null;
   error: string | null;
   pid: number | null;
+  /** The rows of the tables it touches when it started (touches:, or a data step's needed-when count); null: it declares none, or a ledger from before schema 6. */
+  rows: number | null;
+  /** Those rows per table (`main.instances`) or `needed-when`, as JSON. */
+  row_counts: string | null;
+}
+
+/** What a run was predicted to take for one hop before it started (check/estimate.ts), with the model's inputs. */
+export interface PredictionRow {
+  id: number;
+  run_id: number;
+  project: string;
+  release: string;
+  /** null: no earlier run or rehearsal completed the hop. */
+  ms: number | null;
+  /** The run or rehearsal the hop's step times came from. */
+  source: string | null;
+  /** The per-step models (check/predict.ts StepPrediction[]) as JSON. */
+  model: string;
 }
 
 export interface CheckpointRow {
@@ -106,6 +124,10 @@ export function checkpointFingerprints(cp: Pick<CheckpointRow, 'fingerprints'>):
 /** Shapes are SchemaShape objects (src/database/fingerprint.ts); null in ledgers from before schema 3. */
 export function checkpointShapes<S>(cp: Pick<CheckpointRow, 'shapes'>): Record<string, S | null> | null {
   return cp.shapes === null ? null : (JSON.parse(cp.shapes) as Record<string, S | null>);
+}
+
+export function stepRowCounts(s: Pick<StepRow, 'row_counts'>): Record<string, number> | null {
+  return s.row_counts === null ? null : (JSON.parse(s.row_counts) as Record<string, number>);
 }
 
 export function stepCommand(s: Pick<StepRow, 'command'>): string[] {

@@ -1,5 +1,7 @@
-import type { CheckpointRow, RollbackRow, RunRow, SnapshotRow, StepRow } from '../ledger/ledger.js';
-import { checkpointFingerprints, checkpointVersions, rollbackSnapshots, stepCommand } from '../ledger/records.js';
+import type { CheckpointRow, PredictionRow, RollbackRow, RunRow, SnapshotRow, StepRow } from '../ledger/ledger.js';
+import type { StepPrediction } from '../check/predict.js';
+import { modelJson, modelText } from './prediction.js';
+import { checkpointFingerprints, checkpointVersions, rollbackSnapshots, stepCommand, stepRowCounts } from '../ledger/records.js';
 import path from 'node:path';
 import type { RehearsalRuns } from '../ledger/rehearsals.js';
 import { formatMs, formatStoredVersion, formatTime, table } from './render.js';
@@ -46,26 +48,77 @@ export interface RunRecord {
   checkpoints: CheckpointRow[];
   snapshots: SnapshotRow[];
   rollbacks: RollbackRow[];
+  /** What the run was predicted to take per hop before it started (absent in ledgers from before schema 6). */
+  predictions?: PredictionRow[];
+}
+
+/** Per hop the run predicted: the prediction beside the hop's measured time (its steps' times in this run). */
+export function predictedVsActual(r: Pick<RunRecord, 'steps' | 'predictions'>) {
+  return (r.predictions ?? []).map((p) => {
+    const steps = r.steps.filter((s) => s.project === p.project && s.release === p.release && s.duration_ms !== null);
+    const actualMs = steps.length === 0 ? null : steps.reduce((n, s) => n + s.duration_ms!, 0);
+    return {
+      project: p.project,
+      release: p.release,
+      predictedMs: p.ms,
+      actualMs,
+      /** (actual − predicted) / predicted: +0.25 took a quarter longer than predicted. */
+      error: p.ms === null || actualMs === null || p.ms === 0 ? null : (actualMs - p.ms) / p.ms,
+      source: p.source,
+      model: JSON.parse(p.model) as StepPrediction[],
+    };
+  });
 }
 
 export function runJson(r: RunRecord) {
   return {
     format: 'leapfrog.ledger.run/v1',
     run: r.run,
-    steps: r.steps.map((s) => ({ ...s, command: stepCommand(s) })),
+    steps: r.steps.map((s) => ({ ...s, command: stepCommand(s), row_counts: stepRowCounts(s) })),
     checkpoints: r.checkpoints.map((c) => ({ ...c, versions: checkpointVersions(c), fingerprints: checkpointFingerprints(c) })),
     snapshots: r.snapshots,
     rollbacks: r.rollbacks.map((b) => ({ ...b, snapshots: rollbackSnapshots(b) })),
+    predictions: predictedVsActual(r).map((p) => ({ ...p, model: p.model.map(modelJson) })),
   };
 }
 
-export function runText({ run, steps, checkpoints, snapshots, rollbacks }: RunRecord): string {
+/** The rows a step touched as it started: per table, or its needed-when count. */
+function rowsText(s: StepRow): string {
+  const counts = stepRowCounts(s);
+  if (!counts) return '-';
+  const parts = Object.entries(counts).map(([k, v]) => (k === 'needed-when' ? `${v} (needed-when)` : `${k} ${v}`));
+  return parts.join('\n');
+}
+
+const signed = (x: number) => `${x >= 0 ? '+' : '−'}${Math.abs(x * 100).toFixed(0)} %`;
+
+/** The prediction table: per hop, predicted and actual, and the scaled steps' inputs beneath. */
+function predictionLines(r: RunRecord): string[] {
+  const rows = predictedVsActual(r);
+  if (rows.length === 0) return [];
+  const t = table(['hop', 'predicted', 'actual', 'off by', 'from']);
+  for (const p of rows) {
+    t.push([`${p.project}@${p.release}`, p.predictedMs === null ? 'unknown' : formatMs(p.predictedMs), p.actualMs === null ? '-' : formatMs(p.actualMs), p.error === null ? '-' : signed(p.error), p.source ?? '-']);
+  }
+  const known = rows.filter((p) => p.predictedMs !== null && p.actualMs !== null);
+  const predicted = known.reduce((n, p) => n + p.predictedMs!, 0);
+  const actual = known.reduce((n, p) => n + p.actualMs!, 0);
+  const out = ['', 'Predicted before the run (check-migrations\' estimate) and measured:', t.toString()];
+  if (known.length > 0) out.push(`Total over ${known.length} hop${known.length === 1 ? '' : 's'}: predicted ${formatMs(predicted)}, took ${formatMs(actual)}${predicted > 0 ? ` (${signed((actual - predicted) / predicted)})` : ''}.`);
+  const models = rows.flatMap((p) => p.model.flatMap((m) => modelText(m) ?? []));
+  if (models.length > 0) out.push('Scaled by rows (time = fixed + per row × rows):', ...models.map((m) => `  ${m}`));
+  return out;
+}
+
+export function runText(record: RunRecord): string {
+  const { run, steps, checkpoints, snapshots, rollbacks } = record;
   const lines = [`Run ${run.id}: chain ${run.chain} on ${run.target}, ${run.status}, started ${run.started_at} on ${run.host} (pid ${run.pid})`];
   if (run.error) lines.push(`Error: ${run.error}`);
   for (const n of run.notes?.split('\n') ?? []) lines.push(`Note: ${n}`);
-  const t = table(['step', 'kind', 'env', 'status', 'runs', 'exit', 'time']);
-  for (const s of steps) t.push([s.step_id, s.kind, s.env, s.status, String(s.attempts), s.exit_code === null ? '-' : String(s.exit_code), s.duration_ms === null ? '-' : formatMs(s.duration_ms)]);
+  const t = table(['step', 'kind', 'env', 'status', 'runs', 'exit', 'time', 'rows']);
+  for (const s of steps) t.push([s.step_id, s.kind, s.env, s.status, String(s.attempts), s.exit_code === null ? '-' : String(s.exit_code), s.duration_ms === null ? '-' : formatMs(s.duration_ms), rowsText(s)]);
   lines.push(t.toString());
+  lines.push(...predictionLines(record));
   for (const s of steps.filter((x) => x.status === 'failed' || x.status === 'interrupted' || x.status === 'started')) {
     lines.push(`\n${s.step_id} ${s.status}${s.error ? `: ${s.error}` : ''}`, `log: ${s.log_path}`, ...(s.log_tail ? s.log_tail.split('\n').map((l) => '  ' + l) : []));
   }

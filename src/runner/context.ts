@@ -1,3 +1,5 @@
+import type { StepRows } from '../database/probe.js';
+import type { Estimate } from '../check/estimate.js';
 import type { PlannedStep } from '../chain/plan.js';
 import type { Chain, EnvDef, Version } from '../chain/types.js';
 import type { ProvisionOptions } from '../envs/store.js';
@@ -38,6 +40,10 @@ export interface RunContext {
   notes?: readonly string[] | undefined;
   /** Which databases to snapshot before which hops (snapshot-plan.ts), already resolved for the target. */
   snapshot?: SnapshotMode | undefined;
+  /** What the run is predicted to take (check/estimate.ts): recorded before its first step, for `ledger show`. */
+  prediction?: Estimate | undefined;
+  /** Per step, the rows it touches as the pre-flight counted them (core/preflight.ts): recorded with its time. */
+  stepRows?: Readonly<Record<string, StepRows>> | undefined;
 }
 
 export type { SnapshotMode } from './snapshot-plan.js';

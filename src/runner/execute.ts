@@ -72,6 +72,7 @@ export async function executePlan(ctx: RunContext, plan: Plan, prepared: readonl
   let failure: LeapfrogError | undefined;
   try {
     for (const n of ctx.notes ?? []) ledger.note(runId, n);
+    if (ctx.prediction) ledger.predicted(runId, ctx.prediction.hops.map((h) => ({ project: h.project, release: h.release, ms: h.ms, source: h.from, model: h.model ?? [] })));
     for (const d of Object.values(dirs)) makeDirs(d, '--state-dir');
     ctx.emit({ type: 'run-start', runId, plan, runDir: dir });
     await renderConfigs(ctx, new Set(prepared.map((p) => p.step.project)));

@@ -110,6 +110,11 @@ export async function runOne(ctx: RunContext, runId: number, p: PreparedStep, se
     logPath: logFile,
   });
   const evidence = evidenceWriter(ctx, p, rowId, env.sha256);
+  // What the step's time grows with (check/predict.ts): its declared tables or its needed-when count, as the
+  // pre-flight counted them before the run, which is when check-migrations counts them on another target: the
+  // same moment on both sides, so the rows of one scale the time of the other (a step's own start would see
+  // what earlier steps added).
+  const rows = ctx.stepRows?.[step.id];
   ctx.emit({ type: 'step-start', step: p, argv: p.argv, logFile });
   const started = performance.now();
   let attempts = 0;
@@ -117,7 +122,7 @@ export async function runOne(ctx: RunContext, runId: number, p: PreparedStep, se
   const tail = () => (last?.tail ?? []).join('\n');
   const finish = (status: 'succeeded' | 'failed' | 'interrupted' | 'skipped', message?: string) => {
     const durationMs = performance.now() - started;
-    ctx.ledger.stepFinished(rowId, { status, exitCode: last?.exitCode ?? null, durationMs, attempts, logTail: tail(), error: message });
+    ctx.ledger.stepFinished(rowId, { status, exitCode: last?.exitCode ?? null, durationMs, attempts, logTail: tail(), error: message, rows });
     ctx.emit({ type: 'step-end', step: p, status, durationMs, attempts, message });
   };
   const fail = (message: string): never => {
