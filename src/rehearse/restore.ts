@@ -102,7 +102,8 @@ export async function restoreDumps(o: RestoreOptions): Promise<RestoreResult> {
   const ready = new Set<string>();
 
   const dispatch = async (st: Statement, current: { db: string | undefined; fromName: string | undefined }) => {
-    const c = classify(st.sql);
+    // Only the head decides (classify reads 4 KiB at most): a megabyte INSERT is not decoded to text for it.
+    const c = classify(st.raw.length > 4096 ? st.raw.toString('latin1', 0, 4096) : st.sql);
     statements++;
     switch (c.kind) {
       case 'skip':
@@ -176,7 +177,7 @@ export async function restoreDumps(o: RestoreOptions): Promise<RestoreResult> {
           }
         }
         if (c.kind === 'insert' && ready.has(key)) {
-          lanes.toLeastLoaded({ sql: st.sql, db, table: c.table, bytes: st.bytes, load: charset });
+          lanes.toLeastLoaded({ raw: st.raw, db, table: c.table, bytes: st.bytes, load: charset });
         } else {
           // DDL, and a table's first rows, wait for the table's earlier statements and run alone. The first
           // rows alone: with unique_checks=0 and foreign_key_checks=0 (every dump sets them), InnoDB loads
@@ -184,7 +185,7 @@ export async function restoreDumps(o: RestoreOptions): Promise<RestoreResult> {
           // (MDEV-24621, MDEV-24818); a second connection loading into it at the same time deadlocks.
           await lanes.tableDone(key);
           check();
-          lanes.toLeastLoaded({ sql: st.sql, db, table: c.table, bytes: st.bytes, load: c.kind === 'insert' ? charset : undefined });
+          lanes.toLeastLoaded(c.kind === 'insert' ? { raw: st.raw, db, table: c.table, bytes: st.bytes, load: charset } : { sql: st.sql, db, table: c.table, bytes: st.bytes });
           await lanes.tableDone(key);
           check();
           // After DDL (CREATE, DROP, TRUNCATE, ALTER) the table may be empty again: its next rows run alone too.
