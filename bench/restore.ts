@@ -143,6 +143,8 @@ try {
         for (const [other, seen] of Object.entries(facts)) {
           if (JSON.stringify(seen) !== JSON.stringify(got)) throw new Error(`${kind} and ${other} differ in row counts or CHECKSUM TABLE:\n${got.join('\n')}\n--- ${other}:\n${seen.join('\n')}`);
         }
+        // Printed as soon as there is a first result, so a run cut short still shows what was compared.
+        if (Object.keys(facts).length === 0) say(`rows and CHECKSUM TABLE per table (all trials must match):\n${got.map((l) => `  ${l.replace(/\t/g, '  ')}`).join('\n')}`);
         facts[kind] = got;
       });
     }
