@@ -76,6 +76,32 @@ describe('splitting a dump into statements', () => {
     for (let chunk = 1; chunk <= 64; chunk++) assert.deepEqual(split(sql, chunk), want, `chunks of ${chunk} bytes`);
   });
 
+  test('past a long first line (where bytes are skipped in a tight loop), quotes, escapes, comments and lines still count wherever the chunks are cut', () => {
+    const long = 'x'.repeat(300);
+    const sql = [
+      `INSERT INTO t VALUES ('${long}','a;\\'b','c\\\\'),`,
+      '(2,"d;\\"e",`f;`), -- a comment; here',
+      "(3,'g''h;', /* i; */ NULL), ('--', '/*', '#');",
+      `SELECT '${long}';SELECT 2;`,
+      '# the end; of it',
+      'SELECT 3',
+    ].join('\n');
+    const want = [
+      `INSERT INTO t VALUES ('${long}','a;\\'b','c\\\\'),\n(2,"d;\\"e",\`f;\`), -- a comment; here\n(3,'g''h;', /* i; */ NULL), ('--', '/*', '#')`,
+      `SELECT '${long}'`,
+      'SELECT 2',
+      'SELECT 3',
+    ];
+    for (const chunk of [sql.length, ...Array.from({ length: 64 }, (_, i) => i + 1)]) {
+      const s = new StatementSplitter();
+      const out: Statement[] = [];
+      const buf = Buffer.from(sql);
+      for (let i = 0; i < buf.length; i += chunk) s.push(buf.subarray(i, i + chunk), out);
+      s.end(out);
+      assert.deepEqual(out.map((x) => [x.sql.trim(), x.line]), want.map((w, i) => [w, [1, 4, 4, 6][i]]), `chunks of ${chunk} bytes`);
+    }
+  });
+
   test('each statement knows its line; one over the cap is refused wherever it is cut, and comments count toward nothing', () => {
     const s = new StatementSplitter(100);
     const out: Statement[] = [];

@@ -98,11 +98,12 @@ export async function restoreDumps(o: RestoreOptions): Promise<RestoreResult> {
   const created = new Set<string>();
   /** The dump's SET NAMES: the character set of its bytes. */
   let charset = 'utf8mb4';
-  /** Tables whose DDL has run: their INSERTs may go to any connection. */
+  /** Tables with rows already in: their further INSERTs may go to any connection, side by side. */
   const ready = new Set<string>();
 
   const dispatch = async (st: Statement, current: { db: string | undefined; fromName: string | undefined }) => {
-    const c = classify(st.sql);
+    // Only the head decides (classify reads 4 KiB at most): a megabyte INSERT is not decoded to text for it.
+    const c = classify(st.raw.length > 4096 ? st.raw.toString('latin1', 0, 4096) : st.sql);
     statements++;
     switch (c.kind) {
       case 'skip':
@@ -176,18 +177,20 @@ export async function restoreDumps(o: RestoreOptions): Promise<RestoreResult> {
           }
         }
         if (c.kind === 'insert' && ready.has(key)) {
-          lanes.toLeastLoaded({ sql: st.sql, db, table: c.table, bytes: st.bytes, load: charset });
+          lanes.toLeastLoaded({ raw: st.raw, db, table: c.table, bytes: st.bytes, load: charset });
         } else {
-          // DDL (and the first rows before the table is known to exist) waits for the table's earlier statements.
+          // DDL, and a table's first rows, wait for the table's earlier statements and run alone. The first
+          // rows alone: with unique_checks=0 and foreign_key_checks=0 (every dump sets them), InnoDB loads
+          // into an empty table in bulk mode, which locks the whole table until that statement commits
+          // (MDEV-24621, MDEV-24818); a second connection loading into it at the same time deadlocks.
           await lanes.tableDone(key);
           check();
-          lanes.toLeastLoaded({ sql: st.sql, db, table: c.table, bytes: st.bytes });
+          lanes.toLeastLoaded(c.kind === 'insert' ? { raw: st.raw, db, table: c.table, bytes: st.bytes, load: charset } : { sql: st.sql, db, table: c.table, bytes: st.bytes });
           await lanes.tableDone(key);
           check();
-          if (c.kind === 'table' && /^\s*(?:\/\*!\d*\s*)?(?:create|drop)/i.test(st.sql)) {
-            if (/^\s*(?:\/\*!\d*\s*)?drop/i.test(st.sql)) ready.delete(key);
-            else ready.add(key);
-          } else ready.add(key);
+          // After DDL (CREATE, DROP, TRUNCATE, ALTER) the table may be empty again: its next rows run alone too.
+          if (c.kind === 'insert') ready.add(key);
+          else ready.delete(key);
         }
         return;
       }

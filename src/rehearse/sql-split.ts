@@ -35,10 +35,29 @@ const DELIMITER_LINE = /^delimiter\s+(\S+)\s*$/i;
 
 export interface Statement {
   /** The statement's bytes decoded as latin1 (one character per byte), without its terminator. */
-  sql: string;
+  readonly sql: string;
+  /** The statement's bytes, without its terminator (may share memory with the chunk it was read in). */
+  readonly raw: Buffer;
   bytes: number;
   /** The line of the dump its first byte that is not blank or a comment is on (1-based). */
   line: number;
+}
+
+/**
+ * A statement whose text is decoded only when asked for: most of a dump's
+ * bytes are INSERTs that go to the server as LOAD DATA rows made from the
+ * bytes, and decoding each into a string first cost a copy and garbage.
+ */
+class SplitStatement implements Statement {
+  private text: string | undefined;
+  constructor(
+    readonly raw: Buffer,
+    readonly bytes: number,
+    readonly line: number,
+  ) {}
+  get sql(): string {
+    return (this.text ??= this.raw.toString('latin1'));
+  }
 }
 
 /** A statement grew past the splitter's cap. */
@@ -99,6 +118,21 @@ export class StatementSplitter {
     let single = this.delimiter.length === 1 && d0 === SEMI;
     let i = 0;
     for (; i < limit; i++) {
+      // Most of a dump is the inside of INSERTs: there, past the statement's first line (or its first
+      // HEAD_MAX bytes), bytes that can change nothing are skipped in a tight loop: inside a quoted
+      // string all but its quote, a backslash and a newline; outside, all but quotes, comment starts,
+      // the delimiter's first byte and a newline.
+      if (!this.headOpen || this.head.length >= HEAD_MAX) {
+        const st = this.state;
+        if ((st === S.Single || st === S.Double || st === S.Back) && !this.escaped) {
+          const quote = st === S.Single ? 0x27 : st === S.Double ? 0x22 : 0x60;
+          const escape = st === S.Back ? -1 : 0x5c;
+          for (let b = buf[i]!; b !== quote && b !== escape && b !== NL; b = buf[i]!) if (++i >= limit) break;
+        } else if (st === S.Normal && this.stmtLine !== 0) {
+          for (let b = buf[i]!; b !== NL && b !== 0x27 && b !== 0x22 && b !== 0x60 && b !== 0x23 && b !== 0x2d && b !== 0x2f && b !== d0; b = buf[i]!) if (++i >= limit) break;
+        }
+        if (i >= limit) break;
+      }
       const c = buf[i]!;
       if (c === NL) this.line++;
       if (this.headOpen && c !== NL && this.head.length < HEAD_MAX) this.head += String.fromCharCode(c);
@@ -193,7 +227,7 @@ export class StatementSplitter {
     const body = this.parts.length === 0 ? buf.subarray(start, end) : Buffer.concat([...this.parts, buf.subarray(start, end)]);
     this.reset();
     // Only blanks and comments: nothing to run.
-    if (line !== 0) out.push({ sql: body.toString('latin1'), bytes: body.length + this.delimiter.length, line });
+    if (line !== 0) out.push(new SplitStatement(body, body.length + this.delimiter.length, line));
   }
 
   private reset(): void {
