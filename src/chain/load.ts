@@ -98,6 +98,9 @@ export function loadChain(file: string, options: { envDir?: string } = {}): Chai
       if (!(db in rp.databases)) p.add(['projects', pname, 'create', db], `"${db}" is not one of this project's databases (${Object.keys(rp.databases).join(', ')})`, true);
       else if (db in (rp.start ?? {})) p.add(['projects', pname, 'create', db], `"${db}" exists at the chain's start (start: lists it): there is nothing to create`, true);
     }
+    for (const db of Object.keys(rp.partial ?? {})) {
+      if (!(db in rp.databases)) p.add(['projects', pname, 'partial', db], `"${db}" is not one of this project's databases (${Object.keys(rp.databases).join(', ')})`, true);
+    }
     projects[pname] = {
       name: pname,
       databases: rp.databases,
@@ -107,6 +110,7 @@ export function loadChain(file: string, options: { envDir?: string } = {}): Chai
       blockers,
       ...(rp.create ? { create: rp.create } : {}),
       ...(rp.collations ? { collations: rp.collations } : {}),
+      ...(rp.partial ? { partial: rp.partial } : {}),
     };
   }
 

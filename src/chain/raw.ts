@@ -33,6 +33,7 @@ export interface RawChain {
       config?: Record<string, string>;
       create?: Record<string, { charset?: string; collation?: string }>;
       collations?: string[];
+      partial?: Record<string, 'rerun'>;
       blockers?: { name: string; database?: string; query: string; message: string; 'fixed-by'?: string }[];
     }
   >;

@@ -57,6 +57,7 @@ export const chainSchema = {
             },
           },
           collations: { type: 'array', minItems: 1, uniqueItems: true, items: { type: 'string', pattern: '^[A-Za-z0-9_]+$' } },
+          partial: { type: 'object', propertyNames: name, additionalProperties: { enum: ['rerun'] } },
           blockers: {
             type: 'array',
             items: {
