@@ -1,5 +1,7 @@
 import type { CheckpointRow, RollbackRow, RunRow, SnapshotRow, StepRow } from '../ledger/ledger.js';
 import { checkpointFingerprints, checkpointVersions, rollbackSnapshots, stepCommand } from '../ledger/records.js';
+import { shellQuote } from './format.js';
+import { stripAnsi } from './tail.js';
 import path from 'node:path';
 import type { RehearsalRuns } from '../ledger/rehearsals.js';
 import { formatMs, formatStoredVersion, formatTime, table } from './render.js';
@@ -67,7 +69,8 @@ export function runText({ run, steps, checkpoints, snapshots, rollbacks }: RunRe
   for (const s of steps) t.push([s.step_id, s.kind, s.env, s.status, String(s.attempts), s.exit_code === null ? '-' : String(s.exit_code), s.duration_ms === null ? '-' : formatMs(s.duration_ms)]);
   lines.push(t.toString());
   for (const s of steps.filter((x) => x.status === 'failed' || x.status === 'interrupted' || x.status === 'started')) {
-    lines.push(`\n${s.step_id} ${s.status}${s.error ? `: ${s.error}` : ''}`, `log: ${s.log_path}`, ...(s.log_tail ? s.log_tail.split('\n').map((l) => '  ' + l) : []));
+    // The command shell-quoted (paste it to run the step by hand); the tail without ANSI codes, also from older ledgers.
+    lines.push(`\n${s.step_id} ${s.status}${s.error ? `: ${s.error}` : ''}`, `$ ${shellQuote(stepCommand(s))}`, `log: ${s.log_path}`, ...(s.log_tail ? stripAnsi(s.log_tail).split('\n').map((l) => '  ' + l) : []));
   }
   if (checkpoints.length > 0) {
     const c = table(['id', 'checkpoint', 'versions', 'fingerprints']);
