@@ -206,4 +206,17 @@ describe('plan', () => {
         e.details.some((d) => /project image, database main \(image\): partly created: 2 tables \(images, image_members\) but no version recorded/.test(d)),
     );
   });
+
+  test('a partly created database whose chain declares partial: rerun is planned from its first migration, which runs again over the tables', () => {
+    const partial: Version = { kind: 'partial', tables: ['cell_mappings', 'host_mappings'] };
+    const refused = () => plan(inputs({ ...atStart, compute: { main: num(302), api: partial } }));
+    assert.throws(refused, (e: unknown) => e instanceof LeapfrogError && e.details.some((d) => /database api \(compute_api\): partly created: 2 tables \(cell_mappings, host_mappings\).*partial: \{ api: rerun \}/.test(d)));
+    const rerun: Chain = { ...chain, projects: { ...chain.projects, compute: { ...compute, partial: { api: 'rerun' } } } };
+    const p = plan({ ...inputs({ ...atStart, compute: { main: num(302), api: partial } }), chain: rerun });
+    assert.deepEqual(ids(p).filter((i) => i.includes('compute')), ['mitaka/compute/1', 'mitaka/compute/2']);
+    const first = p.steps.find((s) => s.step.id === 'mitaka/compute/1')!;
+    assert.match(first.reason, /api at \(partly created: 2 tables, no version\).*api is partly created \(2 tables \(cell_mappings, host_mappings\), no version\): the chain declares partial: rerun/);
+    // rerun is about a first migration only: a database that has a version is judged by it as always.
+    assert.deepEqual(ids(plan({ ...inputs({ ...atStart, compute: { main: num(319), api: num(7) } }), chain: rerun })).filter((i) => i.includes('compute')), ['mitaka/compute/2']);
+  });
 });

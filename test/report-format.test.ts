@@ -36,6 +36,8 @@ test('a tail with no error line is the last lines only', () => {
 
 test('stripAnsi removes colour, cursor and title sequences and nothing else', () => {
   assert.equal(stripAnsi('\u001b[01;31mERROR\u001b[00m plain \u001b]0;title\u0007[x]'), 'ERROR plain [x]');
+  // Hyperlinks (OSC 8, ST-terminated), cursor save/restore and an erase-line: what newer tools print on a terminal.
+  assert.equal(stripAnsi('\u001b]8;;https://docs.openstack.org\u001b\\nova docs\u001b]8;;\u001b\\ \u001b7saved\u001b8\u001b[2K done'), 'nova docs saved done');
 });
 
 test('shellQuote: what it prints, a shell gives back as the same argv', () => {

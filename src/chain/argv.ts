@@ -18,8 +18,10 @@ export interface PreparedStep extends PlannedStep {
 export interface TemplatePlaces {
   addresses(project: string): Readonly<Record<string, DatabaseAddress>>;
   configPaths(project: string): Readonly<Record<string, string>>;
+  /** A directory that is empty (and read-only) while steps run: `{{ empty_dir }}`. */
+  emptyDir: string;
 }
 
 export function prepare(chain: Chain, plan: Plan, places: TemplatePlaces): PreparedStep[] {
-  return plan.steps.map((p) => ({ ...p, argv: renderArgv(chain, p.step, places.addresses(p.step.project), places.configPaths(p.step.project)) }));
+  return plan.steps.map((p) => ({ ...p, argv: renderArgv(chain, p.step, places.addresses(p.step.project), places.configPaths(p.step.project), places.emptyDir) }));
 }

@@ -104,6 +104,9 @@ export function loadChain(file: string, options: { envDir?: string } = {}): Chai
       if (!(rw.database in rp.databases)) p.add([...at, 'database'], `"${rw.database}" is not a database of project ${pname} (${Object.keys(rp.databases).join(', ')})`);
       rehearsal.push({ database: rw.database, sql: rw.sql, why: rw.why });
     });
+    for (const db of Object.keys(rp.partial ?? {})) {
+      if (!(db in rp.databases)) p.add(['projects', pname, 'partial', db], `"${db}" is not one of this project's databases (${Object.keys(rp.databases).join(', ')})`, true);
+    }
     projects[pname] = {
       name: pname,
       databases: rp.databases,
@@ -114,6 +117,7 @@ export function loadChain(file: string, options: { envDir?: string } = {}): Chai
       ...(rp.create ? { create: rp.create } : {}),
       ...(rp.collations ? { collations: rp.collations } : {}),
       ...(rehearsal.length > 0 ? { rehearsal } : {}),
+      ...(rp.partial ? { partial: rp.partial } : {}),
     };
   }
 

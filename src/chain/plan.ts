@@ -1,7 +1,7 @@
 import { LeapfrogError } from '../errors.js';
 import type { Chain, ProjectDef, StepDef, Version } from './types.js';
 import { formatVersion, isReached } from './version.js';
-import { projectSteps, standing, standingProblems, type Versions } from './position.js';
+import { describeTables, plannedVersions, projectSteps, standing, standingProblems, type Versions } from './position.js';
 
 export { versionOrder } from './position.js';
 
@@ -102,9 +102,21 @@ function creating(project: ProjectDef, s: StepDef, versions: Versions, created: 
   }).join(', ')} first, if missing`;
 }
 
+/** What a sync runs again over (chain `partial: rerun`): its databases that are partly created now. */
+function rerunning(project: ProjectDef, s: StepDef, probed: Versions): string {
+  const dbs = Object.keys(s.expect).filter((db) => probed[db]?.kind === 'partial' && project.partial?.[db] === 'rerun');
+  return dbs
+    .map((db) => {
+      const v = probed[db] as Extract<Version, { kind: 'partial' }>;
+      return `; ${db} is partly created (${describeTables(v.tables)}, no version): the chain declares partial: rerun, so its first migration runs again over them`;
+    })
+    .join('');
+}
+
 function planProject(inputs: PlanInputs, project: ProjectDef, releaseIndex: ReadonlyMap<string, number>, untilIndex: number): ProjectPlan {
   const { chain, neededCounts, ledgerDone } = inputs;
-  const versions = inputs.versions[project.name] ?? {};
+  const probed = inputs.versions[project.name] ?? {};
+  const versions = plannedVersions(project, probed);
   const steps = projectSteps(chain, project.name);
   const { positions, orders } = standing(chain, project, versions, inputs.inFlight);
   const position = positions[0] ?? 0; // plan() refused when no position explains the versions
@@ -122,8 +134,8 @@ function planProject(inputs: PlanInputs, project: ProjectDef, releaseIndex: Read
     } else if (s.kind === 'sync') {
       if (reached(s)) decision.set(s, { planned: false, reason: `done: ${describeExpect(s)} reached` });
       else {
-        const creates = creating(project, s, versions, created);
-        decision.set(s, { planned: true, reason: `${untouched ? `${describeStanding(s, versions)} → ${describeExpect(s)}` : `→ ${describeExpect(s)}`}${creates}`, conditional: false });
+        const creates = creating(project, s, probed, created) + rerunning(project, s, probed);
+        decision.set(s, { planned: true, reason: `${untouched ? `${describeStanding(s, probed)} → ${describeExpect(s)}` : `→ ${describeExpect(s)}`}${creates}`, conditional: false });
         untouched = false;
       }
     } else if (s.kind === 'data') {
@@ -166,7 +178,7 @@ function planProject(inputs: PlanInputs, project: ProjectDef, releaseIndex: Read
     if (mine.some((i) => i >= firstOpen)) break;
     at = r.release;
   }
-  return { project: project.name, at, versions, steps: planned, skipped };
+  return { project: project.name, at, versions: probed, steps: planned, skipped };
 }
 
 export function plan(inputs: PlanInputs): Plan {

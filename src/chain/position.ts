@@ -78,6 +78,23 @@ function isBetween(v: Version, from: Expectation | undefined, to: Expectation, o
   return from === undefined || compareToExpectation(v, from, order) === 'above';
 }
 
+/**
+ * The versions the planner goes by: a partly created database whose chain
+ * declares `partial: rerun` is planned as if absent, so its first sync runs
+ * again over the tables there; every other version as probed.
+ */
+export function plannedVersions(project: ProjectDef, versions: Versions): Versions {
+  const rerun = Object.keys(versions).filter((db) => versions[db]!.kind === 'partial' && project.partial?.[db] === 'rerun');
+  if (rerun.length === 0) return versions;
+  return { ...versions, ...Object.fromEntries(rerun.map((db) => [db, absent])) };
+}
+
+/** "3 tables (a, b, c)", at most 8 named. */
+export function describeTables(tables: readonly string[]): string {
+  const shown = tables.slice(0, 8).join(', ') + (tables.length > 8 ? `, … (${tables.length - 8} more)` : '');
+  return `${tables.length} table${tables.length === 1 ? '' : 's'} (${shown})`;
+}
+
 export interface Standing {
   /** Every position (number of the project's steps done) that explains the versions, ascending; empty when none does. */
   positions: number[];
@@ -85,7 +102,8 @@ export interface Standing {
   orders: Record<string, string[]>;
 }
 
-export function standing(chain: Chain, project: ProjectDef, versions: Versions, inFlight?: ReadonlySet<string>): Standing {
+export function standing(chain: Chain, project: ProjectDef, probed: Versions, inFlight?: ReadonlySet<string>): Standing {
+  const versions = plannedVersions(project, probed);
   const steps = projectSteps(chain, project.name);
   const dbs = Object.keys(project.databases);
   const orders = Object.fromEntries(dbs.map((db) => [db, orderFor(chain, project, db, versions[db], inFlight)]));
@@ -115,9 +133,12 @@ function databaseProblems(chain: Chain, project: ProjectDef, versions: Versions,
     const expects = steps.map((s) => s.expect[db]).filter((e): e is Expectation => e !== undefined);
     const order = orders[db]!;
     if (v.kind === 'partial') {
-      const shown = v.tables.slice(0, 8).join(', ') + (v.tables.length > 8 ? `, … (${v.tables.length - 8} more)` : '');
+      // nova killed inside its initial migration leaves 42 tables and no version row; run again, it fails with
+      // "Table 'instances' already exists". Only the chain can say a project's first migration skips what is there.
       problems.push(
-        `${where}: partly created: ${v.tables.length} table${v.tables.length === 1 ? '' : 's'} (${shown}) but no version recorded, so a first migration was stopped part-way and running it again would fail on the tables already there. Restore the database from its backup, or, if it held nothing yet, drop it (DROP DATABASE ${dbName}) and run again.`,
+        `${where}: partly created: ${describeTables(v.tables)} but no version recorded, so a first migration was stopped part-way and running it again would fail on the tables already there. ` +
+          `Put the database back as it was before that migration (restore it from the backup or restore point taken before it, or, as it had no tables then, drop the tables it has now) and run again; ` +
+          `or, if ${project.name}'s first migration creates only what is missing, declare it in the chain (projects.${project.name}.partial: { ${db}: rerun }).`,
       );
       continue;
     }
@@ -163,7 +184,8 @@ function releasesAt(chain: Chain, project: ProjectDef, db: string, v: Version, o
  * databases that are each fine but stand at no common point are named
  * together, each with where the chain has its version.
  */
-export function standingProblems(chain: Chain, project: ProjectDef, versions: Versions, inFlight?: ReadonlySet<string>): string[] {
+export function standingProblems(chain: Chain, project: ProjectDef, probed: Versions, inFlight?: ReadonlySet<string>): string[] {
+  const versions = plannedVersions(project, probed);
   const s = standing(chain, project, versions, inFlight);
   const own = databaseProblems(chain, project, versions, s.orders);
   if (own.length > 0 || s.positions.length > 0) return own;

@@ -35,6 +35,7 @@ export interface RawChain {
       create?: Record<string, { charset?: string; collation?: string }>;
       collations?: string[];
       rehearsal?: { database: string; sql: string; why?: string }[];
+      partial?: Record<string, 'rerun'>;
       blockers?: { name: string; database?: string; query: string; message: string; 'fixed-by'?: string }[];
     }
   >;

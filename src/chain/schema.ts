@@ -66,6 +66,7 @@ export const chainSchema = {
               properties: { database: name, sql: { type: 'string', minLength: 1 }, why: { type: 'string' } },
             },
           },
+          partial: { type: 'object', propertyNames: name, additionalProperties: { enum: ['rerun'] } },
           blockers: {
             type: 'array',
             items: {

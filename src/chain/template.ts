@@ -84,6 +84,7 @@ export function argvModel(project: ProjectDef): Shape {
     config: Object.fromEntries(Object.keys(project.config).map((f) => [f, 'leaf' as const])),
     project: 'leaf',
     release: 'leaf',
+    empty_dir: 'leaf',
   };
 }
 
@@ -180,15 +181,18 @@ export function renderRewrite(chain: Chain, project: ProjectDef, index: number, 
   return render(project.rehearsal![index]!.sql, { db: addresses, project: project.name }, `${chain.file}: projects.${project.name}.rehearsal[${index}].sql`);
 }
 
-/** A step's argv. `configPaths` maps each of the project's config files to where it is rendered. */
-export function renderArgv(chain: Chain, step: StepDef, addresses: Addresses, configPaths: Readonly<Record<string, string>>): string[] {
+/**
+ * A step's argv. `configPaths` maps each of the project's config files to
+ * where it is rendered; `emptyDir` is the directory `{{ empty_dir }}` names.
+ */
+export function renderArgv(chain: Chain, step: StepDef, addresses: Addresses, configPaths: Readonly<Record<string, string>>, emptyDir: string): string[] {
   // No password in the argv context: commands get it through a config file.
   const db: Record<string, Omit<DatabaseAddress, 'password'>> = {};
   for (const [k, a] of Object.entries(addresses)) {
     const { password: _omitted, ...rest } = a;
     db[k] = rest;
   }
-  const context = { db, config: configPaths, project: step.project, release: step.release };
+  const context = { db, config: configPaths, project: step.project, release: step.release, empty_dir: emptyDir };
   return step.command.map((arg, i) => {
     const where = `${chain.file}: step ${step.id} (${step.kind}), argument ${i + 1}`;
     const out = render(arg, context, where);

@@ -74,6 +74,14 @@ export interface ProjectDef {
    * the server the dump came from. Never run by `run`. Absent: none.
    */
   rehearsal?: readonly RewriteDef[];
+  /**
+   * How to go on from a database that is partly created (tables but no
+   * version row: a first migration stopped part-way). Absent: the planner
+   * refuses, naming the tables. `rerun`: the first sync that moves the
+   * database runs again over what is there, which is only right when the
+   * project's initial migration creates only what is missing.
+   */
+  partial?: Readonly<Record<string, 'rerun'>>;
   /** Probes for data a later migration refuses; read by check-migrations (loadChain always sets it). */
   blockers?: readonly BlockerDef[];
 }

@@ -66,6 +66,18 @@ export function runDir(l: Layout, runId: number): string {
   return path.join(l.stateDir, 'runs', String(runId));
 }
 
+/**
+ * `{{ empty_dir }}`: beside the rendered configs, so a rootfs step sees it
+ * (read-only, as the configs); `.empty` is no project's name (names start
+ * with a letter or digit). Real tools read more than the file they are
+ * given: oslo.config also reads every file of the default config
+ * directories (/etc/nova/nova.conf.d…) unless --config-dir names another,
+ * so a step that must not read the host's config points it here.
+ */
+export function emptyDir(l: Pick<Layout, 'configDir'>): string {
+  return path.join(l.configDir, '.empty');
+}
+
 export function configPaths(l: Layout, chain: Chain, project: string): Record<string, string> {
   const out: Record<string, string> = {};
   for (const file of Object.keys(chain.projects[project]!.config)) out[file] = path.join(l.configDir, project, file);
@@ -80,5 +92,5 @@ export function projectAddresses(chain: Chain, session: Pick<TargetSession, 'add
 
 /** What a chain's templates may name, for this state directory and target. */
 export function templatePlaces(l: Layout, chain: Chain, session: Pick<TargetSession, 'address'>): TemplatePlaces {
-  return { addresses: (project) => projectAddresses(chain, session, project), configPaths: (project) => configPaths(l, chain, project) };
+  return { addresses: (project) => projectAddresses(chain, session, project), configPaths: (project) => configPaths(l, chain, project), emptyDir: emptyDir(l) };
 }

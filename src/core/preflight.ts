@@ -9,7 +9,7 @@ import { LeapfrogError, type ErrorKind } from '../errors.js';
 import type { LedgerReader, RunRow } from '../ledger/ledger.js';
 import { describeDrift, findDrift, historyLost, survivorProblem, unfinishedRuns, type DeadRun, type Drift } from './history.js';
 import { templatePlaces, type Layout } from './layout.js';
-import { assessInFlight, blocking, recoveryRefusal, type Recovery } from './recovery.js';
+import { assessInFlight, blocking, partlyCreatedOptions, recoveryRefusal, type Recovery } from './recovery.js';
 
 /**
  * The pre-flight: everything `plan`, `check-migrations`, `run` and
@@ -121,7 +121,10 @@ export async function preflight(c: PreflightContext, o: PreflightOptions = {}): 
     try {
       plan = makePlan({ chain, versions, neededCounts, ledgerDone, inFlight, until: o.until });
     } catch (err) {
-      refusals.push(asRefusal(err instanceof LeapfrogError && err.kind === 'refused' ? 'versions' : 'plan', err));
+      const r = asRefusal(err instanceof LeapfrogError && err.kind === 'refused' ? 'versions' : 'plan', err);
+      // A partly created database: name the restore point from before its first migration, when the ledger has one.
+      const points = r.about === 'versions' && ledger ? partlyCreatedOptions(ledger, chain, c.layout, target, versions) : [];
+      refusals.push(points.length > 0 ? { ...r, details: [...r.details, ...points] } : r);
     }
   }
   if (plan) {

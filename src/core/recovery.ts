@@ -1,5 +1,5 @@
 import type { Chain, StepDef, Version } from '../chain/types.js';
-import { versionOrder } from '../chain/position.js';
+import { describeTables, versionOrder } from '../chain/position.js';
 import { compareToExpectation, formatVersion, versionToJson } from '../chain/version.js';
 import { diffShapes, fingerprint, type SchemaShape } from '../database/fingerprint.js';
 import type { TargetSession } from '../database/session.js';
@@ -43,7 +43,9 @@ export type Verdict =
   /** Some of the step's work is there, some is missing (compared with the evidence after it). */
   | { kind: 'partial'; there: string[]; missing: string[]; source: string }
   /** Something changed since the step started, and no evidence says what the step would leave. */
-  | { kind: 'unknown'; there: string[]; why: string };
+  | { kind: 'unknown'; there: string[]; why: string }
+  /** The database is partly created (tables, no version) and the chain declares `partial: rerun`: the step runs again over them. */
+  | { kind: 'rerun'; tables: readonly string[] };
 
 export interface Recovery {
   step: StepRow;
@@ -126,6 +128,12 @@ export async function assessInFlight(ledger: LedgerReader | undefined, chain: Ch
     for (const [db, expected] of Object.entries(step.expect)) {
       const name = project.databases[db]!;
       const version = versions[project.name]?.[db] ?? { kind: 'absent' };
+      if (version.kind === 'partial') {
+        // A first migration stopped part-way: the planner refuses it as "partly created", naming its tables (one
+        // refusal, not two), unless the chain declares that the step runs again over them.
+        if (project.partial?.[db] === 'rerun') out.push({ step: row, project: project.name, database: db, name, version, verdict: { kind: 'rerun', tables: version.tables } });
+        continue;
+      }
       const f = await fingerprint(session, name);
       const now: State = { version: versionToJson(version), sha256: f?.sha256 ?? null, shape: f?.shape ?? null };
       const beforeRow = own.find((r) => r.phase === 'before' && r.database === db);
@@ -209,6 +217,8 @@ export function describeRecovery(r: Recovery): string {
       return `partial work of ${where}: ${v.there.join('; ') || 'nothing visible'}. Missing compared with the evidence after this step (${v.source}): ${v.missing.join('; ') || 'nothing'}`;
     case 'unknown':
       return `unknown state after ${where}: since the step started: ${v.there.join('; ') || 'details differ'}; ${v.why}`;
+    case 'rerun':
+      return `${where}: partly created (${describeTables(v.tables)}, no version); the chain declares partial: rerun, so the step runs again over them`;
   }
 }
 
@@ -249,4 +259,24 @@ export function recoveryRefusal(ledger: LedgerReader, chain: Chain, places: Hint
         : '  or fix it by hand: finish the step\'s work (and its version) or undo what is there until the schema matches the evidence before or after the step, then run again',
     ],
   };
+}
+
+/**
+ * For each partly created database the planner refuses (a first migration
+ * stopped part-way), the restore point from before that migration, when the
+ * ledger has one: the newest point `rollback --to` can restore that drops it
+ * (it did not exist then) or restores it from a snapshot.
+ */
+export function partlyCreatedOptions(ledger: LedgerReader, chain: Chain, places: HintFlags, target: string, versions: Readonly<Record<string, Readonly<Record<string, Version>>>>): string[] {
+  const partial = Object.values(chain.projects).flatMap((p) =>
+    Object.entries(p.databases).flatMap(([db, name]) => (versions[p.name]?.[db]?.kind === 'partial' && p.partial?.[db] !== 'rerun' ? [name] : [])),
+  );
+  if (partial.length === 0) return [];
+  const points = restorePoints(ledger, chain, target);
+  return partial.flatMap((name) => {
+    const p = points.filter((x) => x.resolution.drop.includes(name) || x.resolution.restore.some((s) => s.database === name)).at(-1);
+    if (!p) return [];
+    const does = [...p.resolution.drop.map((d) => `drops ${d}`), ...p.resolution.restore.map((x) => `restores snapshot ${x.id} of ${x.database}, taken before ${x.before_step}`)].join('; ');
+    return [`${name}: the restore point from before its first migration: ${hint(places, ['rollback', '--to', String(p.to)])} (${describePoint(p)}: ${does}); then run again`];
+  });
 }

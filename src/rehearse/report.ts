@@ -1,5 +1,8 @@
 import type { Chain } from '../chain/types.js';
 import type { RunRow, StepRow } from '../ledger/ledger.js';
+import { stepCommand } from '../ledger/records.js';
+import { shellQuote } from '../report/format.js';
+import { stripAnsi } from '../report/tail.js';
 
 /**
  * The rehearsal's findings as data: the row-count audit and the report
@@ -92,6 +95,8 @@ export interface StepReport {
 export interface Failure {
   step: string;
   message: string;
+  /** The step's argv, shell-quoted: pasted into a shell, it is the same argv. */
+  command: string;
   log: string | null;
   logTail: string[];
 }
@@ -163,7 +168,8 @@ export function hopsFromLedger(run: RunRow, steps: readonly StepRow[]): HopRepor
 export function failuresFromLedger(steps: readonly StepRow[]): Failure[] {
   return steps
     .filter((s) => s.status === 'failed' || s.status === 'interrupted')
-    .map((s) => ({ step: s.step_id, message: s.error ?? s.status, log: s.log_path, logTail: (s.log_tail ?? '').split('\n').filter(Boolean) }));
+    // Tails are stored without ANSI codes; a ledger from before that may still carry them.
+    .map((s) => ({ step: s.step_id, message: s.error ?? s.status, command: shellQuote(stepCommand(s)), log: s.log_path, logTail: stripAnsi(s.log_tail ?? '').split('\n').filter(Boolean) }));
 }
 
 export function predict(run: RunRow | undefined, hops: readonly HopReport[], parallel: number): RehearsalReport['prediction'] {

@@ -2,6 +2,8 @@ import type { CheckpointRow, PredictionRow, RollbackRow, RunRow, SnapshotRow, St
 import type { StepPrediction } from '../check/predict.js';
 import { modelJson, modelText } from './prediction.js';
 import { checkpointFingerprints, checkpointVersions, rollbackSnapshots, stepCommand, stepRowCounts } from '../ledger/records.js';
+import { shellQuote } from './format.js';
+import { stripAnsi } from './tail.js';
 import path from 'node:path';
 import type { RehearsalRuns } from '../ledger/rehearsals.js';
 import { formatMs, formatStoredVersion, formatTime, table } from './render.js';
@@ -120,7 +122,8 @@ export function runText(record: RunRecord): string {
   lines.push(t.toString());
   lines.push(...predictionLines(record));
   for (const s of steps.filter((x) => x.status === 'failed' || x.status === 'interrupted' || x.status === 'started')) {
-    lines.push(`\n${s.step_id} ${s.status}${s.error ? `: ${s.error}` : ''}`, `log: ${s.log_path}`, ...(s.log_tail ? s.log_tail.split('\n').map((l) => '  ' + l) : []));
+    // The command shell-quoted (paste it to run the step by hand); the tail without ANSI codes, also from older ledgers.
+    lines.push(`\n${s.step_id} ${s.status}${s.error ? `: ${s.error}` : ''}`, `$ ${shellQuote(stepCommand(s))}`, `log: ${s.log_path}`, ...(s.log_tail ? stripAnsi(s.log_tail).split('\n').map((l) => '  ' + l) : []));
   }
   if (checkpoints.length > 0) {
     const c = table(['id', 'checkpoint', 'versions', 'fingerprints']);

@@ -70,7 +70,7 @@ export function rehearsalText(r: RehearsalReport): string {
   for (const [proj, dbs] of Object.entries(r.versions)) for (const [db, ver] of Object.entries(dbs)) v.push([proj, db, formatStoredVersion(ver)]);
   if (Object.keys(r.versions).length > 0) out.push('Versions now:', v.toString(), '');
   for (const f of r.failures) {
-    out.push(`FAILED ${f.step}: ${f.message}`, `  log: ${f.log ?? '(none)'}`, ...f.logTail.map((l) => `  | ${l}`), '');
+    out.push(`FAILED ${f.step}: ${f.message}`, `  $ ${f.command}`, `  log: ${f.log ?? '(none)'}`, ...f.logTail.map((l) => `  | ${l}`), '');
   }
   if (r.audit) {
     const changed = r.audit.rows.filter((x) => x.verdict !== 'kept');
@@ -169,7 +169,7 @@ export function rehearsalHtml(r: RehearsalReport, o: { dir?: string | undefined 
     (i) => auditRows[i]!.verdict,
   );
   const versions = rows(Object.entries(r.versions).flatMap(([proj, dbs]) => Object.entries(dbs).map(([db, v]) => [esc(proj), esc(db), esc(formatStoredVersion(v))])));
-  const failures = r.failures.map((f) => `<h3>${esc(f.step)}</h3><p>${esc(f.message)}</p><p>log: ${logLink(f.log, dir)} <code>${esc(f.log ?? '')}</code></p><pre>${esc(f.logTail.join('\n'))}</pre>`).join('');
+  const failures = r.failures.map((f) => `<h3>${esc(f.step)}</h3><p>${esc(f.message)}</p><pre>$ ${esc(f.command)}</pre><p>log: ${logLink(f.log, dir)} <code>${esc(f.log ?? '')}</code></p><pre>${esc(f.logTail.join('\n'))}</pre>`).join('');
   const steps = rows(
     r.hops.flatMap((h) =>
       h.steps.map((s) => [esc(s.id), esc(`${h.project}@${h.release}`), esc(s.kind), esc(s.status), `<span class="duration">${s.durationMs === null ? '-' : esc(formatMs(s.durationMs))}</span>`, `<span class="runs">${s.attempts}</span>`, logLink(s.log, dir)]),

@@ -1,3 +1,5 @@
+import stripAnsiCodes from 'strip-ansi';
+
 /**
  * What of a step's output is kept beside its failure (in the ledger, the
  * error message and reports): real tools end with the lines that matter
@@ -8,11 +10,13 @@
  * CRITICAL or Traceback line (up to a bound each), and the last lines.
  */
 
-/** CSI and OSC sequences (colours, cursor moves, titles): ECMA-48. */
-const ANSI = /\u001b\[[0-?]*[ -/]*[@-~]|\u001b\][^\u0007\u001b]*(?:\u0007|\u001b\\)|\u001b[@-Z\\-_]/g;
-
+/**
+ * Colours, cursor moves, titles (ECMA-48 CSI, OSC, control strings, two-byte
+ * escapes), removed with strip-ansi: its ansi-regex is what the terminal
+ * tooling of the npm ecosystem (chalk, yargs's cliui) relies on.
+ */
 export function stripAnsi(text: string): string {
-  return text.replace(ANSI, '');
+  return stripAnsiCodes(text);
 }
 
 const ERROR_LINE = /(^|\s)(ERROR|CRITICAL|FATAL)(\s|:|$)|^Traceback \(most recent call last\)|^\S*(Error|Exception): /;

@@ -1,4 +1,4 @@
-import { chmod, writeFile } from 'node:fs/promises';
+import { chmod, mkdir, rm, writeFile } from 'node:fs/promises';
 import os from 'node:os';
 import path from 'node:path';
 import type { Plan, PlannedStep } from '../chain/plan.js';
@@ -10,7 +10,7 @@ import type { ProvisionedEnv } from '../envs/store.js';
 import { LeapfrogError } from '../errors.js';
 import { probeAll } from '../database/probe.js';
 import { describePlacement } from '../database/placement.js';
-import { configPaths, projectAddresses, runDir } from '../core/layout.js';
+import { configPaths, emptyDir, projectAddresses, runDir } from '../core/layout.js';
 import { LEAPFROG_VERSION } from '../version.js';
 import { takeSnapshot } from './checkpoint.js';
 import { asRunError, type RunContext, type RunResult } from './context.js';
@@ -110,6 +110,12 @@ export async function executePlan(ctx: RunContext, plan: Plan, prepared: readonl
 }
 
 async function renderConfigs(ctx: RunContext, projects: ReadonlySet<string>): Promise<void> {
+  // {{ empty_dir }}: made afresh, empty and read-only, so no step finds there what an earlier one left.
+  const empty = emptyDir(ctx.layout);
+  makeDirs(path.dirname(empty), '--state-dir');
+  await rm(empty, { recursive: true, force: true });
+  await mkdir(empty, { mode: 0o555 });
+  await chmod(empty, 0o555);
   for (const project of projects) {
     const def = ctx.chain.projects[project]!;
     const paths = configPaths(ctx.layout, ctx.chain, project);

@@ -3,6 +3,7 @@ import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { execa } from 'execa';
 import { LeapfrogError } from '../errors.js';
+import { shellQuote } from '../report/format.js';
 import { failureTail } from '../report/tail.js';
 import { containsSecret, maskSecrets as mask } from '../report/secrets.js';
 import { bwrapOptions, type RootfsSandbox } from './bwrap.js';
@@ -96,8 +97,10 @@ export async function runStepProcess(p: StepProcess): Promise<StepOutcome> {
       logError = err as Error;
     }
   };
-  // The header shows argv: masked too, in case the caller's shownArgv still carries a secret.
-  write(`# ${new Date().toISOString()} $ ${mask([...(p.rootfs ? [`bwrap (rootfs ${p.rootfs.root})`] : (wrapper ?? [])), ...p.shownArgv].join(' '), p.secrets)}\n`);
+  // The header shows argv shell-quoted, so it can be pasted (a quoted SQL argument stays one word);
+  // masked too, in case the caller's shownArgv still carries a secret.
+  const shown = [...(p.rootfs ? [`bwrap (rootfs ${p.rootfs.root})`] : wrapper ? [shellQuote(wrapper)] : []), shellQuote(p.shownArgv)].join(' ');
+  write(`# ${new Date().toISOString()} $ ${mask(shown, p.secrets)}\n`);
   const window: string[] = [];
   let partial = '';
   const keep = (text: string) => {
