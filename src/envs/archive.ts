@@ -51,6 +51,9 @@ export interface WalkEntry {
   whole(): Promise<Buffer>;
 }
 
+const ZEROS = Buffer.alloc(256 * 1024);
+const isZero = (b: Buffer) => b.length <= ZEROS.length && b.equals(ZEROS.subarray(0, b.length));
+
 /** Headers larger than this (PAX records, GNU long names) are refused; names are limited to 4 KiB anyway. */
 const MAX_META_BYTES = 64 * 1024;
 /** A PAX record that makes the next entry a GNU sparse file (GNU tar manual, "Sparse Formats"). */
@@ -132,12 +135,14 @@ export async function walkArchive(file: string, o: WalkOptions, visit: (e: WalkE
         throw failure;
       }
       // The parser and the kept copy take the same chunk at the same time; both are waited for before the next.
-      const copy = kept?.write(chunk);
+      // A chunk of zeros is left as a hole, so a bomb of zeros costs no disk here either.
+      const copy = kept && !isZero(chunk) ? kept.write(chunk, 0, chunk.length, total - chunk.length) : undefined;
       if (!parser.write(chunk)) await guard(once(parser, 'drain'));
       if (copy) await guard(copy);
       // Whatever follows the end-of-archive blocks is not read: it cannot matter, and inflating it is work a bomb asks for.
       if (atEof) break;
     }
+    if (kept) await guard(kept.truncate(total));
     drained = !atEof;
     parser.end();
   };
