@@ -37,7 +37,8 @@ export class WritePool {
 
   constructor(dest: string, count: number) {
     this.workers = Array.from({ length: count }, () => {
-      const w = new Worker(new URL('./write-worker.js', import.meta.url), { workerData: { dest } });
+      // execArgv: none of the parent's flags (`node --input-type=module -e …` makes a worker fail to load).
+      const w = new Worker(new URL('./write-worker.js', import.meta.url), { workerData: { dest }, execArgv: [] });
       w.on('message', (a: WriteAnswer) => {
         this.inFlight -= this.pending.get(a.id) ?? 0;
         this.pending.delete(a.id);

@@ -104,7 +104,8 @@ describe('bombs', { concurrency: 2 }, () => {
     const started = Date.now();
     const root = await assertUnpacked(c, f);
     assert.equal(readFileSync(path.join(root, 'bin/tool'), 'utf8'), 'ok\n');
-    assert.ok(Date.now() - started < 60_000, `${Date.now() - started} ms`);
+    // Two CLI runs (provision, verify) on a busy machine; a zstd left running would block on its full pipe for good.
+    assert.ok(Date.now() - started < 120_000, `${Date.now() - started} ms`);
   });
 
   test('a .tar.zst stream of PAX headers that name nothing ends at the decompressed-bytes limit', async () => {
