@@ -1,67 +1,44 @@
 /**
  * bench/provision: provisioning a large env from a local HTTP server.
  *
- *   npm run bench:provision   (or: node dist/bench/provision.js [--mb 200] [--files 20000] [--rounds 3])
+ *   npm run bench:provision   (or: node dist/bench/provision.js [--env both|synthetic|nova] [--mb 200] [--files 20000] [--rounds 3])
  *
- * A ~200 MB env of many small files (a venv's shape), served by the
- * fixtures' HTTP server. Cold: leapfrog's provisionEnv into an empty cache
- * (download hashed while spooled, the header pass, the writer with mtimes and
- * each file hashed as written, the manifest for `envs verify`) against the
- * baseline a careful operator would type, run in the same process tree and
- * the same round:
+ * Two envs (bench/env-shapes.ts), each as the same tar in .tar.gz and
+ * .tar.zst, served by the fixtures' HTTP server:
  *
- *   curl -sS -o f URL && sha256sum f && tar -xzf f -C dir
+ * - synthetic: 200 MiB of 20 000 equal text files (a venv's shape);
+ * - nova: a look-alike of a real nova 26 root filesystem (456 MiB, 23 401
+ *   files of log-normal sizes, directories, symlinks, hard links).
  *
- * Warm: provisionEnv of an env already in the cache (what every `run` pays).
- * Generated data lives under the OS temp dir and is reused between runs.
+ * Cold: leapfrog's provisionEnv into an empty cache (download hashed while
+ * spooled, the header pass, the writer with mtimes and each file hashed as
+ * written, the manifest for `envs verify`) of each tarball, against what an
+ * operator would type, every one in the same round, in an order that
+ * rotates from round to round:
+ *
+ *   get-hash-untar:  curl -o f URL && sha256sum f && tar -xzf f    (the synthetic env's goal: <= 0.8x)
+ *   stream-gz:       curl URL | tee >(sha256sum) | tar -xz         (the nova env's goal: <= 1.0x)
+ *   stream-zst:      curl URL | tee >(sha256sum) | tar --zstd -x   (the same on the .tar.zst)
+ *
+ * Each ratio is taken within a round and the median of the rounds' ratios
+ * is printed. Warm: provisionEnv of an env already in the cache (what every
+ * `run` pays). Generated data lives under the OS temp dir and is reused.
  */
-import { createHash, randomBytes } from 'node:crypto';
-import { createReadStream, existsSync, mkdirSync, readFileSync, rmSync, writeFileSync } from 'node:fs';
+import { createHash } from 'node:crypto';
+import { createReadStream, mkdirSync, readFileSync, rmSync, statSync } from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import { execa } from 'execa';
-import * as tar from 'tar';
 import type { EnvDef } from '../src/chain/types.js';
 import { provisionEnv } from '../src/envs/store.js';
 import { startTarballServer } from '../fixtures/http-server.js';
 import { benchOptions } from './common.js';
+import { nova, synthetic, type Shape } from './env-shapes.js';
 
-const flags = benchOptions({ mb: '200', files: '20000', rounds: '3' });
-const MB = Number(flags.mb);
-const FILES = Number(flags.files);
+const flags = benchOptions({ env: 'both', mb: '200', files: '20000', rounds: '3' });
 const ROUNDS = Number(flags.rounds);
-
-const base = path.join(os.tmpdir(), `leapfrog-bench-provision-${MB}mb-${FILES}`);
-const tarball = path.join(base, 'env.tar.gz');
-
-/** Deterministic-size files of text-like content (compresses roughly as source code does, ~3x). */
-async function generate(): Promise<void> {
-  if (existsSync(tarball)) return;
-  const src = path.join(base, 'src');
-  rmSync(base, { recursive: true, force: true });
-  const per = Math.floor((MB * 1024 * 1024) / FILES);
-  // A few common words and a long tail, like identifiers in source code.
-  const words = Array.from({ length: 50_000 }, () => randomBytes(3 + (randomBytes(1)[0]! % 8)).toString('base64url'));
-  let seed = 1;
-  const next = () => (seed = (seed * 1103515245 + 12345) & 0x7fffffff);
-  for (let i = 0; i < FILES; i++) {
-    const dir = path.join(src, 'lib', `pkg${Math.floor(i / 200)}`);
-    if (i % 200 === 0) mkdirSync(dir, { recursive: true });
-    const parts: string[] = [];
-    let len = 0;
-    while (len < per) {
-      const w = words[next() % (next() % 3 === 0 ? words.length : 300)]!;
-      parts.push(w);
-      len += w.length + 1;
-    }
-    writeFileSync(path.join(dir, `mod${i}.py`), parts.join(next() % 7 === 0 ? '\n' : ' ').slice(0, per));
-  }
-  mkdirSync(path.join(src, 'bin'), { recursive: true });
-  writeFileSync(path.join(src, 'bin', 'tool'), '#!/bin/sh\nexit 0\n', { mode: 0o755 });
-  await tar.c({ gzip: true, file: tarball, cwd: src, portable: true }, ['bin', 'lib']);
-  rmSync(src, { recursive: true, force: true });
-}
+if (!['both', 'synthetic', 'nova'].includes(flags.env)) throw new Error('--env is both, synthetic or nova');
 
 async function sha256(file: string): Promise<string> {
   const h = createHash('sha256');
@@ -70,62 +47,102 @@ async function sha256(file: string): Promise<string> {
 }
 
 const median = (xs: number[]) => [...xs].sort((a, b) => a - b)[Math.floor(xs.length / 2)]!;
+/**
+ * CPU seconds of this process (every thread: leapfrog and the HTTP server)
+ * plus its reaped children (zstd; curl, tar, gzip, sha256sum), from
+ * /proc/self/stat (proc(5): utime, stime, cutime, cstime in clock ticks).
+ * Other work on the machine stretches wall time far more than CPU time.
+ */
+function cpu(): number {
+  const stat = readFileSync('/proc/self/stat', 'utf8');
+  // Fields after the command name (which may hold spaces): state is [0], utime [11] … cstime [14].
+  const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+  return (Number(f[11]) + Number(f[12]) + Number(f[13]) + Number(f[14])) / 100;
+}
+const load = () => os.loadavg().map((l) => l.toFixed(1)).join(' ');
+const mb = (f: string) => `${(statSync(f).size / 1024 ** 2).toFixed(1)} MiB`;
 
-const t0 = performance.now();
-await generate();
-const size = readFileSync(tarball).length;
-const sha = await sha256(tarball);
-const server = await startTarballServer();
-server.serve('env.tar.gz', tarball);
-const url = server.url('env.tar.gz');
-const env: EnvDef = { name: 'bench-env', file: path.join(base, 'bench-env.yaml'), source: { kind: 'url', location: url, sha256: sha }, path: ['bin'], vars: {} };
-process.stderr.write(`env: ${(size / 1024 ** 2).toFixed(1)} MB tar.gz, ${FILES} files of ~${Math.floor((MB * 1024) / FILES)} KB (${((performance.now() - t0) / 1000).toFixed(1)} s to prepare)\n`);
+const SHELL: Record<string, [string, string]> = {
+  'get-hash-untar': ['gz', 'curl -sS -o "$1/f" "$2" && sha256sum "$1/f" >/dev/null && mkdir "$1/x" && tar -xzf "$1/f" -C "$1/x"'],
+  'stream-gz': ['gz', 'set -o pipefail; mkdir "$1/x" && curl -sS "$2" | tee >(sha256sum > "$1/sum") | tar -xzf - -C "$1/x"; s=$?; wait $!; exit $s'],
+  'stream-zst': ['zst', 'set -o pipefail; mkdir "$1/x" && curl -sS "$2" | tee >(sha256sum > "$1/sum") | tar --zstd -xf - -C "$1/x"; s=$?; wait $!; exit $s'],
+};
 
-const work = path.join(base, 'work');
-const cold: number[] = [];
-const baseline: number[] = [];
-const warm: number[] = [];
-try {
-  for (let round = 0; round < ROUNDS; round++) {
-    rmSync(work, { recursive: true, force: true });
-    mkdirSync(work, { recursive: true });
-    // Alternate the order so neither side always gets the warmer page cache.
-    const runs = [
-      async () => {
-        const dir = path.join(work, 'baseline');
-        mkdirSync(dir);
-        const s = performance.now();
-        const r = await execa('sh', ['-c', 'curl -sS -o "$1/f.tar.gz" "$2" && sha256sum "$1/f.tar.gz" >/dev/null && mkdir "$1/x" && tar -xzf "$1/f.tar.gz" -C "$1/x"', 'sh', dir, url]);
-        baseline.push(performance.now() - s);
-        if (r.exitCode !== 0) throw new Error(r.stderr);
-      },
-      async () => {
-        const cache = path.join(work, 'cache');
-        const s = performance.now();
-        const p = await provisionEnv(env, cache, {});
-        cold.push(performance.now() - s);
-        if (p.cached) throw new Error('cold provision found the env cached');
-        for (let i = 0; i < 20; i++) {
-          const w = performance.now();
-          const again = await provisionEnv(env, cache, {});
-          warm.push(performance.now() - w);
-          if (!again.cached) throw new Error('warm provision did not find the env cached');
-        }
-      },
-    ];
-    if (round % 2 === 1) runs.reverse();
-    for (const r of runs) await r();
-    process.stderr.write(`round ${round + 1}: leapfrog ${cold.at(-1)!.toFixed(0)} ms, baseline ${baseline.at(-1)!.toFixed(0)} ms\n`);
+async function bench(shape: Shape): Promise<void> {
+  const server = await startTarballServer();
+  const urls = { gz: '', zst: '' };
+  const envs: Record<'gz' | 'zst', EnvDef> = {} as never;
+  for (const kind of ['gz', 'zst'] as const) {
+    server.serve(`env.tar.${kind}`, shape[kind]);
+    urls[kind] = server.url(`env.tar.${kind}`);
+    envs[kind] = { name: `bench-${shape.name}-${kind}`, file: path.join(shape.base, 'bench.yaml'), source: { kind: 'url', location: urls[kind], sha256: await sha256(shape[kind]) }, path: ['bin'], vars: {} };
   }
-} finally {
-  await server.close();
-  rmSync(work, { recursive: true, force: true });
+  const work = path.join(shape.base, 'work');
+  const times: Record<string, number[]> = {};
+  const warm: number[] = [];
+  const cpus: Record<string, number[]> = {};
+  let c0 = 0;
+  const record = (name: string, ms: number) => {
+    (times[name] ??= []).push(ms);
+    (cpus[name] ??= []).push(cpu() - c0);
+  };
+  const leapfrog = (kind: 'gz' | 'zst') => async () => {
+    const cache = path.join(work, `cache-${kind}`);
+    c0 = cpu();
+    const s = performance.now();
+    const p = await provisionEnv(envs[kind], cache, {});
+    record(`leapfrog .tar.${kind}`, performance.now() - s);
+    if (p.cached) throw new Error('cold provision found the env cached');
+    if (kind === 'zst') {
+      for (let i = 0; i < 20; i++) {
+        const w = performance.now();
+        if (!(await provisionEnv(envs[kind], cache, {})).cached) throw new Error('warm provision did not find the env cached');
+        warm.push(performance.now() - w);
+      }
+    }
+    rmSync(cache, { recursive: true, force: true });
+  };
+  const shell = (name: string) => async () => {
+    const [kind, script] = SHELL[name]!;
+    const dir = path.join(work, name);
+    mkdirSync(dir);
+    c0 = cpu();
+    const s = performance.now();
+    const r = await execa('bash', ['-c', script, 'bash', dir, urls[kind as 'gz' | 'zst']], { reject: false });
+    record(name, performance.now() - s);
+    if (r.exitCode !== 0) throw new Error(`${name}: ${r.stderr}`);
+    rmSync(dir, { recursive: true, force: true });
+  };
+  const runs = [leapfrog('gz'), shell('get-hash-untar'), leapfrog('zst'), shell('stream-gz'), shell('stream-zst')];
+  const loads = [load()];
+  try {
+    for (let round = 0; round < ROUNDS; round++) {
+      rmSync(work, { recursive: true, force: true });
+      mkdirSync(work, { recursive: true });
+      // Rotate the order so no side always runs first (or right after the heaviest one).
+      for (let i = 0; i < runs.length; i++) await runs[(i + round * 2) % runs.length]!();
+      process.stderr.write(`${shape.name} round ${round + 1}: ${Object.entries(times).map(([k, v]) => `${k} ${v.at(-1)!.toFixed(0)} ms (CPU ${cpus[k]!.at(-1)!.toFixed(1)} s)`).join(', ')} (load ${load()})\n`);
+    }
+  } finally {
+    await server.close();
+    rmSync(work, { recursive: true, force: true });
+  }
+  loads.push(load());
+  const ratio = (a: string, b: string) => median(times[a]!.map((t, i) => t / times[b]![i]!)).toFixed(2);
+  console.log(`provision ${shape.name}: ${mb(shape.gz)} tar.gz, ${mb(shape.zst)} tar.zst, ${shape.files} files; ${ROUNDS} rounds; load average ${loads.join(' -> ')}`);
+  for (const [k, v] of Object.entries(times)) console.log(`  ${k.padEnd(20)} ${median(v).toFixed(0).padStart(7)} ms median  (${v.map((t) => t.toFixed(0)).join(', ')}); CPU ${median(cpus[k]!).toFixed(1)} s`);
+  const goal = shape.name === 'synthetic' ? ['get-hash-untar', 0.8] as const : ['stream-gz', 1.0] as const;
+  console.log(`  ratio leapfrog .tar.gz  / ${goal[0]}: ${ratio('leapfrog .tar.gz', goal[0])}  (goal <= ${goal[1]})`);
+  console.log(`  ratio leapfrog .tar.zst / ${goal[0]}: ${ratio('leapfrog .tar.zst', goal[0])}  (goal <= ${goal[1]})`);
+  console.log(`  ratio leapfrog .tar.gz  / stream-gz: ${ratio('leapfrog .tar.gz', 'stream-gz')}; leapfrog .tar.zst / stream-zst: ${ratio('leapfrog .tar.zst', 'stream-zst')}`);
+  const cpuRatio = (a: string, b: string) => median(cpus[a]!.map((t, i) => t / cpus[b]![i]!)).toFixed(2);
+  console.log(`  CPU ratios: leapfrog .tar.gz / ${goal[0]} ${cpuRatio('leapfrog .tar.gz', goal[0])}, leapfrog .tar.zst / ${goal[0]} ${cpuRatio('leapfrog .tar.zst', goal[0])}, leapfrog .tar.zst / stream-zst ${cpuRatio('leapfrog .tar.zst', 'stream-zst')}`);
+  console.log(`  warm provision (cached env): ${median(warm).toFixed(3)} ms median, ${Math.max(...warm).toFixed(3)} ms max  (goal < 20 ms)`);
 }
 
-const c = median(cold);
-const b = median(baseline);
-console.log(`provision: ${(size / 1024 ** 2).toFixed(1)} MB tar.gz, ${FILES} files, ${ROUNDS} rounds, medians`);
-console.log(`  leapfrog cold provision (fetch+hash, header pass, unpack, manifest): ${c.toFixed(0)} ms`);
-console.log(`  baseline curl -o && sha256sum && tar -xzf:                         ${b.toFixed(0)} ms`);
-console.log(`  ratio leapfrog / baseline: ${(c / b).toFixed(2)}  (goal <= 0.8)`);
-console.log(`  warm provision (cached env): ${median(warm).toFixed(3)} ms median, ${Math.max(...warm).toFixed(3)} ms max  (goal < 20 ms)`);
+const t0 = performance.now();
+const shapes: Shape[] = [];
+if (flags.env !== 'nova') shapes.push(await synthetic(os.tmpdir(), Number(flags.mb), Number(flags.files)));
+if (flags.env !== 'synthetic') shapes.push(await nova(os.tmpdir()));
+process.stderr.write(`tarballs ready in ${((performance.now() - t0) / 1000).toFixed(1)} s\n`);
+for (const s of shapes) await bench(s);

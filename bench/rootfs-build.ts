@@ -13,7 +13,7 @@
  * directory. Needs root (mmdebstrap's root mode) and the Debian archive.
  *
  * Provision: as bench/provision does, provisionEnv into an empty cache
- * against `curl -o && sha256sum && tar -xzf`; warm is provisionEnv of the env
+ * against `curl -o && sha256sum && tar -xf`; warm is provisionEnv of the env
  * already in the cache (what every `run` pays).
  */
 import { createHash } from 'node:crypto';
@@ -54,13 +54,15 @@ async function timed(what: string, run: () => Promise<void>): Promise<number> {
 try {
   // Build: leapfrog first, then the baseline (a single round each: a cold build takes minutes).
   const out = path.join(work, 'out');
-  let built: { sha256: string; name: string } = { sha256: '', name: '' };
+  let built: { sha256: string; name: string; tarball: string } = { sha256: '', name: '', tarball: '' };
   const build = await timed(`leapfrog envs build --debian ${flags.suite} --packages ${packages.join(',')}`, async () => {
     const r = await execa(process.execPath, [path.join(ROOT, 'bin', 'leapfrog.js'), 'envs', 'build', '--debian', flags.suite, '--packages', packages.join(','), '--mirror', flags.mirror, '--name', 'bench-rootfs', '--out', out, '--format', 'json'], { reject: false, stdin: 'ignore' });
     if (r.exitCode !== 0) throw new Error(`envs build failed (${r.exitCode}): ${String(r.stderr).slice(-3000)}`);
-    built = JSON.parse(String(r.stdout)) as { sha256: string; name: string };
+    built = JSON.parse(String(r.stdout)) as { sha256: string; name: string; tarball: string };
   });
-  const tarball = path.join(out, 'bench-rootfs.tar.gz');
+  // bench-rootfs.tar.zst: envs build compresses with zstd by default.
+  const tarball = built.tarball;
+  const ext = tarball.endsWith('.tar.zst') ? 'tar.zst' : 'tar.gz';
   const size = statSync(tarball).size;
   if ((await sha256(tarball)) !== built.sha256) throw new Error('the tarball does not match the sha256 envs build printed');
 
@@ -75,8 +77,8 @@ try {
 
   // Provision over a real local HTTP server.
   const server = await startTarballServer();
-  server.serve('env.tar.gz', tarball);
-  const url = server.url('env.tar.gz');
+  server.serve(`env.${ext}`, tarball);
+  const url = server.url(`env.${ext}`);
   const env: EnvDef = { name: 'bench-rootfs', file: path.join(out, 'bench-rootfs.yaml'), kind: 'rootfs', source: { kind: 'url', location: url, sha256: built.sha256 }, path: [], vars: {} };
   const warm: number[] = [];
   let cold = 0;
@@ -84,8 +86,9 @@ try {
   try {
     const dir = path.join(work, 'baseline');
     mkdirSync(dir);
-    baseline = await timed('baseline curl -o && sha256sum && tar -xzf', async () => {
-      const r = await execa('sh', ['-c', 'curl -sS -o "$1/f.tar.gz" "$2" && sha256sum "$1/f.tar.gz" >/dev/null && mkdir "$1/x" && tar -xzf "$1/f.tar.gz" -C "$1/x"', 'sh', dir, url], { reject: false });
+    // tar -xf on a file finds its compression by itself (gzip or zstd).
+    baseline = await timed('baseline curl -o && sha256sum && tar -xf', async () => {
+      const r = await execa('sh', ['-c', 'curl -sS -o "$1/f" "$2" && sha256sum "$1/f" >/dev/null && mkdir "$1/x" && tar -xf "$1/f" -C "$1/x"', 'sh', dir, url], { reject: false });
       if (r.exitCode !== 0) throw new Error(String(r.stderr));
     });
     rmSync(dir, { recursive: true, force: true });
@@ -104,11 +107,11 @@ try {
   const median = (xs: number[]) => [...xs].sort((x, y) => x - y)[Math.floor(xs.length / 2)]!;
   const mb = (n: number) => `${(n / 1024 ** 2).toFixed(1)} MB`;
   console.log(`rootfs-build: ${flags.suite} with ${packages.join(', ')} from ${flags.mirror}, one cold round, ${os.cpus().length} cores, load ${os.loadavg()[0]!.toFixed(1)}`);
-  console.log(`  leapfrog envs build --debian (cold):      ${secs(build)}  (${mb(size)} tar.gz, trimmed)`);
+  console.log(`  leapfrog envs build --debian (cold):      ${secs(build)}  (${mb(size)} ${ext}, trimmed)`);
   console.log(`  baseline mmdebstrap to tar.gz:            ${secs(baselineBuild)}  (${mb(plainSize)}, untrimmed)`);
   console.log(`  ratio build leapfrog / baseline:          ${(build / baselineBuild).toFixed(2)}`);
   console.log(`  leapfrog cold provision over HTTP:        ${(cold / 1000).toFixed(2)} s`);
-  console.log(`  baseline curl -o && sha256sum && tar -xzf: ${(baseline / 1000).toFixed(2)} s`);
+  console.log(`  baseline curl -o && sha256sum && tar -xf:  ${(baseline / 1000).toFixed(2)} s`);
   console.log(`  ratio provision leapfrog / baseline:      ${(cold / baseline).toFixed(2)}`);
   console.log(`  warm provision (cached env): ${median(warm).toFixed(3)} ms median, ${Math.max(...warm).toFixed(3)} ms max over ${warm.length}`);
 } finally {

@@ -39,7 +39,7 @@ interface Built {
 /** A Debian env, built (twice) when not already in the store. */
 async function debianEnv(name: string, suite: string, packages: string[]): Promise<Built> {
   // `layout` changes when what envs build writes changes, so old entries are not reused.
-  const inputs = { suite, packages, mirror: MIRROR, variant: 'essential', layout: 4 };
+  const inputs = { suite, packages, mirror: MIRROR, variant: 'essential', layout: 5 };
   const dir = path.join(STORE, createHash('sha256').update(JSON.stringify(inputs)).digest('hex').slice(0, 16));
   const record = path.join(dir, 'built.json');
   if (!existsSync(record)) {
@@ -58,7 +58,10 @@ async function debianEnv(name: string, suite: string, packages: string[]): Promi
     renameSync(work, dir);
   }
   const b = JSON.parse(readFileSync(record, 'utf8')) as Json;
-  return { name, envFile: path.join(dir, 'a', `${name}.yaml`), tarball: path.join(dir, 'a', `${name}.tar.gz`), sha256: b.sha256, rebuilt: b.rebuilt };
+  const envFile = path.join(dir, 'a', `${name}.yaml`);
+  // NAME.tar.zst since layout 5 (envs build compresses with zstd by default): the env file names it.
+  const tarball = path.join(dir, 'a', (parse(readFileSync(envFile, 'utf8')) as Json).source.file as string);
+  return { name, envFile, tarball, sha256: b.sha256, rebuilt: b.rebuilt };
 }
 
 let server: TarballServer;
@@ -129,7 +132,9 @@ test('--dir packs a tree deterministically: sorted, owners 0, mtimes clamped to 
   assert.equal(two.exitCode, 0, two.stderr);
   assert.equal((JSON.parse(one.stdout) as Json).sha256, (JSON.parse(two.stdout) as Json).sha256);
   const headers: Json[] = [];
-  await tar.t({ file: path.join(dir, 'out', 'one.tar.gz'), onReadEntry: (e) => headers.push({ path: e.path, type: e.type, uid: e.header.uid, mtime: e.mtime ? e.mtime.getTime() / 1000 : undefined, linkpath: e.linkpath }) });
+  // node-tar reads no zstd on Node 20: the tar inside, as the zstd program gives it.
+  writeFileSync(path.join(dir, 'out', 'one.tar'), execFileSync('zstd', ['-d', '-c', path.join(dir, 'out', 'one.tar.zst')]));
+  await tar.t({ file: path.join(dir, 'out', 'one.tar'), onReadEntry: (e) => headers.push({ path: e.path, type: e.type, uid: e.header.uid, mtime: e.mtime ? e.mtime.getTime() / 1000 : undefined, linkpath: e.linkpath }) });
   assert.deepEqual(headers.map((h) => h.path), ['a-new', 'b-old', 'bin', 'dev/', 'usr/', 'usr/bin/', 'usr/bin/tool', 'usr/bin/tool2']);
   for (const h of headers) assert.ok(!h.uid, `${h.path}: owner ${h.uid}`);
   assert.equal(headers.find((h) => h.path === 'a-new')!.mtime, SDE, 'a file newer than the source date is clamped');
@@ -144,7 +149,7 @@ test('--dir packs a tree deterministically: sorted, owners 0, mtimes clamped to 
   const refused = await pack('fifo');
   assert.equal(refused.exitCode, 2, refused.stderr);
   assert.match(refused.stderr, /fifo is a device, FIFO or socket; an env may hold only files, directories and links/);
-  assert.ok(!existsSync(path.join(dir, 'out', 'fifo.tar.gz')));
+  assert.ok(!existsSync(path.join(dir, 'out', 'fifo.tar.zst')));
 });
 
 /** A one-project chain whose version is table ver(v), on a SQLite directory or the MariaDB server (over TCP, or a socket). */

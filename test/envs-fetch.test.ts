@@ -62,8 +62,11 @@ function assertVerified(root: string): void {
 }
 
 function assertCache(cache: string, entries: string[]): void {
-  const names = existsSync(cache) ? readdirSync(cache).filter((x) => x !== '.tmp') : [];
+  const names = existsSync(cache) ? readdirSync(cache).filter((x) => x !== '.tmp' && x !== '.tarballs') : [];
   assert.deepEqual(names, entries);
+  // The verified tarball of each entry is kept beside it (bundle create copies it), and only theirs.
+  const kept = path.join(cache, '.tarballs');
+  assert.deepEqual(existsSync(kept) ? readdirSync(kept).sort() : [], [...entries].sort(), 'kept tarballs');
   const tmp = path.join(cache, '.tmp');
   assert.deepEqual(existsSync(tmp) ? readdirSync(tmp) : [], [], 'leftovers in .tmp');
 }

@@ -77,8 +77,11 @@ function assertIntact(root: string): void {
 
 /** The cache holds exactly these entries, and nothing is left half-unpacked. */
 function assertCache(cache: string, entries: string[]): void {
-  const names = existsSync(cache) ? readdirSync(cache).filter((n) => n !== '.tmp') : [];
+  const names = existsSync(cache) ? readdirSync(cache).filter((n) => n !== '.tmp' && n !== '.tarballs') : [];
   assert.deepEqual(names.sort(), [...entries].sort());
+  // The verified tarball of each entry is kept beside it (bundle create copies it), and only theirs.
+  const kept = path.join(cache, '.tarballs');
+  assert.deepEqual(existsSync(kept) ? readdirSync(kept).sort() : [], [...entries].sort(), 'kept tarballs');
   const tmp = path.join(cache, '.tmp');
   assert.deepEqual(existsSync(tmp) ? readdirSync(tmp) : [], [], 'leftovers in .tmp');
 }

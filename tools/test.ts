@@ -52,6 +52,7 @@ export const NEEDS: readonly Need[] = [
   { pkg: 'bubblewrap', why: 'steps of root-filesystem envs run under bwrap', present: () => onPath('bwrap') },
   { pkg: 'uidmap', why: 'mmdebstrap builds as an unprivileged user with newuidmap', present: () => findExecutable(['newuidmap']) !== undefined },
   { pkg: 'debian-archive-keyring', why: "mmdebstrap checks the archive's signatures", present: () => existsSync('/usr/share/keyrings/debian-archive-keyring.gpg') },
+  { pkg: 'zstd', why: 'envs build compresses with zstd; .tar.zst envs are decompressed by it', present: () => onPath('zstd') },
   { pkg: 'procps', why: 'a test checks with ps that no sandboxed process outlives its timeout', present: () => onPath('ps') },
   { pkg: 'tmux', why: 'the progress test drives `leapfrog run` in a real terminal', present: () => onPath('tmux') },
 ];

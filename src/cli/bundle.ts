@@ -32,8 +32,8 @@ export async function bundleCommand(args: BundleArgs, io: Io): Promise<void> {
     if (!args.output) throw new LeapfrogError('input', 'bundle create needs -o FILE: where to write the bundle');
     const chain = loadChain(args.chain, { envDir: args.envs });
     const envs = loadChainEnvs(chain);
-    const made = await withInterrupt(io, (signal) => createBundle(chain, envs, args.output!, { ...provisionOptions(args, [args.chain!]), onRedirect: reportRedirect(io), signal }));
-    io.out(args.format === 'json' ? JSON.stringify({ format: 'leapfrog.bundle.create/v1', ...made }, null, 2) : `Bundle ${made.file}: chain ${made.chain} with ${made.envs} env tarballs. On the offline host: leapfrog bundle import ${path.basename(made.file)}`);
+    const made = await withInterrupt(io, (signal) => createBundle(chain, envs, args.output!, { ...provisionOptions(args, [args.chain!]), onRedirect: reportRedirect(io), signal, cacheDir: cacheDirOf(args) }));
+    io.out(args.format === 'json' ? JSON.stringify({ format: 'leapfrog.bundle.create/v1', ...made }, null, 2) : `Bundle ${made.file}: chain ${made.chain} with ${made.envs} env tarballs (${made.fromCache} from the cache). On the offline host: leapfrog bundle import ${path.basename(made.file)}`);
     return;
   }
   if (!args.file) throw new LeapfrogError('input', 'bundle import needs the bundle FILE');

@@ -199,7 +199,8 @@ const SPECS: readonly CommandSpec[] = [
       oci: text('build: an OCI image layout or docker save archive (directory or tar), its layers applied in order'),
       dir: text('build: pack this existing tree instead'),
       name: text('build: the env name (default: the suite, the archive or the directory name)'),
-      out: text('build: where NAME.tar.gz and NAME.yaml are written'),
+      out: text('build: where NAME.tar.zst (or .tar.gz) and NAME.yaml are written'),
+      compression: { type: 'string', requiresArg: true, choices: ['zstd', 'gzip'], describe: 'build: the tarball\'s compression (default zstd: NAME.tar.zst; gzip: NAME.tar.gz)' },
     },
     examples: [
       ['leapfrog envs provision --chain nova.yaml', 'fetch and unpack every env the chain needs, before the window'],

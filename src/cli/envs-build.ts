@@ -7,7 +7,7 @@ import { withInterrupt } from './envs.js';
 import type { Io } from './io.js';
 
 /**
- * `leapfrog envs build (--debian SUITE --packages P,… | --oci ARCHIVE | --dir DIR) --out DIR`:
+ * `leapfrog envs build (--debian SUITE --packages P,… | --oci ARCHIVE | --dir DIR) --out DIR [--compression zstd|gzip]`:
  * parses the flags, builds, says where the env file and tarball are. The
  * source date comes from SOURCE_DATE_EPOCH when it is set (the
  * reproducible-builds convention), else from the archive or the tree.
@@ -24,7 +24,8 @@ function sourceDate(env: NodeJS.ProcessEnv): number | undefined {
 
 export async function buildCommand(args: EnvsArgs, io: Io): Promise<void> {
   if ([args.debian, args.dir, args.oci].filter((v) => v !== undefined).length !== 1) throw new LeapfrogError('input', 'envs build needs exactly one of --debian SUITE (with --packages P,…), --oci ARCHIVE or --dir DIR');
-  if (!args.out) throw new LeapfrogError('input', 'envs build needs --out DIR: where NAME.tar.gz and NAME.yaml are written');
+  if (!args.out) throw new LeapfrogError('input', 'envs build needs --out DIR: where NAME.tar.zst (or NAME.tar.gz with --compression gzip) and NAME.yaml are written');
+  if (args.compression !== undefined && args.compression !== 'zstd' && args.compression !== 'gzip') throw new LeapfrogError('input', `--compression ${String(args.compression)}: zstd or gzip`);
   if (args.debian === undefined && (args.packages ?? args.mirror ?? args.components ?? args.variant) !== undefined) {
     throw new LeapfrogError('input', '--packages, --mirror, --components and --variant go with --debian, not --dir or --oci');
   }
@@ -46,10 +47,10 @@ export async function buildCommand(args: EnvsArgs, io: Io): Promise<void> {
   } else {
     from = { kind: 'dir', dir: args.dir! };
   }
-  const name = args.name ?? (from.kind === 'debian' ? from.debian.suite : from.kind === 'oci' ? path.basename(path.resolve(from.archive)).replace(/\.(tar|tar\.gz|tgz)$/, '').replace(/[^A-Za-z0-9._-]/g, '-') : path.basename(path.resolve(from.dir)));
+  const name = args.name ?? (from.kind === 'debian' ? from.debian.suite : from.kind === 'oci' ? path.basename(path.resolve(from.archive)).replace(/\.(tar|tar\.gz|tgz|tar\.zst)$/, '').replace(/[^A-Za-z0-9._-]/g, '-') : path.basename(path.resolve(from.dir)));
   const started = Date.now();
   const r = await withInterrupt(io, (signal) =>
-    buildEnv({ name, from, outDir: path.resolve(args.out!), sourceDateEpoch: sourceDate(process.env), log: (l) => io.err(l), signal }),
+    buildEnv({ name, from, outDir: path.resolve(args.out!), sourceDateEpoch: sourceDate(process.env), log: (l) => io.err(l), signal, compression: args.compression }),
   );
   if (args.format === 'json') {
     io.out(JSON.stringify({ format: 'leapfrog.envs.build/v1', env: r.name, envFile: r.envFile, tarball: r.tarball, sha256: r.sha256, entries: r.entries, sourceDateEpoch: r.sourceDateEpoch, packages: r.packages }, null, 2));

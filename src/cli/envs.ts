@@ -25,6 +25,7 @@ export interface EnvsArgs extends FetchArgs {
   /** repair: the env to unpack again. */
   env?: string | undefined;
   out?: string | undefined;
+  compression?: 'zstd' | 'gzip' | undefined;
   chain: string[] | undefined;
   chains: string[] | undefined;
   envs: string | undefined;

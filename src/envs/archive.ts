@@ -1,13 +1,12 @@
 import { once } from 'node:events';
-import { createReadStream } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, type FileHandle } from 'node:fs/promises';
 import { pipeline } from 'node:stream/promises';
-import { createGunzip } from 'node:zlib';
 import * as tar from 'tar';
+import { MissingTool, sniff, tarStream, type Compression } from './decompress.js';
 import type { Header } from './policy.js';
 
 /**
- * Reading a tar or tar.gz one entry at a time, for the header pass and the
+ * Reading a tar, tar.gz or tar.zst one entry at a time, for the header pass and the
  * writer alike, so both see exactly the same entries. tar's Parser (strict:
  * every warning is an error) reads the headers, PAX and GNU long names
  * included; around it we add what it leaves to its caller:
@@ -32,7 +31,15 @@ export interface WalkOptions {
   /** Decompressed bytes (headers, bodies, padding) read at most. */
   maxStreamBytes: number;
   signal?: AbortSignal | undefined;
+  /**
+   * A new file (created here, O_EXCL) that receives the decompressed tar as
+   * it is read, up to the end-of-archive blocks, so a second pass can read
+   * it without inflating again. Nothing is written there for a plain tar.
+   */
+  keepTar?: string | undefined;
 }
+
+export { MissingTool, sniff, type Compression };
 
 export interface WalkEntry {
   /** 1 for the first entry. */
@@ -44,29 +51,21 @@ export interface WalkEntry {
   whole(): Promise<Buffer>;
 }
 
+const ZEROS = Buffer.alloc(256 * 1024);
+const isZero = (b: Buffer) => b.length <= ZEROS.length && b.equals(ZEROS.subarray(0, b.length));
+
 /** Headers larger than this (PAX records, GNU long names) are refused; names are limited to 4 KiB anyway. */
 const MAX_META_BYTES = 64 * 1024;
 /** A PAX record that makes the next entry a GNU sparse file (GNU tar manual, "Sparse Formats"). */
 const SPARSE = /(^|\n)\d+ GNU\.sparse\./;
-
-async function isGzip(file: string): Promise<boolean> {
-  const fh = await open(file, 'r');
-  try {
-    const b = Buffer.alloc(2);
-    const { bytesRead } = await fh.read(b, 0, 2, 0);
-    return bytesRead === 2 && b[0] === 0x1f && b[1] === 0x8b;
-  } finally {
-    await fh.close();
-  }
-}
 
 /**
  * Call `visit` for every entry, in archive order, one at a time. The parser
  * holds the next entry until `visit` returns; whatever of the body `visit`
  * did not read is skipped.
  */
-export async function walkArchive(file: string, o: WalkOptions, visit: (e: WalkEntry) => Promise<void> | void): Promise<void> {
-  const gzip = await isGzip(file);
+export async function walkArchive(file: string, o: WalkOptions, visit: (e: WalkEntry) => Promise<void> | void): Promise<Compression> {
+  const compression = await sniff(file);
   const stop = new AbortController();
   let failure: Error | undefined;
   // Who waits now, rejected by the first failure. Not Promise.race with one
@@ -124,6 +123,9 @@ export async function walkArchive(file: string, o: WalkOptions, visit: (e: WalkE
     wake?.();
   });
 
+  let kept: FileHandle | undefined;
+  /** The decompressor's output was read to its end (it ended on its own, not stopped by us). */
+  let drained = false;
   const feed = async (source: AsyncIterable<Buffer>) => {
     let total = 0;
     for await (const chunk of source) {
@@ -132,21 +134,35 @@ export async function walkArchive(file: string, o: WalkOptions, visit: (e: WalkE
         fail(new BadArchive(`more than ${o.maxStreamBytes} bytes once decompressed (limit)`));
         throw failure;
       }
+      // The parser and the kept copy take the same chunk at the same time; both are waited for before the next.
+      // A chunk of zeros is left as a hole, so a bomb of zeros costs no disk here either.
+      const copy = kept && !isZero(chunk) ? kept.write(chunk, 0, chunk.length, total - chunk.length) : undefined;
       if (!parser.write(chunk)) await guard(once(parser, 'drain'));
+      if (copy) await guard(copy);
       // Whatever follows the end-of-archive blocks is not read: it cannot matter, and inflating it is work a bomb asks for.
       if (atEof) break;
     }
+    if (kept) await guard(kept.truncate(total));
+    drained = !atEof;
     parser.end();
   };
-  const input = createReadStream(file, { highWaterMark: 1024 * 1024 });
-  const fed = (gzip ? pipeline(input, createGunzip({ chunkSize: 64 * 1024 }), feed, { signal: stop.signal }) : pipeline(input, feed, { signal: stop.signal })).catch((e: NodeJS.ErrnoException) => {
-    // Stopping at end-of-archive aborts the rest of the pipeline on purpose;
-    // after a failure, tearing the pipeline down raises errors of its own.
-    if (failure || (atEof && e.code === 'ABORT_ERR')) return;
-    if (e instanceof BadArchive) fail(e);
-    else if (/^Z_/.test(e.code ?? '')) fail(new BadArchive(`not a readable gzip stream (${e.message})`));
-    else fail(e);
-  });
+  if (o.keepTar !== undefined && compression !== 'none') kept = await open(o.keepTar, 'wx', 0o600);
+  const input = tarStream(file, compression);
+  const fed = pipeline(input.stream, feed, { signal: stop.signal })
+    .then(() => {
+      // Stopped reading at the end-of-archive blocks: the decompressor may still be writing what follows them.
+      if (atEof) input.stop();
+      return input.done;
+    })
+    .catch((e: NodeJS.ErrnoException) => {
+      // Stopping at end-of-archive aborts the rest of the pipeline on purpose;
+      // after a failure, tearing the pipeline down raises errors of its own.
+      if (failure || (atEof && e.code === 'ABORT_ERR')) return;
+      if (e instanceof BadArchive || e instanceof MissingTool) fail(e);
+      else if (/^Z_/.test(e.code ?? '')) fail(new BadArchive(`not a readable gzip stream (${e.message})`));
+      else if (/^not a readable zstd/.test(e.message)) fail(new BadArchive(e.message));
+      else fail(e);
+    });
 
   const body = (entry: tar.ReadEntry, size: number) =>
     async function* (): AsyncGenerator<Buffer> {
@@ -196,11 +212,16 @@ export async function walkArchive(file: string, o: WalkOptions, visit: (e: WalkE
     if (failure) throw failure;
   } catch (err) {
     fail(err as Error);
-    throw failure ?? err;
+    // A zstd that failed (a corrupt frame) is the cause of whatever the parser said about what it wrote before.
+    const z = drained ? await input.done.then(() => undefined, (e: Error) => e) : undefined;
+    throw z instanceof MissingTool ? z : z ? new BadArchive(z.message) : (failure ?? err);
   } finally {
     o.signal?.removeEventListener('abort', onAbort);
     stop.abort();
-    input.destroy();
+    input.stop();
     await fed;
+    await input.done.catch(() => undefined);
+    await kept?.close();
   }
+  return compression;
 }

@@ -8,7 +8,7 @@ import { clientEnvironment } from '../sandbox/child-env.js';
 import { archiveDate, installedPackages, runMmdebstrap, sourceLines, type DebianBuild } from './build-debian.js';
 import { ENV_INFO } from './info.js';
 import { buildFromImage, envOf } from './oci.js';
-import { packTree } from './pack.js';
+import { packTree, TARBALL_SUFFIX, type PackCompression } from './pack.js';
 
 /**
  * `leapfrog envs build`: a tree (built from a Debian suite, or given) packed
@@ -33,6 +33,8 @@ export interface BuildRequest {
   sourceDateEpoch: number | undefined;
   log: (line: string) => void;
   signal?: AbortSignal | undefined;
+  /** zstd (NAME.tar.zst) unless told gzip (NAME.tar.gz). */
+  compression?: PackCompression | undefined;
 }
 
 export interface BuildResult {
@@ -67,7 +69,8 @@ async function removeTree(dir: string): Promise<void> {
 export async function buildEnv(req: BuildRequest): Promise<BuildResult> {
   if (!/^[A-Za-z0-9][A-Za-z0-9._-]*$/.test(req.name)) throw new LeapfrogError('input', `--name ${req.name}: an env name is letters, digits, ".", "_" and "-"`);
   await mkdir(req.outDir, { recursive: true });
-  const tarball = path.join(req.outDir, `${req.name}.tar.gz`);
+  const compression = req.compression ?? 'zstd';
+  const tarball = path.join(req.outDir, `${req.name}${TARBALL_SUFFIX[compression]}`);
   const envFile = path.join(req.outDir, `${req.name}.yaml`);
   const work = await mkdtemp(path.join(req.outDir, `.${req.name}.build-`));
   // Traversable by apt's _apt user, so apt downloads into the tree with its privileges dropped
@@ -112,7 +115,7 @@ export async function buildEnv(req: BuildRequest): Promise<BuildResult> {
       build = { dir: path.basename(root), sourceDateEpoch: sde };
     }
     req.log(`packing ${root}`);
-    const packed = await packTree(root, tarball, sde);
+    const packed = await packTree(root, tarball, sde, compression);
     const doc = {
       env: req.name,
       kind: 'rootfs',

@@ -9,17 +9,20 @@ import type { Chain, EnvDef } from '../chain/types.js';
 import { LeapfrogError } from '../errors.js';
 import { provisionAll } from './cache.js';
 import { DEFAULT_LIMITS, safeExtract, UnsafeTarball, type ExtractLimits } from './extract.js';
-import { defaultSource, sha256File, type ProvisionedEnv, type ProvisionOptions } from './store.js';
+import { sniff, type Compression } from './decompress.js';
+import { spoolCopy } from './spool.js';
+import { defaultSource, keptTarball, sha256File, type ProvisionedEnv, type ProvisionOptions, type TarballBytes } from './store.js';
 import { makeDirs } from '../dirs.js';
 
 /**
  * A bundle carries one chain into an air-gapped window: a plain tar (the env
- * tarballs inside are gzipped already) holding
+ * tarballs inside are compressed already) holding
  *
  *   bundle.json              format, chain name, sha256 of every other file
  *   chains/<chain>.yaml      the chain, its `envs:` key dropped
  *   envs/<env>.yaml          each env, source rewritten to the bundled tarball
- *   tarballs/<sha256>.tar.gz the env tarballs, named by their checksum
+ *   tarballs/<sha256>.tar.gz the env tarballs, named by their checksum (.tar.zst, .tar:
+ *                            by what the bytes are)
  *
  * so that the imported chain loads with its env files from a directory of
  * its own and provisions with no network even when the cache is wiped.
@@ -60,9 +63,32 @@ export interface CreatedBundle {
   file: string;
   chain: string;
   envs: number;
+  /** Tarballs copied from the cache rather than read from their source. */
+  fromCache: number;
 }
 
-export async function createBundle(chain: Chain, envs: ReadonlyMap<string, EnvDef>, out: string, options: ProvisionOptions): Promise<CreatedBundle> {
+const SUFFIX: Record<Compression, string> = { gzip: '.tar.gz', zstd: '.tar.zst', none: '.tar' };
+
+/**
+ * Copy the cache's kept tarball into `spool`, hashing it as it is written:
+ * its bytes, or undefined when there is none or it no longer has its
+ * checksum (then the env's own source is read, and the kept one is left
+ * for `envs repair`/`gc` to deal with).
+ */
+async function copyKept(cacheDir: string, sha256: string, spool: string, options: ProvisionOptions): Promise<TarballBytes | undefined> {
+  const kept = keptTarball(cacheDir, sha256);
+  if (!existsSync(kept)) return undefined;
+  try {
+    const got = await spoolCopy(kept, spool, (options.limits ?? DEFAULT_LIMITS).maxBytes, options.signal);
+    if (got.sha256 === sha256) return { file: spool, sha256 };
+  } catch (err) {
+    if (options.signal?.aborted) throw err;
+  }
+  await rm(spool, { force: true });
+  return undefined;
+}
+
+export async function createBundle(chain: Chain, envs: ReadonlyMap<string, EnvDef>, out: string, options: ProvisionOptions & { cacheDir?: string | undefined }): Promise<CreatedBundle> {
   const target = path.resolve(out);
   const stage = tempBeside(target);
   const partial = tempBeside(target);
@@ -72,22 +98,32 @@ export async function createBundle(chain: Chain, envs: ReadonlyMap<string, EnvDe
     await mkdir(path.join(stage, 'tarballs'));
     const index: BundleIndex = { format: BUNDLE_FORMAT, chain: chain.name, chainFile: `chains/${chain.name}.yaml`, envs: [], files: {} };
     await writeFile(path.join(stage, index.chainFile), portableChain(await readFile(chain.file, 'utf8')));
+    const bundled = new Map<string, string>();
+    let fromCache = 0;
     for (const env of envs.values()) {
-      const tarball = `tarballs/${env.source.sha256}.tar.gz`;
-      const dest = path.join(stage, tarball);
-      if (!existsSync(dest)) {
-        // A url is downloaded straight into the bundle, a file copied; either way hashed as it is written.
-        let got;
-        try {
-          got = await defaultSource(env, dest, options);
-        } catch (err) {
-          if (err instanceof LeapfrogError) throw err;
-          if (options.signal?.aborted) throw new LeapfrogError('interrupted', `bundle create: interrupted; the bundle was not written`, { cause: err });
-          throw new LeapfrogError('input', `env ${env.name}: cannot read ${env.source.location} (${(err as Error).message}); the bundle was not written`, { cause: err });
+      let tarball = bundled.get(env.source.sha256);
+      if (tarball === undefined) {
+        const spool = path.join(stage, 'tarballs', `${env.source.sha256}.partial`);
+        // The cache's verified tarball first (hashed again as it is copied), else
+        // a url downloaded straight into the bundle, a file copied; always hashed as written.
+        let got = options.cacheDir === undefined ? undefined : await copyKept(options.cacheDir, env.source.sha256, spool, options);
+        if (got) fromCache++;
+        else {
+          try {
+            got = await defaultSource(env, spool, options);
+          } catch (err) {
+            if (err instanceof LeapfrogError) throw err;
+            if (options.signal?.aborted) throw new LeapfrogError('interrupted', `bundle create: interrupted; the bundle was not written`, { cause: err });
+            throw new LeapfrogError('input', `env ${env.name}: cannot read ${env.source.location} (${(err as Error).message}); the bundle was not written`, { cause: err });
+          }
         }
         if (got.sha256 !== env.source.sha256) {
           throw new LeapfrogError('input', `env ${env.name}: checksum mismatch for ${env.source.location}: expected sha256 ${env.source.sha256}, got ${got.sha256}; the bundle was not written`);
         }
+        // Named for what it holds (an env file may name a .tar.gz that is a .tar.zst: the bytes decide).
+        tarball = `tarballs/${env.source.sha256}${SUFFIX[await sniff(spool)]}`;
+        await rename(spool, path.join(stage, tarball));
+        bundled.set(env.source.sha256, tarball);
       }
       const envRel = `envs/${path.basename(env.file).replace(/\.json$/, '.yaml')}`;
       const original = await readFile(env.file, 'utf8');
@@ -101,7 +137,7 @@ export async function createBundle(chain: Chain, envs: ReadonlyMap<string, EnvDe
     await writeFile(path.join(stage, 'bundle.json'), JSON.stringify(index, null, 2));
     await tar.c({ file: partial, cwd: stage, portable: true }, ['bundle.json', 'chains', 'envs', 'tarballs']);
     await rename(partial, target);
-    return { file: target, chain: chain.name, envs: index.envs.length };
+    return { file: target, chain: chain.name, envs: index.envs.length, fromCache };
   } finally {
     await rm(stage, { recursive: true, force: true });
     await rm(partial, { force: true });

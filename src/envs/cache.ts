@@ -6,7 +6,7 @@ import type { EnvDef } from '../chain/types.js';
 import { LeapfrogError } from '../errors.js';
 import { buildManifest, compareManifests, MANIFEST, type Manifest } from './extract.js';
 import { statTree } from './manifest.js';
-import { cachedEnv, envRoot, provisionEnv, type ProvisionedEnv, type ProvisionOptions } from './store.js';
+import { cachedEnv, envRoot, keptTarball, provisionEnv, type ProvisionedEnv, type ProvisionOptions } from './store.js';
 
 /**
  * What is in the env cache, whether it is intact, and what may go: the
@@ -107,11 +107,12 @@ export function gcDecisions(entries: readonly CacheEntry[], used: ReadonlyMap<st
 /**
  * Remove an entry: first renamed into .tmp (one atomic step, so a run
  * provisioning at the same moment sees either the whole tree or none), then
- * deleted.
+ * deleted with its kept tarball.
  */
 export async function removeEntry(cacheDir: string, sha256: string): Promise<void> {
   const doomed = path.join(cacheDir, '.tmp', `gc-${sha256.slice(0, 12)}-${process.pid}-${randomBytes(4).toString('hex')}`);
   await rename(envRoot(cacheDir, sha256), doomed);
+  await rm(keptTarball(cacheDir, sha256), { force: true });
   await rm(doomed, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
 }
 

@@ -4,7 +4,7 @@ import { mkdir, rename, rm } from 'node:fs/promises';
 import path from 'node:path';
 import { LeapfrogError } from '../errors.js';
 import type { EnvDef } from '../chain/types.js';
-import { BadArchive, DEFAULT_LIMITS, safeExtract, UnsafeTarball, type ExtractLimits } from './extract.js';
+import { BadArchive, DEFAULT_LIMITS, MissingTool, safeExtract, UnsafeTarball, type ExtractLimits } from './extract.js';
 import { fetchToFile, showUrl, type FetchOptions, type FetchProgress } from './fetch.js';
 import { withMtimes, writeManifest } from './manifest.js';
 import { spoolCopy, TooBig } from './spool.js';
@@ -39,6 +39,17 @@ export interface ProvisionedEnv {
 
 export function envRoot(cacheDir: string, sha256: string): string {
   return path.join(cacheDir, sha256);
+}
+
+/**
+ * The verified tarball of a cached env, kept beside it: the spool it was
+ * unpacked from, renamed here once the tree is in place. `bundle create`
+ * copies it (hashing it again) instead of downloading the env again, and it
+ * goes when the entry goes (cache.ts, removeEntry). It costs the compressed
+ * size, a fraction of the tree's.
+ */
+export function keptTarball(cacheDir: string, sha256: string): string {
+  return path.join(cacheDir, '.tarballs', sha256);
 }
 
 /** A tarball on local disk and the sha256 of its bytes, hashed as they were read or written. */
@@ -131,6 +142,7 @@ export async function provisionEnv(env: EnvDef, cacheDir: string, options: Provi
   makeDirs(tmpBase, 'the env cache (--cache-dir)');
   const tmp = path.join(tmpBase, `${env.source.sha256.slice(0, 12)}-${process.pid}-${randomBytes(4).toString('hex')}`);
   const spool = `${tmp}.tar`;
+  const plain = `${tmp}.plain.tar`;
   await mkdir(tmp, { mode: 0o700 });
   const shown = env.source.kind === 'url' ? showUrl(env.source.location) : env.source.location;
   const interrupted = (err: unknown) => new LeapfrogError('interrupted', `env ${env.name}: interrupted; nothing was cached`, { cause: err });
@@ -153,7 +165,8 @@ export async function provisionEnv(env: EnvDef, cacheDir: string, options: Provi
       );
     }
     try {
-      const files = await safeExtract(spool, tmp, limits, { signal: options.signal });
+      const files = await safeExtract(spool, tmp, limits, { signal: options.signal, plainSpool: plain });
+      await rm(plain, { force: true });
       // Each entry's mtime as unpacked, so the check before every run needs no hashing (cache.ts, checkEntry).
       await writeManifest(tmp, { sha256: env.source.sha256, env: env.name, source: shown, unpackedAt: new Date().toISOString(), files: await withMtimes(tmp, files) });
     } catch (err) {
@@ -161,7 +174,8 @@ export async function provisionEnv(env: EnvDef, cacheDir: string, options: Provi
       if (err instanceof UnsafeTarball) {
         throw new LeapfrogError('input', `env ${env.name}: refused to unpack ${shown}: ${err.message}. Nothing was cached; rebuild the tarball without it`, { cause: err });
       }
-      if (err instanceof BadArchive) throw new LeapfrogError('input', `env ${env.name}: ${shown} is not a tar or tar.gz leapfrog can unpack (${err.message}); nothing was cached`, { cause: err });
+      if (err instanceof BadArchive) throw new LeapfrogError('input', `env ${env.name}: ${shown} is not a tar, tar.gz or tar.zst leapfrog can unpack (${err.message}); nothing was cached`, { cause: err });
+      if (err instanceof MissingTool) throw new LeapfrogError('input', `env ${env.name}: cannot unpack ${shown}: ${err.message}; nothing was cached`, { cause: err });
       const e = err as NodeJS.ErrnoException;
       throw new LeapfrogError('unexpected', `env ${env.name}: cannot unpack ${shown} into ${cacheDir}: ${e.code ? `${e.code}: ` : ''}${e.message}${e.code === 'ENOSPC' ? ' (free space there, or use --cache-dir elsewhere)' : ''}; nothing was cached`, { cause: err });
     }
@@ -175,12 +189,15 @@ export async function provisionEnv(env: EnvDef, cacheDir: string, options: Provi
       if (!existsSync(root)) throw err;
     }
     if (aside) await rm(aside, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 });
+    // Kept only once its tree is in place, so a kept tarball always has its entry.
+    makeDirs(path.dirname(keptTarball(cacheDir, env.source.sha256)), 'the env cache (--cache-dir)');
+    await rename(spool, keptTarball(cacheDir, env.source.sha256));
     return { def: env, root, sha256: env.source.sha256, cached: false };
   } finally {
     // Every write has settled before safeExtract returns or throws; the
     // retries only cover a filesystem slow to release what it just wrote.
     await Promise.all(
-      [tmp, spool].map((p) => rm(p, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 }).catch(() => undefined)),
+      [tmp, spool, plain].map((p) => rm(p, { recursive: true, force: true, maxRetries: 10, retryDelay: 50 }).catch(() => undefined)),
     );
   }
 }

@@ -1,10 +1,9 @@
 import { createHash } from 'node:crypto';
-import { constants } from 'node:fs';
-import { link, lutimes, mkdir, open, readdir, symlink, type FileHandle } from 'node:fs/promises';
-import path from 'node:path';
+import { readdir } from 'node:fs/promises';
 import { BadArchive, walkArchive, type WalkOptions } from './archive.js';
 import type { Manifest } from './manifest.js';
 import { show, UnsafeTarball, type Plan, type PlannedEntry } from './policy.js';
+import { WritePool } from './write-pool.js';
 
 /**
  * The second pass: write a vetted plan into an empty directory, trusting
@@ -13,7 +12,7 @@ import { show, UnsafeTarball, type Plan, type PlannedEntry } from './policy.js';
  *
  * 1. every directory, parents first, with mkdir(2), which fails on any name
  *    that exists: no symlink exists yet;
- * 2. files and hard links, in archive order, up to WRITERS at once, each file
+ * 2. files and hard links, in archive order, spread over WRITERS threads, each file
  *    created with O_CREAT|O_EXCL|O_NOFOLLOW (a name that exists, under any
  *    folding, is an error, never a file written through), hard links with
  *    link(2) to a file of this archive already written (link(2) does not
@@ -31,70 +30,57 @@ import { show, UnsafeTarball, type Plan, type PlannedEntry } from './policy.js';
  * descriptor; mtimes matter, since Python trusts a .pyc only while its
  * source's mtime is the one it recorded. Runs of zero bytes in large files
  * become holes, so a tarball of a huge empty file costs no disk.
+ *
+ * The system calls are made by writer threads (write-worker.ts), with
+ * synchronous calls, while this thread parses and hashes: a file costs its
+ * four calls and no promise or thread-pool hop each (16 files in flight
+ * through the thread pool cost about twice the CPU of GNU tar on a nova
+ * root filesystem, BENCHMARKS.md "provision"). A hard link goes to the
+ * thread that wrote its target, after it; each later step starts only once
+ * every thread has finished the one before.
  */
 
-const WRITERS = 16;
-/** Files up to this size are read whole and written by the pool; bigger ones are streamed in order. */
+const WRITERS = 2;
+/** Files up to this size are read whole and sent at once; bigger ones are sent in parts, in order. */
 const WHOLE = 4 * 1024 * 1024;
-const ZEROS = Buffer.alloc(64 * 1024);
-const CREATE = constants.O_WRONLY | constants.O_CREAT | constants.O_EXCL | constants.O_NOFOLLOW;
 
-/** A name the filesystem already had when we created it: only case or Unicode folding can cause that in an empty tree. */
-function collision(name: string, err: unknown): Error {
-  if ((err as NodeJS.ErrnoException).code === 'EEXIST') return new UnsafeTarball(`${show(name)}: collides with another entry's name on this filesystem (case or Unicode folding?)`);
-  return err as Error;
+/** A writer thread's failure as the error it is: a name that exists can only come from case or Unicode folding in an empty tree. */
+function failureOf(f: NonNullable<WritePool['failure']>): Error {
+  if (f instanceof Error) return f;
+  if (f.code === 'EEXIST') return new UnsafeTarball(`${show(f.name)}: collides with another entry's name on this filesystem (case or Unicode folding?)`);
+  if (f.op === 'link' && f.code === 'EMLINK') return new UnsafeTarball(`${show(f.name)}: more hard links to ${show(f.target ?? '')} than this filesystem allows`);
+  return Object.assign(new Error(`${show(f.name)}: ${f.message}`), { code: f.code });
 }
 
 function sameHeader(p: PlannedEntry, h: PlannedEntry['header']): boolean {
   return p.header.path === h.path && p.header.type === h.type && p.header.size === h.size && (p.header.linkpath ?? '') === (h.linkpath ?? '') && !h.sparse;
 }
 
-/** Write `c` at `pos`, leaving 64 KiB runs of zeros as holes (the caller truncates to the full size). */
-async function writeSparse(fh: FileHandle, c: Buffer, pos: number): Promise<void> {
-  let start = -1;
-  for (let off = 0; off <= c.length; off += ZEROS.length) {
-    const part = c.subarray(off, off + ZEROS.length);
-    const zero = part.length === 0 || part.equals(ZEROS.subarray(0, part.length));
-    if (!zero && start < 0) start = off;
-    if (zero && start >= 0) {
-      await fh.write(c, start, off - start, pos + start);
-      start = -1;
-    }
-  }
-  if (start >= 0) await fh.write(c, start, c.length - start, pos + start);
-}
-
-async function finishFile(fh: FileHandle, mode: number, mtime: Date | undefined, umask: number): Promise<void> {
-  // open(2) applied the umask; the manifest records the exact mode, whatever the umask.
-  if ((mode & umask) !== 0) await fh.chmod(mode);
-  if (mtime) await fh.utimes(mtime, mtime);
-}
-
 export async function writePlan(file: string, plan: Plan, dest: string, o: WalkOptions): Promise<Manifest> {
   if ((await readdir(dest)).length > 0) throw new Error(`${dest} is not empty`);
   const manifest: Manifest = {};
   const umask = process.umask();
-  const at = (name: string) => path.join(dest, name);
-
-  for (const d of plan.dirs) await mkdir(at(d), 0o700).catch((e) => Promise.reject(collision(d, e)));
-
-  const pool = new Set<Promise<void>>();
-  const written = new Map<string, Promise<void>>();
-  const symlinks: PlannedEntry[] = [];
-  let failure: unknown;
-  const run = async (name: string, work: () => Promise<void>) => {
-    while (pool.size >= WRITERS) await Promise.race(pool);
-    if (failure) throw failure;
-    const p: Promise<void> = work()
-      .catch((e) => void (failure ??= collision(name, e)))
-      .finally(() => pool.delete(p));
-    pool.add(p);
-    if (plan.linkTargets.has(name)) written.set(name, p);
+  const pool = new WritePool(dest, WRITERS);
+  const check = () => {
+    if (pool.failure) throw failureOf(pool.failure);
   };
-
+  const mtimeOf = (e: PlannedEntry) => e.mtime?.getTime();
   try {
+    for (const d of plan.dirs) pool.add(0, { op: 'mkdir', name: d });
+    // Every directory exists before a file is written, by either thread.
+    await pool.drain();
+    check();
+
+    const symlinks: PlannedEntry[] = [];
+    /** Which thread wrote each hard link's target. */
+    const owner = new Map<string, number>();
+    const writer = (name: string) => {
+      const w = pool.choose();
+      if (plan.linkTargets.has(name)) owner.set(name, w);
+      return w;
+    };
     await walkArchive(file, o, async ({ index, header, body, whole }) => {
-      if (failure) throw failure;
+      check();
       const p = plan.entries[index - 1];
       if (!p || !sameHeader(p, header)) throw new BadArchive(`entry ${index} (${show(header.path)}) is not the one the header pass read; the file changed while it was unpacked`);
       if (p.kind === 'root' || p.kind === 'dir') {
@@ -108,70 +94,51 @@ export async function writePlan(file: string, plan: Plan, dest: string, o: WalkO
       }
       if (p.kind === 'hardlink') {
         const target = p.target!;
-        await run(p.name, async () => {
-          await written.get(target);
-          await link(at(target), at(p.name)).catch((e: NodeJS.ErrnoException) => {
-            throw e.code === 'EMLINK' ? new UnsafeTarball(`${show(p.name)}: more hard links to ${show(target)} than this filesystem allows`) : e;
-          });
-          manifest[p.name] = { ...manifest[target]! };
-        });
+        pool.add(owner.get(target) ?? 0, { op: 'link', name: p.name, target });
+        manifest[p.name] = { ...manifest[target]! };
         return;
       }
       const hash = createHash('sha256');
+      const chmod = (p.mode & umask) !== 0;
       if (header.size <= WHOLE) {
         const data = await whole();
         manifest[p.name] = { type: 'file', mode: p.mode, size: data.length, sha256: hash.update(data).digest('hex') };
-        await run(p.name, async () => {
-          const fh = await open(at(p.name), CREATE, p.mode);
-          try {
-            await fh.writeFile(data);
-            await finishFile(fh, p.mode, p.mtime, umask);
-          } finally {
-            await fh.close();
-          }
-        });
+        pool.add(writer(p.name), { op: 'file', name: p.name, mode: p.mode, chmod, mtime: mtimeOf(p), at: 0, length: 0 }, data);
+        await pool.room();
         return;
       }
-      // A big file: streamed in archive order (the parser waits), its hash taken on the way.
-      const fh = await open(at(p.name), CREATE, p.mode).catch((e) => Promise.reject(collision(p.name, e)));
-      try {
-        let pos = 0;
-        for await (const c of body()) {
-          hash.update(c);
-          await writeSparse(fh, c, pos);
-          pos += c.length;
-        }
-        await fh.truncate(pos);
-        await finishFile(fh, p.mode, p.mtime, umask);
-        manifest[p.name] = { type: 'file', mode: p.mode, size: pos, sha256: hash.digest('hex') };
-      } finally {
-        await fh.close();
+      // A big file: sent in parts, in order, to one thread, its hash taken on the way.
+      const w = writer(p.name);
+      pool.add(w, { op: 'open', name: p.name, mode: p.mode });
+      let pos = 0;
+      for await (const c of body()) {
+        hash.update(c);
+        pool.add(w, { op: 'part', at: 0, length: 0, pos }, c);
+        pos += c.length;
+        await pool.room();
+        check();
       }
+      pool.add(w, { op: 'finish', size: pos, mode: p.mode, chmod, mtime: mtimeOf(p) });
+      manifest[p.name] = { type: 'file', mode: p.mode, size: pos, sha256: hash.digest('hex') };
     });
+    await pool.drain();
+    check();
+
+    // Symlinks once every file and hard link is written, then the directories' own modes and mtimes, deepest first.
+    for (const s of symlinks) pool.add(0, { op: 'symlink', name: s.name, target: s.target!, mtime: mtimeOf(s) });
+    const attrs = new Map<string, PlannedEntry>();
+    for (const e of plan.entries) if (e.kind === 'dir') attrs.set(e.name, e);
+    for (const d of [...plan.dirs].reverse()) {
+      const e = attrs.get(d);
+      const mode = e?.mode ?? 0o755;
+      manifest[d] ??= { type: 'dir', mode };
+      pool.add(0, { op: 'dir', name: d, mode, mtime: e ? mtimeOf(e) : undefined });
+    }
+    await pool.drain();
+    check();
   } finally {
     // Never leave a write running behind an error: the caller removes `dest` next.
-    await Promise.allSettled(pool);
-  }
-  if (failure) throw failure;
-
-  for (const s of symlinks) {
-    await symlink(s.target!, at(s.name)).catch((e) => Promise.reject(collision(s.name, e)));
-    if (s.mtime) await lutimes(at(s.name), s.mtime, s.mtime);
-  }
-
-  const attrs = new Map<string, PlannedEntry>();
-  for (const e of plan.entries) if (e.kind === 'dir') attrs.set(e.name, e);
-  for (const d of [...plan.dirs].reverse()) {
-    const e = attrs.get(d);
-    const mode = e?.mode ?? 0o755;
-    manifest[d] ??= { type: 'dir', mode };
-    const fh = await open(at(d), constants.O_RDONLY | constants.O_DIRECTORY | constants.O_NOFOLLOW);
-    try {
-      await fh.chmod(mode);
-      if (e?.mtime) await fh.utimes(e.mtime, e.mtime);
-    } finally {
-      await fh.close();
-    }
+    await pool.close();
   }
   return manifest;
 }

@@ -8,6 +8,7 @@
  * or an unpacked env, never a hang or a crash, and leaves nothing behind.
  */
 import assert from 'node:assert/strict';
+import { randomBytes } from 'node:crypto';
 import Database from 'better-sqlite3';
 import { execa } from 'execa';
 import { existsSync, mkdirSync, readFileSync, statSync, writeFileSync } from 'node:fs';
@@ -15,7 +16,7 @@ import path from 'node:path';
 import { after, describe, test } from 'node:test';
 import { gzipSync } from 'node:zlib';
 import { ROOT, leapfrog } from '../helpers.js';
-import { craft, tarBytes, zeroBomb, type Entry } from './craft.js';
+import { craft, tarBytes, zeroBomb, zstdSync, type Entry } from './craft.js';
 import { assertRefused, assertUnpacked, cacheEntries, newCase, outside, provision, removeCases, sha256, tmpEntries, useTarball } from './harness.js';
 
 after(removeCases);
@@ -57,7 +58,7 @@ describe('bombs', { concurrency: 2 }, () => {
     const raw = tarBytes([{ path: 'bin/tool', mode: 0o755, body: '#!/bin/sh\n' }, { path: 'big', body: Buffer.alloc(64 * 1024 * 1024, 7) }], { eof: false });
     const cut = path.join(c.dir, 'cut.tar.gz');
     writeFileSync(cut, gzipSync(raw.subarray(0, 20 * 1024 * 1024)));
-    await assertRefused(c, cut, /is not a tar or tar\.gz leapfrog can unpack \(.*(Truncated input|truncated)/);
+    await assertRefused(c, cut, /is not a tar, tar\.gz or tar\.zst leapfrog can unpack \(.*(Truncated input|truncated)/);
     // `run` provisions the same way; it used to hang here, deaf to SIGTERM, holding the target's lock.
     const db = path.join(c.dir, 'db');
     mkdirSync(db);
@@ -67,7 +68,7 @@ describe('bombs', { concurrency: 2 }, () => {
     const started = Date.now();
     const r = await leapfrog(['run', '--chain', c.chain, '--db', `sqlite:${db}`, '--state-dir', path.join(c.dir, 'state'), '--cache-dir', c.cache]);
     assert.equal(r.exitCode, 2, r.stderr);
-    assert.match(r.stderr, /not a tar or tar\.gz leapfrog can unpack/);
+    assert.match(r.stderr, /not a tar, tar\.gz or tar\.zst leapfrog can unpack/);
     assert.ok(Date.now() - started < 60_000);
     assert.deepEqual(tmpEntries(c), []);
   });
@@ -91,6 +92,37 @@ describe('bombs', { concurrency: 2 }, () => {
     const root = await assertUnpacked(c, f);
     assert.equal(readFileSync(path.join(root, 'bin/tool'), 'utf8'), 'ok\n');
     assert.ok(Date.now() - started < 60_000, `${Date.now() - started} ms`);
+  });
+
+  test('a .tar.zst: what follows the end-of-archive blocks is never decompressed (the zstd process is stopped there), 8 GiB of zeros after them cost nothing', async () => {
+    const c = newCase('bomb');
+    // zstd, like gzip, reads concatenated frames as one stream (RFC 8878 §3.1).
+    const frame = zstdSync(Buffer.alloc(1024 * 1024));
+    const f = path.join(c.dir, 'trailer.tar.zst');
+    writeFileSync(f, Buffer.concat([zstdSync(tarBytes([{ path: 'bin/tool', mode: 0o755, body: 'ok\n' }])), ...Array.from({ length: 8192 }, () => frame)]));
+    assert.ok(statSync(f).size < 4 * 1024 * 1024);
+    const started = Date.now();
+    const root = await assertUnpacked(c, f);
+    assert.equal(readFileSync(path.join(root, 'bin/tool'), 'utf8'), 'ok\n');
+    // Two CLI runs (provision, verify) on a busy machine; a zstd left running would block on its full pipe for good.
+    assert.ok(Date.now() - started < 120_000, `${Date.now() - started} ms`);
+  });
+
+  test('a .tar.zst stream of PAX headers that name nothing ends at the decompressed-bytes limit', async () => {
+    const c = newCase('bomb');
+    const one = tarBytes([{ path: 'x', pax: { comment: 'c'.repeat(400) }, type: 'Directory' }], { eof: false }).subarray(0, 1024);
+    const frame = zstdSync(Buffer.concat(Array.from({ length: 1024 }, () => one)));
+    const f = path.join(c.dir, 'headers.tar.zst');
+    writeFileSync(f, Buffer.concat(Array.from({ length: 64 }, () => frame)));
+    await assertRefused(c, f, /more than \d+ bytes once decompressed \(limit\)/, ['--max-env-bytes', '1000000', '--max-env-entries', '100']);
+  });
+
+  test('a truncated .tar.zst: refused with what zstd or the parser said, nothing cached', async () => {
+    const c = newCase('bomb');
+    const whole = zstdSync(tarBytes([{ path: 'bin/tool', mode: 0o755, body: '#!/bin/sh\n' }, { path: 'big', body: randomBytes(2 * 1024 * 1024) }]));
+    const cut = path.join(c.dir, 'cut.tar.zst');
+    writeFileSync(cut, whole.subarray(0, Math.floor(whole.length / 2)));
+    await assertRefused(c, cut, /is not a tar, tar\.gz or tar\.zst leapfrog can unpack \((not a readable zstd stream|.*(Truncated input|truncated))/);
   });
 
   test('30,000 files under `ulimit -n 1024` unpack (they failed with EMFILE, reported as "not a readable tar.gz")', { timeout: 600_000 }, async () => {

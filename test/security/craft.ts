@@ -5,6 +5,7 @@
  * (POSIX pax, GNU tar manual "Basic Tar Format"), in exactly the order a
  * test asks for, including orders no honest tar would produce.
  */
+import { execFileSync } from 'node:child_process';
 import { writeFileSync } from 'node:fs';
 import { gzipSync } from 'node:zlib';
 import * as tar from 'tar';
@@ -93,10 +94,15 @@ export function tarBytes(entries: Entry[], options: { eof?: boolean } = {}): Buf
   return Buffer.concat(parts);
 }
 
-/** A .tar.gz of these entries at `file`. */
-export function craft(file: string, entries: Entry[], options: { eof?: boolean; gzip?: boolean } = {}): string {
+/** `bytes` compressed by the zstd program (Debian package zstd), as `envs build` compresses. */
+export function zstdSync(bytes: Buffer): Buffer {
+  return execFileSync('zstd', ['-q', '-c', '-3'], { input: bytes, maxBuffer: 1024 ** 3 });
+}
+
+/** A .tar.gz of these entries at `file` (a .tar.zst with `zstd`, a plain tar with `gzip: false`). */
+export function craft(file: string, entries: Entry[], options: { eof?: boolean; gzip?: boolean; zstd?: boolean } = {}): string {
   const raw = tarBytes(entries, options);
-  writeFileSync(file, options.gzip === false ? raw : gzipSync(raw));
+  writeFileSync(file, options.zstd ? zstdSync(raw) : options.gzip === false ? raw : gzipSync(raw));
   return file;
 }
 

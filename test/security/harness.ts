@@ -98,7 +98,13 @@ export function provision(c: Case, extra: string[] = []): Promise<CliResult> {
   return leapfrog(['envs', 'provision', '--chain', c.chain, '--cache-dir', c.cache, ...extra]);
 }
 
-export const cacheEntries = (c: Case) => (existsSync(c.cache) ? readdirSync(c.cache).filter((n) => n !== '.tmp') : []);
+/** The cache's entries; each must have its verified tarball kept in .tarballs, and no other tarball may be kept. */
+export function cacheEntries(c: Case): string[] {
+  const names = existsSync(c.cache) ? readdirSync(c.cache).filter((n) => n !== '.tmp' && n !== '.tarballs') : [];
+  const kept = path.join(c.cache, '.tarballs');
+  assert.deepEqual(existsSync(kept) ? readdirSync(kept).sort() : [], [...names].sort(), 'kept tarballs are those of the entries');
+  return names;
+}
 export const tmpEntries = (c: Case) => (existsSync(path.join(c.cache, '.tmp')) ? readdirSync(path.join(c.cache, '.tmp')) : []);
 
 /** Everything in the case directory besides the cache: what the archive must never touch. */

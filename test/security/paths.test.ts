@@ -61,6 +61,23 @@ describe('writing through a symlink of the archive is refused, whichever comes f
   refused('the root entry "." as a symlink', (canary) => [{ path: '.', type: 'SymbolicLink', linkpath: canary }, ...OK], /\.: names the env's root but is not a directory/);
 });
 
+describe('a .tar.zst is refused for the same reasons as a .tar.gz (decompressed by the zstd program, then the same header pass)', { concurrency: 3 }, () => {
+  const zst = (title: string, entries: (canary: string) => Entry[], why: RegExp) =>
+    test(title, async () => {
+      const c = newCase();
+      const f = craft(path.join(c.dir, 'crafted.tar.zst'), entries(c.canary), { zstd: true });
+      assert.equal(readFileSync(f).readUInt32LE(0), 0xfd2fb528, 'a zstd frame');
+      await assertRefused(c, f, why);
+    });
+  zst('a ".." name', () => [...OK, { path: '../../../canary/pwned', body: 'x' }], /"\.\." in the name/);
+  zst('an absolute name aimed at the canary', (canary) => [...OK, { path: `${canary}/pwned`, body: 'x' }], /absolute name/);
+  zst('a PAX path with ".." over a harmless ustar name', () => [...OK, { path: 'harmless', pax: { path: '../../../canary/pwned' }, body: 'x' }], /"\.\." in the name/);
+  zst('a symlink to the canary, then a file through it', (canary) => [...OK, { path: 'esc', type: 'SymbolicLink', linkpath: canary }, { path: 'esc/pwned', body: 'x' }], /esc\/pwned: passes through esc, a symlink \(entry 3\)/);
+  zst('a directory replaced by a symlink (node-tar CVE-2021-32803)', (canary) => [...OK, { path: 'd/', type: 'Directory' }, { path: 'd', type: 'SymbolicLink', linkpath: canary }, { path: 'd/pwned', body: 'x' }], /d: entry 4 is a symlink but entry 3 already named it as a directory/);
+  zst('a hard link with ".."', () => [...OK, { path: 'h', type: 'Link', linkpath: '../../../canary/file.txt' }], /"\.\." in the hard link target/);
+  zst('a character device', () => [...OK, { path: 'null', type: 'CharacterDevice' }], /null: CharacterDevice entries are not allowed in an env/);
+});
+
 describe('hard links: only to a regular file earlier in the archive, named from the archive root', { concurrency: 3 }, () => {
   refused('a hard link to an absolute path', (canary) => [...OK, { path: 'h', type: 'Link', linkpath: `${canary}/file.txt` }], /h: hard link to .*canary\/file\.txt: absolute hard link target/);
   refused('a hard link with ".."', () => [...OK, { path: 'h', type: 'Link', linkpath: '../../../canary/file.txt' }], /"\.\." in the hard link target/);
