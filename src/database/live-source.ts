@@ -147,7 +147,7 @@ function source(c: mysql.Connection): LiveSource {
       let started = false;
       let ended = false;
       const pause = () => {
-        if (paused) return;
+        if (paused || ended) return;
         paused = true;
         core.pause();
       };
@@ -179,6 +179,11 @@ function source(c: mysql.Connection): LiveSource {
             q.on('error', (err: Error) => out.destroy(err));
             q.on('end', () => {
               ended = true;
+              // The connection serves the next task: never leave it paused.
+              if (paused) {
+                paused = false;
+                core.resume();
+              }
               flush();
               out.push(null);
             });
