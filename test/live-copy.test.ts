@@ -192,6 +192,27 @@ describe('live copy between two real servers', { skip: MARIADB_SKIP }, () => {
     assert.ok(during > 20, `the writer kept committing during the copy (${during} transactions)`);
   });
 
+  test('a row stream read slowly to its end leaves its connection ready for the next query', { timeout: 60_000 }, async () => {
+    const snap = await takeSnapshot(source(), 1);
+    try {
+      const src = snap.sources[0]!;
+      let rows = 0;
+      const stream = src.rowStream(`SELECT REPEAT('x', 1000) FROM \`${A}\`.seq_1_to_3000`, { chunkBytes: 64 * 1024, congested: () => false, whenClear: () => {}, onRow: () => rows++ });
+      let bytes = 0;
+      // A consumer slower than the server: the stream fills, pauses the connection, and resumes it.
+      for await (const chunk of stream) {
+        bytes += (chunk as Buffer).length;
+        await new Promise((r) => setTimeout(r, 5));
+      }
+      assert.equal(rows, 3000);
+      assert.equal(bytes, 3000 * 1001);
+      const [one] = await src.query<{ n: number }>('SELECT 1 AS n');
+      assert.equal(one!.n, 1);
+    } finally {
+      await snap.close();
+    }
+  });
+
   test('an account without RELOAD cannot take the read lock: refused with the privilege named', async () => {
     const t: MysqlTarget = { ...source(), user, password: 'pw', socket: undefined, host: '127.0.0.1', port: MARIADB_PORT };
     await assert.rejects(takeSnapshot(t, 2), (err: unknown) => {
