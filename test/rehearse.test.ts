@@ -21,7 +21,7 @@ import { withTarget } from '../src/database/session.js';
 import { parseTargetUrl } from '../src/database/url.js';
 import { rehearsalHtml } from '../src/report/rehearsal.js';
 import type { RehearsalReport } from '../src/rehearse/report.js';
-import { CACHE, CHAIN, chainVariant, fakeCloud, leapfrog, MARIADB_SKIP, MARIADB_URL, ROOT, scalar, tempDir } from './helpers.js';
+import { CACHE, CHAIN, chainVariant, fakeCloud, leapfrog, MARIADB_SKIP, MARIADB_URL, ROOT, scalar, tempDir, withMariadb } from './helpers.js';
 
 type Json = Record<string, any>;
 const HOPS = ['compute', 'identity', 'image'].flatMap((p) => ['kilo', 'liberty', 'mitaka', 'newton'].map((r) => `${p}@${r}`)).sort();
@@ -421,18 +421,40 @@ describe('rehearse --from a live target', () => {
     assert.equal(scalar(cloud.file('compute'), 'SELECT version FROM migrate_version'), 254);
   });
 
-  test('MariaDB: consistent dumps of the live databases restored on a scratch server; the live ones are untouched and no copy is left behind', { skip: MARIADB_SKIP }, async () => {
+  test('MariaDB: the live databases copied server to server from one snapshot into a scratch server; the live ones are untouched and no copy is left behind', { skip: MARIADB_SKIP }, async () => {
     const cloud = await fakeCloud({ kind: 'mariadb', instances: 30 });
     try {
       const r = await leapfrog(['rehearse', '--chain', cloud.chain, '--from', cloud.db, '--state-dir', cloud.state, '--cache-dir', CACHE, '--format', 'json']);
       assert.equal(r.exitCode, 0, r.stderr);
-      assert.match(r.stderr, new RegExp(`copying ${cloud.names.compute} from mysql://`));
+      assert.match(r.stderr, new RegExp(`copying ${cloud.names.compute}, .* live from mysql://.* over 4 connections, all from one snapshot`));
+      assert.match(r.stderr, /copied \d+ rows \(\d+ MB\) in [\d.]+ s; writers on the source were held \d+ ms by the global read lock/);
+      assert.doesNotMatch(r.stderr, /mariadb-dump/);
       const report = JSON.parse(r.stdout) as Json;
       assert.equal(report.hops.length, 12);
       assert.equal(report.audit.status, 'passed');
       assert.equal(await cloud.scalar('compute', 'SELECT version FROM migrate_version'), 254);
       assert.deepEqual(readdirSync(path.join(cloud.state, 'rehearsals')).filter((d) => d.startsWith('from-')), [], 'the copied dumps are removed');
     } finally {
+      await cloud.dispose();
+    }
+  });
+
+  test('MariaDB: an account without RELOAD is told so and gets one mariadb-dump per database instead', { skip: MARIADB_SKIP }, async () => {
+    const cloud = await fakeCloud({ kind: 'mariadb', instances: 30 });
+    const user = `${cloud.names.compute.replace(/compute$/, '')}ro`;
+    const pattern = cloud.names.compute.replace(/compute$/, '').replace(/_/g, '\\_');
+    await withMariadb((c) => c.query(`CREATE USER '${user}'@'%' IDENTIFIED BY 'pw'; GRANT SELECT, SHOW VIEW, TRIGGER, LOCK TABLES, EVENT ON \`${pattern}%\`.* TO '${user}'@'%'`));
+    try {
+      const url = new URL(cloud.db);
+      url.username = user;
+      url.password = 'pw';
+      const r = await leapfrog(['rehearse', '--chain', cloud.chain, '--from', url.toString(), '--state-dir', cloud.state, '--cache-dir', CACHE, '--format', 'json']);
+      assert.equal(r.exitCode, 0, r.stderr);
+      assert.match(r.stderr, /this account lacks the RELOAD privilege that the brief global read lock of a live copy needs \(FLUSH TABLES WITH READ LOCK\), so each database is dumped on its own with mariadb-dump --single-transaction/);
+      assert.match(r.stderr, new RegExp(`copying ${cloud.names.compute} from mysql://`));
+      assert.equal((JSON.parse(r.stdout) as Json).audit.status, 'passed');
+    } finally {
+      await withMariadb((c) => c.query(`DROP USER IF EXISTS '${user}'@'%'`));
       await cloud.dispose();
     }
   });

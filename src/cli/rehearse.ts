@@ -4,7 +4,7 @@ import path from 'node:path';
 import { loadChain, loadChainEnvs } from '../chain/load.js';
 import { targetFrom } from '../core/context.js';
 import { LeapfrogError } from '../errors.js';
-import { dumpsFrom } from '../rehearse/from.js';
+import { copyFrom } from '../rehearse/from.js';
 import { rehearse, type RehearsalPlace } from '../rehearse/rehearse.js';
 import { wantColor } from '../report/progress-frame.js';
 import { lineRenderer, liveRenderer } from '../report/progress.js';
@@ -45,19 +45,20 @@ export async function handler(args: Args, io: Io): Promise<void> {
   const chain = loadChain(chainFile, { envDir: str(args, 'envs') });
   const envs = loadChainEnvs(chain);
   const provision = provisionFrom(args, [chainFile]);
-  const copied = from !== undefined ? await dumpsFrom(targetFrom({ db: from, defaultsFile: str(args, 'defaults-file') }), from, chain, stateDir, io.err) : undefined;
+  const copied = from !== undefined ? await copyFrom(targetFrom({ db: from, defaultsFile: str(args, 'defaults-file') }), from, chain, stateDir, io.err) : undefined;
   const dumps = copied?.dumps ?? given ?? [];
   const runRenderer = io.tty ? liveRenderer(io.errRaw, io.columns, { color: wantColor(bool(args, 'color')), parallel }) : lineRenderer(io.err);
   const restoreBar = restoreRenderer(io);
   let result;
   try {
-    if (dumps.length === 0) throw new LeapfrogError('input', 'rehearse needs --dump FILE (SQL, gzip SQL, or SQLite .sqlite3 files)');
+    if (dumps.length === 0 && copied?.live === undefined) throw new LeapfrogError('input', 'rehearse needs --dump FILE (SQL, gzip SQL, or SQLite .sqlite3 files)');
     result = await rehearse({
       chain,
       envs,
       stateDir,
       cacheDir: str(args, 'cache-dir'),
       dumps,
+      live: copied?.live,
       place: placeOf(args, dumps),
       keep: bool(args, 'keep'),
       allowNetwork: bool(args, 'allow-network'),

@@ -6,15 +6,43 @@ import { withTarget } from '../database/session.js';
 import { snapshotDatabase } from '../database/snapshot.js';
 import { describeTarget, sqliteFile, type Target } from '../database/url.js';
 import { LeapfrogError } from '../errors.js';
+import { hasReloadPrivilege } from '../database/live-source.js';
+import type { MysqlTarget } from '../database/mysql.js';
 
 /**
  * --from URL: the chain's databases copied from a live target. SQLite: its
- * files (copied again by the rehearsal). MySQL: one consistent
- * `mariadb-dump --single-transaction` per database, the same dumper `run`
- * snapshots with, written gzipped under the rehearsal's state and restored
- * from there like any dump.
+ * files (copied again by the rehearsal). MySQL: copied live, server to
+ * server, from one snapshot of all of them (live-copy.ts), when the account
+ * may take the brief global read lock that needs; otherwise, with a
+ * message, one `mariadb-dump --single-transaction` per database, the same
+ * dumper `run` snapshots with, written gzipped under the rehearsal's state
+ * and restored from there like any dump.
  */
-export async function dumpsFrom(t: Target, url: string, chain: Chain, stateDir: string, say: (text: string) => void): Promise<{ dumps: string[]; cleanup: () => void }> {
+export async function copyFrom(
+  t: Target,
+  url: string,
+  chain: Chain,
+  stateDir: string,
+  say: (text: string) => void,
+): Promise<{ dumps: string[]; live: { source: MysqlTarget; databases: string[] } | undefined; cleanup: () => void }> {
+  if (t.kind === 'mysql') {
+    const names = Object.values(chain.projects).flatMap((p) => Object.values(p.databases));
+    const present = await withTarget(t, async (session) => {
+      const out: string[] = [];
+      for (const name of names) if (await session.exists(name)) out.push(name);
+      return out;
+    });
+    if (present.length === 0) throw new LeapfrogError('input', `--from ${url}: none of the chain's databases (${names.join(', ')}) exists there`);
+    if (await hasReloadPrivilege(t)) return { dumps: [], live: { source: t, databases: present }, cleanup: () => {} };
+    say(
+      `${new Date().toISOString().slice(11, 19)} --from ${describeTarget(t)}: this account lacks the RELOAD privilege that the brief global read lock of a live copy needs (FLUSH TABLES WITH READ LOCK), ` +
+        'so each database is dumped on its own with mariadb-dump --single-transaction and restored: each is consistent, but not at the same point in time as the others, and it is slower. GRANT RELOAD ON *.* to this account for the live copy',
+    );
+  }
+  return { ...(await dumpsFrom(t, url, chain, stateDir, say)), live: undefined };
+}
+
+async function dumpsFrom(t: Target, url: string, chain: Chain, stateDir: string, say: (text: string) => void): Promise<{ dumps: string[]; cleanup: () => void }> {
   const names = Object.values(chain.projects).flatMap((p) => Object.values(p.databases));
   if (t.kind === 'sqlite') {
     const files = names.map((n) => sqliteFile(t.dir, n)).filter((f) => existsSync(f));

@@ -16,6 +16,7 @@ import { withTarget, type TargetSession } from '../database/session.js';
 import { describeTarget, type Target } from '../database/url.js';
 import { versionsJson } from '../report/render.js';
 import { restoreDumps, type RestoreProgress, type RestoreResult } from './restore.js';
+import { copyLive } from './live-copy.js';
 import { audit, failuresFromLedger, hopsFromLedger, predict, REHEARSAL_FORMAT, slowestSteps, withPrevious, type Counts, type HopReport, type RehearsalReport } from './report.js';
 import { rehearsalRuns } from '../ledger/rehearsals.js';
 import { THROWAWAY_SETTINGS, withScratchServer } from './scratch-server.js';
@@ -50,6 +51,8 @@ export interface RehearseOptions {
   stateDir: string;
   cacheDir: string | undefined;
   dumps: readonly string[];
+  /** --from a MySQL/MariaDB server: copy these databases from it live instead of restoring dumps. */
+  live?: { source: MysqlTarget; databases: readonly string[] } | undefined;
   place: RehearsalPlace;
   keep: boolean;
   jobs: number;
@@ -208,7 +211,14 @@ async function rehearseIn(o: RehearseOptions, signal: AbortSignal): Promise<{ re
     return { report, error };
   };
 
-  const restore = async (target: MysqlTarget, rename?: (db: string) => string) => {
+  const restore = async (target: MysqlTarget, rename?: (db: string) => string): Promise<RestoreResult> => {
+    if (o.live) {
+      phase(`copying ${o.live.databases.join(', ')} live from ${describeTarget(o.live.source)} into ${describeTarget(target)} over ${o.jobs} connections, all from one snapshot`);
+      const live = { source: o.live.source, target, databases: o.live.databases, jobs: o.jobs, rename, ownDefiner: rename !== undefined, log: phase, signal };
+      const copied = await copyLive({ ...live, onProgress: (progress) => o.emit({ type: 'restore', progress }) });
+      phase(`copied ${copied.rows} rows (${(copied.bytes / 1024 / 1024).toFixed(0)} MB) in ${(copied.durationMs / 1000).toFixed(1)} s; writers on the source were held ${copied.lockMs.toFixed(0)} ms by the global read lock`);
+      return copied;
+    }
     phase(`restoring ${o.dumps.length} dump file(s) into ${describeTarget(target)} over ${o.jobs} connections`);
     // On --server the restore runs as the confined account, which may be no other definer than itself.
     return restoreDumps({ files: o.dumps, target, jobs: o.jobs, maxStatementBytes: o.maxStatementBytes, rename, ownDefiner: rename !== undefined, onProgress: (progress) => o.emit({ type: 'restore', progress }), signal });
