@@ -36,6 +36,8 @@ export interface Snapshot {
   sources: LiveSource[];
   /** How long the global read lock held writers. */
   lockMs: number;
+  /** The read lock was dropped at LOCK_MAX_SECONDS, before unlock(): tables read under it after that are not one point in time. */
+  lockLost: boolean;
   /** Release the read lock now (after the tables that are not transactional are copied). */
   unlock(): Promise<void>;
   /** Roll back and disconnect; `abort` drops the connections at once (a copy that failed mid-stream). */
@@ -58,6 +60,13 @@ const LOCK_TIMEOUT = 1205;
  */
 const LOCK_WAIT_SECONDS = 10;
 
+/**
+ * The longest writers are ever held once the lock is taken: the snapshots and
+ * the copy of tables that are not transactional (MyISAM, Aria: few and small in
+ * an InnoDB cloud). Past it the lock's connection is dropped, which releases it.
+ */
+const LOCK_MAX_SECONDS = 60;
+
 async function connect(t: MysqlTarget): Promise<mysql.Connection> {
   try {
     const c = await mysql.createConnection({ ...mysqlConnection(t), charset: 'UTF8MB4_GENERAL_CI', multipleStatements: false });
@@ -71,17 +80,24 @@ async function connect(t: MysqlTarget): Promise<mysql.Connection> {
 }
 
 export async function takeSnapshot(t: MysqlTarget, connections: number): Promise<Snapshot> {
+  // The lock has a connection of its own that no copy reads on: mysql2 runs one command at a time per
+  // connection, so UNLOCK TABLES on a connection busy streaming a table would wait for that table's end,
+  // and forever if its stream stalled, holding every writer of the live server meanwhile.
   const conns: mysql.Connection[] = [];
-  const closeAll = () => Promise.all(conns.map((c) => c.end().catch(() => c.destroy())));
+  let lockConn: mysql.Connection | undefined;
+  const closeAll = () => Promise.all([...conns, ...(lockConn ? [lockConn] : [])].map((c) => c.end().catch(() => c.destroy())));
   let locked = false;
+  let lost = false;
   let started = 0;
+  let lockMs = 0;
+  let cap: NodeJS.Timeout | undefined;
   try {
     for (let i = 0; i < Math.max(1, connections); i++) conns.push(await connect(t));
-    const first = conns[0]!;
-    await first.query(`SET SESSION lock_wait_timeout = ${LOCK_WAIT_SECONDS}`);
+    lockConn = await connect(t);
+    await lockConn.query(`SET SESSION lock_wait_timeout = ${LOCK_WAIT_SECONDS}`);
     started = performance.now();
     try {
-      await first.query('FLUSH TABLES WITH READ LOCK');
+      await lockConn.query('FLUSH TABLES WITH READ LOCK');
     } catch (err) {
       const e = err as { errno?: number; sqlMessage?: string };
       if (e.errno !== undefined && DENIED.has(e.errno)) {
@@ -97,20 +113,33 @@ export async function takeSnapshot(t: MysqlTarget, connections: number): Promise
       throw err;
     }
     locked = true;
+    // Whatever happens to this process's event loop after this, writers are held at most LOCK_MAX_SECONDS:
+    // the server releases a global read lock when its connection goes.
+    const held = lockConn;
+    cap = setTimeout(() => {
+      if (!locked) return;
+      locked = false;
+      lost = true;
+      lockMs = performance.now() - started;
+      held.destroy();
+    }, LOCK_MAX_SECONDS * 1000);
+    cap.unref();
     for (const c of conns) {
       await c.query('SET SESSION TRANSACTION ISOLATION LEVEL REPEATABLE READ');
       await c.query('START TRANSACTION WITH CONSISTENT SNAPSHOT, READ ONLY');
     }
   } catch (err) {
-    if (locked) await conns[0]!.query('UNLOCK TABLES').catch(() => {});
+    clearTimeout(cap);
+    if (locked) lockConn?.destroy();
     await closeAll();
     throw err;
   }
-  let lockMs = performance.now() - started;
+  lockMs = performance.now() - started;
   const unlock = async () => {
     if (!locked) return;
     locked = false;
-    await conns[0]!.query('UNLOCK TABLES');
+    clearTimeout(cap);
+    await lockConn!.query('UNLOCK TABLES');
     lockMs = performance.now() - started;
   };
   return {
@@ -118,10 +147,17 @@ export async function takeSnapshot(t: MysqlTarget, connections: number): Promise
     get lockMs() {
       return lockMs;
     },
+    get lockLost() {
+      return lost;
+    },
     unlock,
     close: async (o = {}) => {
       if (o.abort) {
-        // A connection paused in the middle of a result cannot run ROLLBACK: the server rolls back what it drops.
+        // A connection paused in the middle of a result cannot run ROLLBACK: the server rolls back what it drops,
+        // and releases the read lock with the lock's connection.
+        clearTimeout(cap);
+        locked = false;
+        lockConn!.destroy();
         for (const c of conns) c.destroy();
         return;
       }

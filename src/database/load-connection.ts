@@ -37,7 +37,9 @@ export async function openLoadConnection(t: MysqlTarget): Promise<LoadConnection
   // check per row (the rows come from a server that enforced them), UTC as on the source connections.
   // A load into an empty table takes InnoDB's bulk path, which locks the table for the load's transaction
   // (MDEV-24621): the other key ranges of that table wait for it, longer than the default 50 s on a big one.
-  await c.query("SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION', foreign_key_checks = 0, unique_checks = 0, time_zone = '+00:00', innodb_lock_wait_timeout = 3600");
+  // A metadata lock is waited for a minute, not the server's default year: when --server is the --from
+  // server, CREATE TABLE queues behind the copy's own global read lock, which must end as an error.
+  await c.query("SET SESSION sql_mode = 'NO_AUTO_VALUE_ON_ZERO,NO_ENGINE_SUBSTITUTION', foreign_key_checks = 0, unique_checks = 0, time_zone = '+00:00', innodb_lock_wait_timeout = 3600, lock_wait_timeout = 60");
   const socket = (c as unknown as { connection: CoreConnection & { stream: NodeJS.WritableStream & { writableLength: number } } }).connection.stream;
   const flow: Flow = {
     congested: () => socket.writableLength > WRITE_QUEUE_BYTES,

@@ -214,7 +214,10 @@ export async function copyLive(o: LiveCopyOptions): Promise<LiveCopyResult> {
       // Non-transactional tables are read while writers are held (mydumper does the same), then the lock goes.
       log(`--from: ${locked.length} table(s) are not InnoDB (${locked.map((t) => `${t.db}.${t.name} ${t.engine}`).join(', ')}): writers stay held until they are copied`);
       // Polled: the locked tables are few and small (MyISAM, Aria, MEMORY in an InnoDB cloud).
-      while (lockedLeft > 0 && failure === undefined) await new Promise((r) => setTimeout(r, 20));
+      while (lockedLeft > 0 && failure === undefined && !snap.lockLost) await new Promise((r) => setTimeout(r, 20));
+      if (snap.lockLost) {
+        failure ??= new LeapfrogError('refused', `--from ${describeTarget(o.source)}: the tables that are not InnoDB (${locked.map((t) => `${t.db}.${t.name}`).join(', ')}) took longer to copy than writers may be held (the read lock was released after ${Math.round(snap.lockMs / 1000)} s), so their copy is not one point in time; rehearse from a dump (--dump FILE) or convert them to InnoDB`);
+      }
       await snap.unlock();
     }
     await Promise.all(pool);

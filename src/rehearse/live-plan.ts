@@ -28,7 +28,9 @@ const PLAIN = new Set(['tinyint', 'smallint', 'mediumint', 'int', 'integer', 'bi
 /** Spatial values have no text form LOAD DATA reads back as the same value. */
 const SPATIAL = new Set(['geometry', 'point', 'linestring', 'polygon', 'multipoint', 'multilinestring', 'multipolygon', 'geometrycollection']);
 
-const generated = (c: ColumnInfo) => /\b(VIRTUAL|PERSISTENT|STORED)\b|GENERATED/i.test(c.extra);
+// MariaDB says VIRTUAL GENERATED, STORED GENERATED (PERSISTENT before 10.2); MySQL 8 also says DEFAULT_GENERATED
+// for a column whose default is an expression (DEFAULT CURRENT_TIMESTAMP), which holds real data and is copied.
+const generated = (c: ColumnInfo) => /\b(VIRTUAL|PERSISTENT|STORED)\b/i.test(c.extra);
 
 /** Hex literals, so no sql_mode (NO_BACKSLASH_ESCAPES) changes what they mean. */
 const BACKSLASH = "X'5C'";
