@@ -292,6 +292,15 @@ describe('rehearse on SQLite copies', () => {
     assert.equal(refused.exitCode, 2, refused.stderr);
     assert.match(refused.stderr, /projects\.compute\.rehearsal\[0\]\.sql|rehearsal.*0.*sql/);
     assert.match(refused.stderr, /db\.cell9/);
+    // It runs in leapfrog itself, outside the sandbox: it changes rows, it never writes a file.
+    const out = path.join(cloud.state, '..', 'exfiltrated.sqlite3');
+    const vacuum = chainVariant('vacuum-rewrite', (c) => {
+      c.projects.compute.rehearsal = [{ database: 'main', sql: `VACUUM INTO '${out}'` }];
+    });
+    const r2 = await leapfrog(['rehearse', '--chain', vacuum, '--dump', ...files, '--state-dir', cloud.state, '--cache-dir', CACHE]);
+    assert.equal(r2.exitCode, 2, r2.stderr);
+    assert.match(r2.stderr, /rehearsal statement changes rows of the copy: UPDATE, INSERT, DELETE or REPLACE, not VACUUM/);
+    assert.equal(existsSync(out), false);
   });
 
   test('the .sqlite3 files are copied, the chain runs on the copies, the originals stay at juno', async () => {

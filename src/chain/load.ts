@@ -102,6 +102,8 @@ export function loadChain(file: string, options: { envDir?: string } = {}): Chai
     (rp.rehearsal ?? []).forEach((rw, wi) => {
       const at = ['projects', pname, 'rehearsal', wi];
       if (!(rw.database in rp.databases)) p.add([...at, 'database'], `"${rw.database}" is not a database of project ${pname} (${Object.keys(rp.databases).join(', ')})`);
+      const notRow = notARowChange(rw.sql);
+      if (notRow) p.add([...at, 'sql'], notRow);
       rehearsal.push({ database: rw.database, sql: rw.sql, why: rw.why });
     });
     for (const db of Object.keys(rp.partial ?? {})) {
@@ -321,4 +323,24 @@ export function loadChainEnvs(chain: Chain): Map<string, EnvDef> {
   }
   if (errors.length > 0) throw new LeapfrogError('input', `chain ${chain.name}: its env files have problems:`, { details: errors });
   return envs;
+}
+
+/**
+ * A `rehearsal:` statement runs in leapfrog's own process, outside any
+ * sandbox, on the copy: it may change rows and nothing else. Chain files are
+ * untrusted until someone runs them, and a statement that writes files
+ * (SQLite's VACUUM INTO and ATTACH, MySQL's INTO OUTFILE/DUMPFILE) or reads
+ * them (LOAD_FILE, LOAD DATA) would carry the copy, production's data, out of
+ * it. One statement only is enforced where it runs (prepare(), no
+ * multipleStatements).
+ */
+export function notARowChange(sql: string): string | undefined {
+  const body = sql.replace(/^(\s+|--[^\n]*\n|#[^\n]*\n|\/\*[\s\S]*?\*\/)*/, '');
+  const first = /^[A-Za-z]+/.exec(body)?.[0]?.toUpperCase();
+  if (!first || !['UPDATE', 'INSERT', 'DELETE', 'REPLACE'].includes(first)) {
+    return `a rehearsal statement changes rows of the copy: UPDATE, INSERT, DELETE or REPLACE, not ${first ?? JSON.stringify(body.slice(0, 20))}`;
+  }
+  const bad = /\b(INTO\s+(OUTFILE|DUMPFILE)|LOAD_FILE|LOAD\s+DATA|ATTACH|VACUUM)\b/i.exec(sql);
+  if (bad) return `a rehearsal statement may not read or write files (${bad[0]}): it runs in leapfrog itself, outside the sandbox`;
+  return undefined;
 }
