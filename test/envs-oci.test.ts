@@ -110,6 +110,14 @@ after(async () => {
   for (const d of cleanup) rmSync(d, { recursive: true, force: true });
 });
 
+/** The tar inside what envs build wrote (NAME.tar.zst by default): node-tar reads no zstd on Node 20. */
+function plainTar(tarball: string): string {
+  if (!tarball.endsWith('.zst')) return tarball;
+  const out = tarball.replace(/\.zst$/, '');
+  writeFileSync(out, execFileSync('zstd', ['-d', '-c', tarball], { maxBuffer: 1 << 30 }));
+  return out;
+}
+
 const build = (archive: string, name: string, out: string) => leapfrog(['envs', 'build', '--oci', archive, '--name', name, '--out', out, '--format', 'json']);
 
 test('an OCI layout (as a tar) becomes a rootfs env whose step, provisioned over HTTP, runs under bubblewrap: whiteout, opaque dir and Env applied', async () => {
@@ -134,15 +142,15 @@ test('an OCI layout (as a tar) becomes a rootfs env whose step, provisioned over
   assert.equal(doc.build.workingDir, '/opt/app');
   assert.equal(doc.build.format, 'oci');
   const names: string[] = [];
-  await tar.t({ file: built.tarball, onReadEntry: (e) => names.push(e.path) });
+  await tar.t({ file: plainTar(built.tarball), onReadEntry: (e) => names.push(e.path) });
   assert.ok(names.includes('etc/keep.txt') && names.includes('opt/app/new.txt'), names.join(' '));
   for (const n of ['etc/gone.txt', 'etc/.wh.gone.txt', 'opt/app/old-1.txt', 'opt/app/.wh..wh..opq']) assert.ok(!names.includes(n), `${n} is in the env`);
 
   // Served over HTTP, provisioned into a fresh cache by a run, a step under bwrap.
   const envs = path.join(dir, 'envs');
   mkdirSync(envs);
-  server.serve('oci-app.tar.gz', built.tarball);
-  writeFileSync(path.join(envs, 'oci-app.yaml'), stringify({ ...doc, source: { url: server.url('oci-app.tar.gz'), sha256: doc.source.sha256 } }));
+  server.serve(path.basename(built.tarball), built.tarball);
+  writeFileSync(path.join(envs, 'oci-app.yaml'), stringify({ ...doc, source: { url: server.url(path.basename(built.tarball)), sha256: doc.source.sha256 } }));
   const db = path.join(dir, 'db');
   mkdirSync(db);
   const d = new Database(path.join(db, 'app.sqlite3'));
@@ -244,7 +252,7 @@ test('a docker save archive: layers checked against the config\'s diff_ids and a
   assert.equal(doc.build.format, 'docker');
   assert.equal(doc.build.user, 'nova');
   const names: string[] = [];
-  await tar.t({ file: built.tarball, onReadEntry: (e) => names.push(e.path) });
+  await tar.t({ file: plainTar(built.tarball), onReadEntry: (e) => names.push(e.path) });
   assert.ok(names.includes('opt/app/new.txt') && names.includes('etc/keep.txt') && !names.includes('etc/gone.txt') && !names.includes('opt/app/old-2.txt'), names.join(' '));
 
   // A layer that does not match its diff_id.
