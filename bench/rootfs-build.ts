@@ -67,7 +67,7 @@ try {
   if ((await sha256(tarball)) !== built.sha256) throw new Error('the tarball does not match the sha256 envs build printed');
 
   const plainTar = path.join(work, 'plain.tar.gz');
-  const b = { suite: flags.suite, packages, mirror: flags.mirror, components: ['main'], variant: 'essential' };
+  const b = { suite: flags.suite, packages, mirror: flags.mirror, components: ['main'], variant: 'essential', updates: true };
   const baselineBuild = await timed(`baseline mmdebstrap ${flags.suite} --include=${packages.join(',')} to a tar.gz`, async () => {
     const r = await execa('mmdebstrap', ['--mode=root', '--variant=essential', '--components=main', `--include=${packages.join(',')}`, flags.suite, plainTar, ...sourceLines(b)], { reject: false, stdin: 'ignore', all: true });
     if (r.exitCode !== 0) throw new Error(`mmdebstrap failed (${r.exitCode}): ${String(r.all).slice(-3000)}`);

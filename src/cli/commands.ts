@@ -196,6 +196,7 @@ const SPECS: readonly CommandSpec[] = [
       mirror: text('build --debian: the Debian mirror (default http://deb.debian.org/debian)'),
       components: text('build --debian: archive components, comma-separated (default main)'),
       variant: text("build --debian: mmdebstrap's variant (default essential)"),
+      updates: { type: 'boolean', describe: 'build --debian: add SUITE-updates and SUITE-security to a released suite (default; --no-updates: the suite alone, for a mirror that does not carry them)' },
       oci: text('build: an OCI image layout or docker save archive (directory or tar), its layers applied in order'),
       dir: text('build: pack this existing tree instead'),
       name: text('build: the env name (default: the suite, the archive or the directory name)'),

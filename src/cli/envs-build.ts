@@ -26,8 +26,8 @@ export async function buildCommand(args: EnvsArgs, io: Io): Promise<void> {
   if ([args.debian, args.dir, args.oci].filter((v) => v !== undefined).length !== 1) throw new LeapfrogError('input', 'envs build needs exactly one of --debian SUITE (with --packages P,…), --oci ARCHIVE or --dir DIR');
   if (!args.out) throw new LeapfrogError('input', 'envs build needs --out DIR: where NAME.tar.zst (or NAME.tar.gz with --compression gzip) and NAME.yaml are written');
   if (args.compression !== undefined && args.compression !== 'zstd' && args.compression !== 'gzip') throw new LeapfrogError('input', `--compression ${String(args.compression)}: zstd or gzip`);
-  if (args.debian === undefined && (args.packages ?? args.mirror ?? args.components ?? args.variant) !== undefined) {
-    throw new LeapfrogError('input', '--packages, --mirror, --components and --variant go with --debian, not --dir or --oci');
+  if (args.debian === undefined && (args.packages ?? args.mirror ?? args.components ?? args.variant ?? args.updates) !== undefined) {
+    throw new LeapfrogError('input', '--packages, --mirror, --components, --variant and --no-updates go with --debian, not --dir or --oci');
   }
   let from: BuildFrom;
   if (args.debian !== undefined) {
@@ -41,7 +41,7 @@ export async function buildCommand(args: EnvsArgs, io: Io): Promise<void> {
     if (components.some((c) => !/^[a-z0-9-]+$/.test(c))) throw new LeapfrogError('input', `--components ${args.components}: comma-separated names such as main,contrib`);
     const variant = args.variant ?? 'essential';
     if (!/^[a-z-]+$/.test(variant)) throw new LeapfrogError('input', `--variant ${variant}: one of mmdebstrap's variants (essential, apt, minbase, buildd, required, important, standard)`);
-    from = { kind: 'debian', debian: { suite: args.debian, packages, mirror, components, variant } };
+    from = { kind: 'debian', debian: { suite: args.debian, packages, mirror, components, variant, updates: args.updates !== false } };
   } else if (args.oci !== undefined) {
     from = { kind: 'oci', archive: args.oci };
   } else {

@@ -19,6 +19,7 @@ export interface EnvsArgs extends FetchArgs {
   mirror?: string | undefined;
   components?: string | undefined;
   variant?: string | undefined;
+  updates?: boolean | undefined;
   dir?: string | undefined;
   oci?: string | undefined;
   name?: string | undefined;

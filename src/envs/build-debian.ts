@@ -27,6 +27,8 @@ export interface DebianBuild {
   mirror: string;
   components: readonly string[];
   variant: string;
+  /** A released suite's -updates and -security too (false: the suite alone, as its last point release left it). */
+  updates: boolean;
 }
 
 export const DEFAULT_MIRROR = 'http://deb.debian.org/debian';
@@ -96,7 +98,7 @@ const PYC_HOOK = [
 export function sourceLines(b: DebianBuild): string[] {
   const comps = b.components.join(' ');
   const lines = [`deb ${b.mirror} ${b.suite} ${comps}`];
-  if (STABLE_SUITES.has(b.suite)) {
+  if (STABLE_SUITES.has(b.suite) && b.updates) {
     lines.push(`deb ${b.mirror} ${b.suite}-updates ${comps}`);
     // The security archive sits beside the main one on Debian's mirrors (deb.debian.org/debian-security).
     if (/\/debian\/?$/.test(b.mirror)) lines.push(`deb ${b.mirror.replace(/\/?$/, '')}-security ${b.suite}-security ${comps}`);

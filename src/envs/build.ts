@@ -90,7 +90,7 @@ export async function buildEnv(req: BuildRequest): Promise<BuildResult> {
       req.log(`mmdebstrap ${b.suite} (${b.variant}) with ${b.packages.join(', ') || 'no extra packages'}, source date ${new Date(sde * 1000).toISOString()}`);
       await runMmdebstrap(b, root, sde, req.log, req.signal);
       packages = await installedPackages(root);
-      build = { debian: b.suite, packages: [...b.packages], mirror: b.mirror, components: [...b.components], variant: b.variant, sources: sourceLines(b), sourceDateEpoch: sde };
+      build = { debian: b.suite, packages: [...b.packages], mirror: b.mirror, components: [...b.components], variant: b.variant, updates: b.updates, sources: sourceLines(b), sourceDateEpoch: sde };
       await writeFile(path.join(root, ENV_INFO), JSON.stringify({ env: req.name, build, packages }, null, 1) + '\n', { mode: 0o644 });
     } else if (req.from.kind === 'oci') {
       root = path.join(work, 'root');
