@@ -215,6 +215,9 @@ const PROBE = [
   'touch "$HOME/ok" && echo "home writable"',
   'touch /tmp/ok && echo "tmp writable"',
   'echo "pycache: ${PYTHONDONTWRITEBYTECODE:-unset}"',
+  // mmdebstrap leaves no /etc/resolv.conf in the tree; eventlet (keystone-manage) refuses to import without one.
+  'if grep -q "^nameserver " /etc/resolv.conf; then echo "resolver given"; else echo "no resolver"; fi',
+  'if touch /etc/resolv.conf 2>/dev/null; then echo "WROTE /etc/resolv.conf"; fi',
 ].join('\n');
 
 /**
@@ -261,6 +264,7 @@ test('a rootfs env provisioned over HTTP runs its steps under bubblewrap: each o
   assert.match(probe, /^home writable$/m);
   assert.match(probe, /^tmp writable$/m);
   assert.match(probe, /^pycache: 1$/m);
+  assert.match(probe, /^resolver given$/m);
   assert.doesNotMatch(probe.replace(`WROTE ${w.state}/probe`, ''), /^(WROTE|SEES) /m);
   assert.match(logOf(run.runDir, `r1-app-${RELEASES.length + 2}`), /^python 3\.11\./m);
 

@@ -1,4 +1,4 @@
-import { existsSync } from 'node:fs';
+import { existsSync, realpathSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { PreparedStep } from '../chain/argv.js';
@@ -8,7 +8,7 @@ import { versionOrder } from '../chain/position.js';
 import type { ProvisionedEnv } from '../envs/store.js';
 import { LeapfrogError } from '../errors.js';
 import { neededCount, probeProject } from '../database/probe.js';
-import { bwrapOptions } from '../sandbox/bwrap.js';
+import { bwrapOptions, type Bind } from '../sandbox/bwrap.js';
 import { runStepProcess, type StepOutcome, type StepProcess } from '../sandbox/run-step.js';
 import { servers } from '../database/placement.js';
 import { asRunError, interrupted, type Dirs, type RunContext } from './context.js';
@@ -43,10 +43,31 @@ function rootfsSandbox(ctx: RunContext, env: ProvisionedEnv, dirs: Dirs): StepPr
       { path: dirs.tmp, writable: true },
       ...(existsSync(ctx.layout.configDir) ? [{ path: ctx.layout.configDir, writable: false }] : []),
       ...target,
+      resolvConf(ctx.stepWrapper === undefined, dirs),
     ],
     network: ctx.stepWrapper === undefined,
     protect: [ctx.layout.cacheDir, path.join(ctx.layout.stateDir, 'ledger.sqlite3')],
   };
+}
+
+/**
+ * The sandbox's /etc/resolv.conf, as container runtimes give one: a Debian
+ * tree built by mmdebstrap has none (it is the building host's), and real
+ * tools fail without it before doing anything: eventlet's greendns, which
+ * keystone-manage imports through oslo.messaging, raises
+ * NoResolverConfiguration at import when the file is missing or names no
+ * nameserver (dnspython's read_resolv_conf). Sharing the host's network:
+ * the host's file. In a network namespace of its own there is no resolver
+ * to reach: a file naming the loopback, where nothing listens, so a lookup
+ * fails at once instead of the import.
+ */
+function resolvConf(network: boolean, dirs: Dirs): Bind {
+  if (network && existsSync('/etc/resolv.conf')) return { path: '/etc/resolv.conf', from: realpathSync('/etc/resolv.conf'), writable: false };
+  // In the run's directory, beside (never inside) the directories a step may write: a step
+  // cannot swap it for a link to a host file that the next step's bind would show it.
+  const file = path.join(path.dirname(dirs.tmp), 'resolv.conf');
+  if (!existsSync(file)) writeFileSync(file, '# leapfrog: a network namespace of its own, with no resolver\nnameserver 127.0.0.1\n', { mode: 0o644 });
+  return { path: '/etc/resolv.conf', from: file, writable: false };
 }
 
 /**

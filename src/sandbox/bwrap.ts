@@ -26,9 +26,11 @@ import { SYSTEM_PATH } from './child-env.js';
  */
 
 export interface Bind {
-  /** Absolute host path, bound at the same path inside. */
+  /** Absolute path inside the sandbox; the host path of the same name unless `from` says otherwise. */
   path: string;
   writable: boolean;
+  /** The host file shown at `path` (the sandbox's /etc/resolv.conf). */
+  from?: string;
 }
 
 export interface RootfsSandbox {
@@ -49,7 +51,7 @@ const within = (p: string, dir: string) => p === dir || p.startsWith(dir.endsWit
 
 /** bwrap's options (everything before the command) for one step. */
 export function bwrapOptions(s: RootfsSandbox, cwd: string): string[] {
-  const binds = [...new Map(s.binds.map((b) => [path.resolve(b.path), { path: path.resolve(b.path), writable: b.writable }])).values()];
+  const binds = [...new Map(s.binds.map((b) => [path.resolve(b.path), { path: path.resolve(b.path), writable: b.writable, from: b.from ?? path.resolve(b.path) }])).values()];
   for (const b of binds) {
     if (b.path === '/') throw new LeapfrogError('input', 'a rootfs env cannot bind the host\'s / into its sandbox');
     if (!b.writable) continue;
@@ -81,7 +83,7 @@ export function bwrapOptions(s: RootfsSandbox, cwd: string): string[] {
     }
   };
   walk('');
-  for (const b of binds.sort((x, y) => (x.path < y.path ? -1 : 1))) args.push(b.writable ? '--bind' : '--ro-bind', b.path, b.path);
+  for (const b of binds.sort((x, y) => (x.path < y.path ? -1 : 1))) args.push(b.writable ? '--bind' : '--ro-bind', b.from, b.path);
   args.push('--remount-ro', '/', '--chdir', cwd);
   return args;
 }
