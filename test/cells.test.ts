@@ -282,6 +282,16 @@ describeTargets('servers: and per-cell steps', (kind) => {
       } finally {
         await client.end();
       }
+      // The run lock is taken on every server: another holder of cell1's lock on B stops the run before anything is read.
+      const holder = await mysql.createConnection(mariadbOptions(w.b.db));
+      try {
+        assert.equal(((await holder.query('SELECT GET_LOCK(?, 0) AS got', [`leapfrog:db:${w.names.cell1}`]))[0] as { got: number }[])[0]!.got, 1);
+        const locked = await leapfrog(['run', ...w.args()]);
+        assert.equal(locked.exitCode, 4, locked.stderr);
+        assert.match(locked.stderr, new RegExp(`server mysql://root@127\\.0\\.0\\.1:${scratch!.port}`));
+      } finally {
+        await holder.end();
+      }
     }
 
     const again = await leapfrog(['run', ...w.args()]);
