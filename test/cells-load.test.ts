@@ -11,6 +11,7 @@ import { loadChain } from '../src/chain/load.js';
 import { plan } from '../src/chain/plan.js';
 import { argvModel, checkTemplate, configModel, renderArgv, renderConfig } from '../src/chain/template.js';
 import type { DatabaseAddress } from '../src/database/url.js';
+import { findStep } from '../src/check/rules.js';
 
 const CHAIN = `chain: nova-cells
 projects:
@@ -91,4 +92,13 @@ test("templates: cell.name and cell.db.* in a per-cell step, without the passwor
   assert.match(checkTemplate('{{ cell.db.password }}', argvModel(nova, true))[0]!.message, /password is not available to command lines/);
   assert.deepEqual(checkTemplate('{{ cell.db.password }}', configModel(nova, true)), []);
   assert.match(checkTemplate('{{ cell.name }}', argvModel(nova, false))[0]!.message, /cell is not something templates can use/);
+});
+
+test("a blocker's fixed-by naming a per-cell step (by name or id without the cell) is that step's copy for the blocker's database", () => {
+  const chain = load();
+  assert.equal(findStep(chain, 'nova', 'db sync', 'cell1')?.id, 'zed/nova/2.cell1');
+  assert.equal(findStep(chain, 'nova', 'zed/nova/2', 'cell1')?.id, 'zed/nova/2.cell1');
+  assert.equal(findStep(chain, 'nova', 'zed/nova/2', 'api')?.id, 'zed/nova/2.cell0', 'not a cell: the first copy');
+  assert.equal(findStep(chain, 'nova', 'zed/nova/2.cell0', 'cell1')?.id, 'zed/nova/2.cell0', 'an exact id is that step');
+  assert.equal(findStep(chain, 'nova', 'zed/nova/1', 'cell1')?.id, 'zed/nova/1');
 });
