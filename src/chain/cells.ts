@@ -111,3 +111,18 @@ export function expandCells(base: StepDef, cells: readonly string[] | undefined,
     return step;
   });
 }
+
+/** Why a config file cannot name `cell`: its project has no cells to render it for. */
+export function configCellHint(project: ProjectDef): (at: readonly string[]) => string | undefined {
+  return (at) => (at[0] === CELL && !project.cells ? `project ${project.name} declares no cells (cells: [cell0, cell1]), so no config file can be rendered for one` : undefined);
+}
+
+/** `cell`, and a config file rendered once per cell, exist only in a step that runs once per cell. */
+export function argvCellHint(project: ProjectDef, perCell: boolean): (at: readonly string[]) => string | undefined {
+  return (at) => {
+    if (perCell) return undefined;
+    if (at[0] === CELL) return `only a per-cell step (per-cell: true, or a list of cells${project.cells ? '' : ', in a project that declares cells:'}) has a cell`;
+    if (at[0] === 'config' && at.length === 2 && project.cellConfig?.includes(at[1]!)) return `config file ${at[1]} names cell, so it is rendered once per cell: only a per-cell step can pass it`;
+    return undefined;
+  };
+}

@@ -5,7 +5,7 @@ import { inputError, LeapfrogError } from '../errors.js';
 import type { RawChain } from './raw.js';
 import { readAndParse, schemaProblems, validateChain, validateEnv } from './source.js';
 import { argvModel, checkTemplate, configModel, namesVariable } from './template.js';
-import { CELL, cellExpectations, databaseProblem, expandCells, projectCells, stepCells } from './cells.js';
+import { argvCellHint, CELL, cellExpectations, configCellHint, databaseProblem, expandCells, projectCells, stepCells } from './cells.js';
 import type { BlockerDef, Chain, EnvDef, Expectation, ProjectDef, ReleaseDef, RewriteDef, StepDef, StepKind, VersionProbe } from './types.js';
 import { parseExpectation } from './version.js';
 import { notARead } from './read-query.js';
@@ -220,6 +220,7 @@ export function loadChain(file: string, options: { envDir?: string } = {}): Chai
         ...(rs.deletes ? { deletes: rs.deletes } : {}),
         ...(rs.touches ? { touches } : {}),
       };
+      // A per-cell step is one StepDef per cell from here on (cells.ts says why at load, not in the planner).
       steps.push(...expandCells(base, cells, cellExpect));
     });
     releases.push({ release: rr.release, steps });
@@ -257,8 +258,7 @@ export function loadChain(file: string, options: { envDir?: string } = {}): Chai
   // to reach outside the data model is an input error before anything runs.
   for (const [pname, def] of Object.entries(projects)) {
     for (const [file, text] of Object.entries(def.config)) {
-      const noCells = (at: readonly string[]) => (at[0] === CELL && !def.cells ? `project ${pname} declares no cells (cells: [cell0, cell1]), so no config file can be rendered for one` : undefined);
-      for (const t of checkTemplate(text, configModel(def, def.cells !== undefined), noCells)) p.addInside(['projects', pname, 'config', file], t.row, `template: ${t.message}`);
+      for (const t of checkTemplate(text, configModel(def, def.cells !== undefined), configCellHint(def))) p.addInside(['projects', pname, 'config', file], t.row, `template: ${t.message}`);
     }
     (def.rehearsal ?? []).forEach((rw, wi) => {
       for (const t of checkTemplate(rw.sql, configModel(def))) p.addInside(['projects', pname, 'rehearsal', wi, 'sql'], t.row, `template: ${t.message}`);
@@ -270,17 +270,8 @@ export function loadChain(file: string, options: { envDir?: string } = {}): Chai
       const kind = (['sync', 'data', 'check'] as const).find((k) => rs[k] !== undefined);
       if (!def || !kind) return;
       const perCell = rs['per-cell'] !== undefined && rs['per-cell'] !== false && def.cells !== undefined;
-      // `cell`, and a config file rendered once per cell, exist only in a step that runs once per cell.
-      const outsideCells = (at: readonly string[]) =>
-        perCell
-          ? undefined
-          : at[0] === CELL
-            ? `only a per-cell step (per-cell: true, or a list of cells${def.cells ? '' : `, in a project that declares cells:`}) has a cell`
-            : at[0] === 'config' && at.length === 2 && def.cellConfig?.includes(at[1]!)
-              ? `config file ${at[1]} names cell, so it is rendered once per cell: only a per-cell step can pass it`
-              : undefined;
       rs[kind]!.forEach((arg, ai) => {
-        for (const t of checkTemplate(String(arg), argvModel(def, perCell), outsideCells)) p.addInside(['releases', ri, 'steps', si, kind, ai], t.row, `template ${JSON.stringify(String(arg))}: ${t.message}`);
+        for (const t of checkTemplate(String(arg), argvModel(def, perCell), argvCellHint(def, perCell))) p.addInside(['releases', ri, 'steps', si, kind, ai], t.row, `template ${JSON.stringify(String(arg))}: ${t.message}`);
       });
     }),
   );
