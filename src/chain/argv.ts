@@ -17,11 +17,12 @@ export interface PreparedStep extends PlannedStep {
 /** Where a project's databases and rendered config files are: what its templates may name. */
 export interface TemplatePlaces {
   addresses(project: string): Readonly<Record<string, DatabaseAddress>>;
-  configPaths(project: string): Readonly<Record<string, string>>;
+  /** With `cell`, a per-cell step's: the config files rendered for that cell included. */
+  configPaths(project: string, cell?: string): Readonly<Record<string, string>>;
   /** A directory that is empty (and read-only) while steps run: `{{ empty_dir }}`. */
   emptyDir: string;
 }
 
 export function prepare(chain: Chain, plan: Plan, places: TemplatePlaces): PreparedStep[] {
-  return plan.steps.map((p) => ({ ...p, argv: renderArgv(chain, p.step, places.addresses(p.step.project), places.configPaths(p.step.project), places.emptyDir) }));
+  return plan.steps.map((p) => ({ ...p, argv: renderArgv(chain, p.step, places.addresses(p.step.project), places.configPaths(p.step.project, p.step.cell), places.emptyDir) }));
 }

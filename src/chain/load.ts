@@ -4,7 +4,8 @@ import path from 'node:path';
 import { inputError, LeapfrogError } from '../errors.js';
 import type { RawChain } from './raw.js';
 import { readAndParse, schemaProblems, validateChain, validateEnv } from './source.js';
-import { argvModel, checkTemplate, configModel } from './template.js';
+import { argvModel, checkTemplate, configModel, namesVariable } from './template.js';
+import { argvCellHint, CELL, cellExpectations, configCellHint, databaseProblem, expandCells, projectCells, stepCells } from './cells.js';
 import type { BlockerDef, Chain, EnvDef, Expectation, ProjectDef, ReleaseDef, RewriteDef, StepDef, StepKind, VersionProbe } from './types.js';
 import { parseExpectation } from './version.js';
 import { notARead } from './read-query.js';
@@ -109,9 +110,12 @@ export function loadChain(file: string, options: { envDir?: string } = {}): Chai
     for (const db of Object.keys(rp.partial ?? {})) {
       if (!(db in rp.databases)) p.add(['projects', pname, 'partial', db], `"${db}" is not one of this project's databases (${Object.keys(rp.databases).join(', ')})`, true);
     }
+    const cellConfig = Object.keys(rp.config ?? {}).filter((f) => namesVariable(rp.config![f]!, CELL));
     projects[pname] = {
       name: pname,
       databases: rp.databases,
+      ...projectCells(pname, rp, p),
+      ...(cellConfig.length > 0 ? { cellConfig } : {}),
       version,
       start,
       config: rp.config ?? {},
@@ -143,6 +147,7 @@ export function loadChain(file: string, options: { envDir?: string } = {}): Chai
         return;
       }
       const kind: StepKind = kinds[0]!;
+      const cells = stepCells(rs, project, at, p);
       const env = rs.env ?? rr.env;
       if (env === undefined) p.add(at, `no env: set env on the step or on release "${rr.release}"`);
       const expect: Record<string, Expectation> = {};
@@ -150,10 +155,18 @@ export function loadChain(file: string, options: { envDir?: string } = {}): Chai
         p.add(at, 'a sync step must say which version it ends at (expect: { database: version })');
       }
       if (kind !== 'sync' && rs.expect !== undefined) p.add([...at, 'expect'], 'only sync steps have expect', true);
+      let cellExpect: Record<string, Expectation> = {};
       for (const [db, rawV] of Object.entries(rs.expect ?? {})) {
         const probe = project.version[db];
-        if (!(db in project.databases)) {
-          p.add([...at, 'expect', db], `"${db}" is not a database of project ${project.name} (${Object.keys(project.databases).join(', ')})`, true);
+        const unknown = databaseProblem(project, db, cells);
+        if (unknown) {
+          p.add([...at, 'expect', db], unknown, true);
+          continue;
+        }
+        if (db === CELL) {
+          const e = cellExpectations(project, cells!, rawV);
+          if (typeof e === 'string') p.add([...at, 'expect', db], e);
+          else cellExpect = e;
           continue;
         }
         if (!probe) continue;
@@ -168,7 +181,8 @@ export function loadChain(file: string, options: { envDir?: string } = {}): Chai
       const nw = rs['needed-when'];
       if (nw !== undefined) {
         const database = typeof nw === 'string' ? Object.keys(project.databases)[0]! : nw.database ?? Object.keys(project.databases)[0]!;
-        if (!(database in project.databases)) p.add([...at, 'needed-when', 'database'], `"${database}" is not a database of project ${project.name}`);
+        const unknown = databaseProblem(project, database, cells);
+        if (unknown) p.add([...at, 'needed-when', 'database'], unknown);
         neededWhen = { database, query: typeof nw === 'string' ? nw : nw.query };
         const write = notARead(neededWhen.query);
         if (write) p.add(typeof nw === 'string' ? [...at, 'needed-when'] : [...at, 'needed-when', 'query'], write);
@@ -182,11 +196,12 @@ export function loadChain(file: string, options: { envDir?: string } = {}): Chai
       const touches = (rs.touches ?? []).map((t, ti) => {
         const dot = t.lastIndexOf('.');
         const database = dot < 0 ? Object.keys(project.databases)[0]! : t.slice(0, dot);
-        if (!(database in project.databases)) p.add([...at, 'touches', ti], `"${database}" is not a database of project ${project.name} (${Object.keys(project.databases).join(', ')})`);
+        const unknown = databaseProblem(project, database, cells);
+        if (unknown) p.add([...at, 'touches', ti], unknown);
         return { database, table: t.slice(dot + 1) };
       });
       counters[rs.project] = (counters[rs.project] ?? 0) + 1;
-      steps.push({
+      const base: StepDef = {
         id: `${rr.release}/${rs.project}/${counters[rs.project]}`,
         release: rr.release,
         project: rs.project,
@@ -204,7 +219,9 @@ export function loadChain(file: string, options: { envDir?: string } = {}): Chai
         after,
         ...(rs.deletes ? { deletes: rs.deletes } : {}),
         ...(rs.touches ? { touches } : {}),
-      });
+      };
+      // A per-cell step is one StepDef per cell from here on (cells.ts says why at load, not in the planner).
+      steps.push(...expandCells(base, cells, cellExpect));
     });
     releases.push({ release: rr.release, steps });
   });
@@ -231,7 +248,7 @@ export function loadChain(file: string, options: { envDir?: string } = {}): Chai
     (rp.blockers ?? []).forEach((rb, bi) => {
       const ref = rb['fixed-by'];
       if (ref === undefined) return;
-      const named = releases.flatMap((r) => r.steps).filter((s) => s.project === pname && s.name === ref && s.id !== ref);
+      const named = releases.flatMap((r) => r.steps).filter((s) => s.project === pname && s.name === ref && s.id !== ref && s.cell === undefined);
       if (named.length > 1) {
         p.add(['projects', pname, 'blockers', bi, 'fixed-by'], `"${ref}" names ${named.length} steps (${named.map((s) => s.id).join(', ')}); use the step id`);
       }
@@ -241,7 +258,7 @@ export function loadChain(file: string, options: { envDir?: string } = {}): Chai
   // to reach outside the data model is an input error before anything runs.
   for (const [pname, def] of Object.entries(projects)) {
     for (const [file, text] of Object.entries(def.config)) {
-      for (const t of checkTemplate(text, configModel(def))) p.addInside(['projects', pname, 'config', file], t.row, `template: ${t.message}`);
+      for (const t of checkTemplate(text, configModel(def, def.cells !== undefined), configCellHint(def))) p.addInside(['projects', pname, 'config', file], t.row, `template: ${t.message}`);
     }
     (def.rehearsal ?? []).forEach((rw, wi) => {
       for (const t of checkTemplate(rw.sql, configModel(def))) p.addInside(['projects', pname, 'rehearsal', wi, 'sql'], t.row, `template: ${t.message}`);
@@ -252,8 +269,9 @@ export function loadChain(file: string, options: { envDir?: string } = {}): Chai
       const def = projects[rs.project];
       const kind = (['sync', 'data', 'check'] as const).find((k) => rs[k] !== undefined);
       if (!def || !kind) return;
+      const perCell = rs['per-cell'] !== undefined && rs['per-cell'] !== false && def.cells !== undefined;
       rs[kind]!.forEach((arg, ai) => {
-        for (const t of checkTemplate(String(arg), argvModel(def))) p.addInside(['releases', ri, 'steps', si, kind, ai], t.row, `template ${JSON.stringify(String(arg))}: ${t.message}`);
+        for (const t of checkTemplate(String(arg), argvModel(def, perCell), argvCellHint(def, perCell))) p.addInside(['releases', ri, 'steps', si, kind, ai], t.row, `template ${JSON.stringify(String(arg))}: ${t.message}`);
       });
     }),
   );

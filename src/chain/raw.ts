@@ -20,6 +20,7 @@ export interface RawStep {
   after?: string[];
   deletes?: string[];
   touches?: string[];
+  'per-cell'?: boolean | string[];
 }
 export interface RawChain {
   chain: string;
@@ -29,6 +30,8 @@ export interface RawChain {
     string,
     {
       databases: Record<string, string>;
+      servers?: Record<string, string>;
+      cells?: string[];
       version: Record<string, unknown>;
       start?: Record<string, unknown>;
       config?: Record<string, string>;

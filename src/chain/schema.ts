@@ -44,6 +44,10 @@ export const chainSchema = {
         required: ['databases', 'version'],
         properties: {
           databases: { type: 'object', minProperties: 1, propertyNames: name, additionalProperties: name },
+          // Logical database → the chain's name for the server it lives on (`--db NAME=URL` places it).
+          servers: { type: 'object', propertyNames: name, additionalProperties: name },
+          // The logical databases that are cells (nova's cell0, cell1…), in the order per-cell steps run.
+          cells: { type: 'array', minItems: 1, uniqueItems: true, items: name },
           version: { type: 'object', minProperties: 1, additionalProperties: probe },
           start: { type: 'object', additionalProperties: versionValue },
           config: { type: 'object', propertyNames: name, additionalProperties: { type: 'string' } },
@@ -119,6 +123,8 @@ export const chainSchema = {
                   required: ['query'],
                   properties: { database: name, query: { type: 'string', minLength: 1 } },
                 },
+                // true: once per cell of the project, in its declared order; a list: once per cell named.
+                'per-cell': { type: ['boolean', 'array'], minItems: 1, uniqueItems: true, items: name },
                 'repeat-while-exit': { type: 'integer', minimum: 1, maximum: 255 },
                 'max-runs': { type: 'integer', minimum: 1 },
                 batch: { type: 'integer', minimum: 1 },

@@ -67,25 +67,56 @@ const ADDRESS_FIELDS = ['url', 'redactedUrl', 'name', 'host', 'port', 'user', 'p
 /** A data model: a leaf (a string) or named children. */
 export type Shape = 'leaf' | { readonly [key: string]: Shape };
 
+function addressShape(withPassword: boolean): Shape {
+  return Object.fromEntries(ADDRESS_FIELDS.filter((f) => withPassword || f !== 'password').map((f) => [f, 'leaf' as const]));
+}
+
 function dbShape(project: ProjectDef, withPassword: boolean): Shape {
-  const fields = Object.fromEntries(ADDRESS_FIELDS.filter((f) => withPassword || f !== 'password').map((f) => [f, 'leaf' as const]));
+  const fields = addressShape(withPassword);
   return Object.fromEntries(Object.keys(project.databases).map((db) => [db, fields]));
 }
 
-/** What a project's config file templates may name. */
-export function configModel(project: ProjectDef): Shape {
-  return { db: dbShape(project, true), project: 'leaf' };
+/**
+ * `cell` in a per-cell step and the config files it passes: the cell's
+ * logical name, and its database's address as `db.<logical>` offers it
+ * (`cell.db.url`, `cell.db.name`…). Not `cell.url`: an address has a
+ * `name` field of its own (the database's name on the server).
+ */
+function cellShape(withPassword: boolean): Shape {
+  return { name: 'leaf', db: addressShape(withPassword) };
 }
 
-/** What a step's argv templates may name: no password (argv is public), the project's config files. */
-export function argvModel(project: ProjectDef): Shape {
+/** What a project's config file templates may name; `cell` only when rendered for a cell. */
+export function configModel(project: ProjectDef, cell = false): Shape {
+  return { db: dbShape(project, true), project: 'leaf', ...(cell ? { cell: cellShape(true) } : {}) };
+}
+
+/**
+ * What a step's argv templates may name: no password (argv is public), the
+ * project's config files; in a per-cell step, `cell` and the config files
+ * rendered once per cell (elsewhere there is no cell to render them for).
+ */
+export function argvModel(project: ProjectDef, cell = false): Shape {
+  const files = Object.keys(project.config).filter((f) => cell || !project.cellConfig?.includes(f));
   return {
     db: dbShape(project, false),
-    config: Object.fromEntries(Object.keys(project.config).map((f) => [f, 'leaf' as const])),
+    config: Object.fromEntries(files.map((f) => [f, 'leaf' as const])),
     project: 'leaf',
     release: 'leaf',
     empty_dir: 'leaf',
+    ...(cell ? { cell: cellShape(false) } : {}),
   };
+}
+
+/** Whether a template names `name` at its top level (`cell` in a config file makes it one per cell). A template that does not parse names nothing: checkTemplate reports it. */
+export function namesVariable(text: string, name: string): boolean {
+  if (!text.includes('{')) return false;
+  try {
+    const analysis = engine.analyzeSync(parse(text), { partials: false });
+    return Object.values(analysis.variables).some((uses) => uses.some((v) => v.segments[0] === name));
+  } catch {
+    return false;
+  }
 }
 
 export interface TemplateProblem {
@@ -118,7 +149,7 @@ function describeModel(shape: Shape): string {
  * filters that are not allowed, and variables outside `model` (on every
  * branch, not just the one a render would take).
  */
-export function checkTemplate(text: string, model: Shape): TemplateProblem[] {
+export function checkTemplate(text: string, model: Shape, hint?: (path: readonly string[]) => string | undefined): TemplateProblem[] {
   if (!text.includes('{')) return [];
   let tpl: Template[];
   try {
@@ -131,14 +162,14 @@ export function checkTemplate(text: string, model: Shape): TemplateProblem[] {
   const analysis = engine.analyzeSync(tpl, { partials: false });
   for (const uses of Object.values(analysis.variables)) {
     for (const v of uses) {
-      const problem = checkSegments(v.segments, model);
+      const problem = checkSegments(v.segments, model, hint);
       if (problem) out.push({ row: v.location.row, col: v.location.col, message: problem });
     }
   }
   return out;
 }
 
-function checkSegments(segments: readonly unknown[], model: Shape): string | undefined {
+function checkSegments(segments: readonly unknown[], model: Shape, hint?: (path: readonly string[]) => string | undefined): string | undefined {
   let shape: Shape = model;
   const seen: string[] = [];
   for (const s of segments) {
@@ -149,7 +180,9 @@ function checkSegments(segments: readonly unknown[], model: Shape): string | und
     if (shape === 'leaf') return `${[...seen, name].join('.')}: ${seen.join('.')} is a plain value with no fields`;
     const next: Shape | undefined = Object.prototype.hasOwnProperty.call(shape, name) ? shape[name] : undefined;
     if (next === undefined) {
-      if (name === 'password' && seen[0] === 'db' && seen.length === 2) {
+      const why = hint?.([...seen, name]);
+      if (why !== undefined) return `${[...seen, name].join('.')}: ${why}`;
+      if (name === 'password' && seen.length === 2 && (seen[0] === 'db' || (seen[0] === 'cell' && seen[1] === 'db'))) {
         return `${[...seen, name].join('.')}: the password is not available to command lines (any user of the machine can read a process's argv); put it in a config file and pass {{ config['x.conf'] }}`;
       }
       const where = seen.length === 0 ? 'a template' : seen.join('.');
@@ -172,8 +205,10 @@ function render(text: string, context: object, where: string): string {
 
 type Addresses = Readonly<Record<string, DatabaseAddress>>;
 
-export function renderConfig(chain: Chain, project: ProjectDef, file: string, addresses: Addresses): string {
-  return render(project.config[file]!, { db: addresses, project: project.name }, `${chain.file}: projects.${project.name}.config["${file}"]`);
+/** A config file; one that names `cell` (ProjectDef.cellConfig) is rendered for one cell of the project. */
+export function renderConfig(chain: Chain, project: ProjectDef, file: string, addresses: Addresses, cell?: string): string {
+  const context = { db: addresses, project: project.name, ...(cell !== undefined ? { cell: { name: cell, db: addresses[cell] } } : {}) };
+  return render(project.config[file]!, context, `${chain.file}: projects.${project.name}.config["${file}"]${cell !== undefined ? ` for cell ${cell}` : ''}`);
 }
 
 /** A `rehearsal:` rewrite's SQL, with the copy's addresses (the config files' data model: the password is there). */
@@ -192,7 +227,7 @@ export function renderArgv(chain: Chain, step: StepDef, addresses: Addresses, co
     const { password: _omitted, ...rest } = a;
     db[k] = rest;
   }
-  const context = { db, config: configPaths, project: step.project, release: step.release, empty_dir: emptyDir };
+  const context = { db, config: configPaths, project: step.project, release: step.release, empty_dir: emptyDir, ...(step.cell !== undefined ? { cell: { name: step.cell, db: db[step.cell] } } : {}) };
   return step.command.map((arg, i) => {
     const where = `${chain.file}: step ${step.id} (${step.kind}), argument ${i + 1}`;
     const out = render(arg, context, where);

@@ -48,6 +48,13 @@ export interface ProjectDef {
   databases: Readonly<Record<string, string>>;
   /** Logical database → the chain's name for the server it lives on; absent: the default server (--db URL). */
   servers?: Readonly<Record<string, string>>;
+  /**
+   * The logical databases that are cells (nova's cell0, cell1…), in the
+   * order a per-cell step runs over them. Absent: the project has no cells.
+   */
+  cells?: readonly string[];
+  /** The config files whose template names `cell`: each is rendered once per cell, for per-cell steps only. */
+  cellConfig?: readonly string[];
   version: Readonly<Record<string, VersionProbe>>;
   /** Versions at the chain's start; a database not listed must not exist yet. */
   start: Readonly<Record<string, Expectation>>;
@@ -115,8 +122,18 @@ export interface BlockerDef {
 export type StepKind = 'sync' | 'data' | 'check';
 
 export interface StepDef {
-  /** Stable id: `release/project/N`, N counting that project's steps in that release from 1. */
+  /**
+   * Stable id: `release/project/N`, N counting that project's steps in that
+   * release from 1; a per-cell step's copy for one cell is
+   * `release/project/N.CELL` (the dot keeps it apart from every `release/project/N`;
+   * it needs no shell quoting).
+   */
   id: string;
+  /**
+   * A per-cell step's cell (a logical database of the project): `cell` in
+   * its templates, expect, needed-when and touches means this database.
+   */
+  cell?: string;
   release: string;
   project: string;
   kind: StepKind;

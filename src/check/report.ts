@@ -58,7 +58,7 @@ export function evaluate(f: CheckFacts): CheckReport {
     const pc = planCheck(pre);
     if (pc) checks.push(pc);
     for (const b of f.blockers) checks.push(blockerCheck(chain, b, pre.plan));
-    if (pre.plan) checks.push(batchesCheck(chain, pre.plan, pre.neededCounts, f.blockers, (project, ref) => findStep(chain, project, ref)));
+    if (pre.plan) checks.push(batchesCheck(chain, pre.plan, pre.neededCounts, f.blockers, (project, ref, database) => findStep(chain, project, ref, database)));
     checks.push(clientsCheck(f), transactionsCheck(f), enginesCheck(f), collationsCheck(chain, f), freeSpaceCheck(f));
     if (pre.steps && pre.steps.length > 0) checks.push(snapshotCheck(chain, pre.steps, f));
     checks.push(driftCheck(pre));

@@ -36,7 +36,7 @@ function rowsFor(step: StepDef, neededCounts: Readonly<Record<string, number>>, 
   return { rows: counted.reduce((n, b) => n + (b.outcome.kind === 'count' ? b.outcome.count : 0), 0), counted: `blocker ${counted.map((b) => `"${b.name}"`).join(', ')}` };
 }
 
-export function batchesCheck(chain: Chain, plan: Plan, neededCounts: Readonly<Record<string, number>>, blockers: readonly BlockerFact[], findStep: (project: string, ref: string) => StepDef | undefined): CheckRow {
+export function batchesCheck(chain: Chain, plan: Plan, neededCounts: Readonly<Record<string, number>>, blockers: readonly BlockerFact[], findStep: (project: string, ref: string, database: string) => StepDef | undefined): CheckRow {
   const name = 'Data batches';
   const data = plan.steps.map((p) => p.step).filter((s) => s.kind === 'data');
   if (data.length === 0) return row(name, 'Success', 'No data step in the plan.');
@@ -48,9 +48,9 @@ export function batchesCheck(chain: Chain, plan: Plan, neededCounts: Readonly<Re
       quiet.push(`${s.id}: declares no batch:, so its runs are not projected`);
       continue;
     }
-    const r = rowsFor(s, neededCounts, blockers, (b) => findStep(b.project, b.fixedBy ?? '')?.id);
+    const r = rowsFor(s, neededCounts, blockers, (b) => findStep(b.project, b.fixedBy ?? '', b.database)?.id);
     if (r === undefined) {
-      const later = blockers.filter((b) => b.outcome.kind === 'not-yet' && findStep(b.project, b.fixedBy ?? '')?.id === s.id).map((b) => `"${b.name}"`);
+      const later = blockers.filter((b) => b.outcome.kind === 'not-yet' && findStep(b.project, b.fixedBy ?? '', b.database)?.id === s.id).map((b) => `"${b.name}"`);
       quiet.push(`${s.id}: its rows cannot be counted yet (${later.length > 0 ? `blocker ${later.join(', ')} names what earlier steps create` : 'no needed-when that can run now, no blocker it fixes'}); its runs are not projected`);
       continue;
     }

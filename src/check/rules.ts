@@ -148,16 +148,24 @@ export function planCheck(pre: Preflight): CheckRow | undefined {
   return row('Plan', 'Success', `${plural(n, 'step')} over ${plural(pre.plan.hops.length, 'hop')}: ${pre.plan.hops.map((h) => `${h.project}@${h.release}`).join(', ')}. Listed below.`);
 }
 
-export function findStep(chain: Chain, project: string, ref: string): StepDef | undefined {
+/**
+ * The step a blocker's fixed-by names. A per-cell step is named once for all
+ * its cells (by its name, or its id without `.CELL`): the copy for the
+ * blocker's database when that is one of its cells, else its first.
+ */
+export function findStep(chain: Chain, project: string, ref: string, database?: string): StepDef | undefined {
   const steps = chain.releases.flatMap((r) => r.steps).filter((s) => s.project === project);
-  return steps.find((s) => s.id === ref) ?? steps.find((s) => s.name === ref);
+  const byId = steps.find((s) => s.id === ref);
+  if (byId) return byId;
+  const named = steps.filter((s) => s.name === ref || (s.cell !== undefined && s.id === `${ref}.${s.cell}`));
+  return named.find((s) => s.cell !== undefined && s.cell === database) ?? named[0];
 }
 
 const stepLabel = (s: StepDef) => `${s.id}${s.name ? ` (${s.name})` : ''} in env ${s.env}`;
 
 export function blockerCheck(chain: Chain, b: BlockerFact, plan: Plan | undefined): CheckRow {
   const name = `Blocker: ${b.project} ${b.name}`;
-  const fixer = b.fixedBy === undefined ? undefined : findStep(chain, b.project, b.fixedBy);
+  const fixer = b.fixedBy === undefined ? undefined : findStep(chain, b.project, b.fixedBy, b.database);
   const planned = fixer !== undefined && plan !== undefined && plan.steps.some((p) => p.step.id === fixer.id);
   const data = { project: b.project, database: b.database, outcome: b.outcome, fixedBy: fixer?.id ?? b.fixedBy ?? null, planned };
   const noPlan = plan === undefined && fixer !== undefined;

@@ -78,9 +78,29 @@ export function emptyDir(l: Pick<Layout, 'configDir'>): string {
   return path.join(l.configDir, '.empty');
 }
 
-export function configPaths(l: Layout, chain: Chain, project: string): Record<string, string> {
+/**
+ * Where a project's config files are rendered. A config file that names
+ * `cell` is rendered once per cell, into `<project>@<cell>/` (no name has an
+ * `@`, so it is never another project's directory), and is there only for
+ * the cell's steps: without `cell`, those files are left out.
+ */
+export function configPaths(l: Pick<Layout, 'configDir'>, chain: Chain, project: string, cell?: string): Record<string, string> {
+  const def = chain.projects[project]!;
   const out: Record<string, string> = {};
-  for (const file of Object.keys(chain.projects[project]!.config)) out[file] = path.join(l.configDir, project, file);
+  for (const file of Object.keys(def.config)) {
+    if (!def.cellConfig?.includes(file)) out[file] = path.join(l.configDir, project, file);
+    else if (cell !== undefined) out[file] = path.join(l.configDir, `${project}@${cell}`, file);
+  }
+  return out;
+}
+
+/** Every config file of a project to render: the plain ones once, each one naming `cell` once per cell. */
+export function configRenderings(l: Pick<Layout, 'configDir'>, chain: Chain, project: string): { file: string; dest: string; cell: string | undefined }[] {
+  const def = chain.projects[project]!;
+  const out = Object.entries(configPaths(l, chain, project)).map(([file, dest]) => ({ file, dest, cell: undefined as string | undefined }));
+  for (const cell of def.cells ?? []) {
+    for (const [file, dest] of Object.entries(configPaths(l, chain, project, cell))) if (def.cellConfig?.includes(file)) out.push({ file, dest, cell });
+  }
   return out;
 }
 
@@ -92,5 +112,5 @@ export function projectAddresses(chain: Chain, session: Pick<TargetSession, 'add
 
 /** What a chain's templates may name, for this state directory and target. */
 export function templatePlaces(l: Layout, chain: Chain, session: Pick<TargetSession, 'address'>): TemplatePlaces {
-  return { addresses: (project) => projectAddresses(chain, session, project), configPaths: (project) => configPaths(l, chain, project), emptyDir: emptyDir(l) };
+  return { addresses: (project) => projectAddresses(chain, session, project), configPaths: (project, cell) => configPaths(l, chain, project, cell), emptyDir: emptyDir(l) };
 }

@@ -8,7 +8,7 @@ import { describePlacement } from '../database/placement.js';
 import { LeapfrogError, type ErrorKind } from '../errors.js';
 import type { LedgerReader, RunRow } from '../ledger/ledger.js';
 import { describeDrift, findDrift, historyLost, survivorProblem, unfinishedRuns, type DeadRun, type Drift } from './history.js';
-import { templatePlaces, type Layout } from './layout.js';
+import { configRenderings, templatePlaces, type Layout } from './layout.js';
 import { assessInFlight, blocking, partlyCreatedOptions, recoveryRefusal, type Recovery } from './recovery.js';
 
 /**
@@ -135,7 +135,7 @@ export async function preflight(c: PreflightContext, o: PreflightOptions = {}): 
       // step, and a template mistake there would stop the window at minute one.
       for (const project of new Set(plan.steps.map((s) => s.step.project))) {
         const def = chain.projects[project]!;
-        for (const file of Object.keys(def.config)) renderConfig(chain, def, file, places.addresses(project));
+        for (const { file, cell } of configRenderings(c.layout, chain, project)) renderConfig(chain, def, file, places.addresses(project), cell);
       }
     } catch (err) {
       steps = undefined;

@@ -10,7 +10,7 @@ import type { ProvisionedEnv } from '../envs/store.js';
 import { LeapfrogError } from '../errors.js';
 import { probeAll } from '../database/probe.js';
 import { describePlacement } from '../database/placement.js';
-import { configPaths, emptyDir, projectAddresses, runDir } from '../core/layout.js';
+import { configRenderings, emptyDir, projectAddresses, runDir } from '../core/layout.js';
 import { LEAPFROG_VERSION } from '../version.js';
 import { takeSnapshot } from './checkpoint.js';
 import { asRunError, type RunContext, type RunResult } from './context.js';
@@ -118,12 +118,11 @@ async function renderConfigs(ctx: RunContext, projects: ReadonlySet<string>): Pr
   await chmod(empty, 0o555);
   for (const project of projects) {
     const def = ctx.chain.projects[project]!;
-    const paths = configPaths(ctx.layout, ctx.chain, project);
     const addresses = projectAddresses(ctx.chain, ctx.session, project);
-    for (const [file, dest] of Object.entries(paths)) {
+    for (const { file, dest, cell } of configRenderings(ctx.layout, ctx.chain, project)) {
       makeDirs(path.dirname(dest), '--state-dir');
       // The file may hold the database password: owner-only, even if it existed before.
-      await writeFile(dest, renderConfig(ctx.chain, def, file, addresses), { mode: 0o600 });
+      await writeFile(dest, renderConfig(ctx.chain, def, file, addresses, cell), { mode: 0o600 });
       await chmod(dest, 0o600);
     }
   }
