@@ -394,4 +394,21 @@ describeTargets('chain input for servers and cells', (kind) => {
     assert.equal(run.exitCode, 0, run.stderr);
     assert.match(run.stderr, note);
   });
+
+  test('rehearse --from reads one server: it says which databases the chain puts on other servers, and whether the copy has them', async () => {
+    const dir = tempDir('cells-from');
+    const file = writeChain(dir, chainDoc({ api: 'svc_api', cell0: 'svc_cell0', cell1: 'svc_cell1' }, path.join(dir, 'wrong')));
+    const a = sqliteServer(path.join(dir, 'a'));
+    for (const n of ['svc_api', 'svc_cell0']) {
+      await a.exec(n, "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY); INSERT INTO alembic_version VALUES ('r0'); CREATE TABLE work (id INTEGER NOT NULL PRIMARY KEY, done INTEGER NOT NULL); CREATE TABLE marks (cell VARCHAR(64) NOT NULL, url VARCHAR(512) NOT NULL);");
+    }
+    const rehearse = () => leapfrog(['rehearse', '--chain', file, '--from', a.db, '--state-dir', path.join(dir, 'state'), '--cache-dir', CACHE]);
+    const absent = await rehearse();
+    assert.equal(absent.exitCode, 0, absent.stderr);
+    assert.match(absent.stderr, /--from sqlite:\S+: the chain puts svc_cell1 on server cell1, and --from reads one server: svc_cell1 is not on sqlite:\S+, so the rehearsal has no copy of it\. To rehearse every server's databases, pass all their \.sqlite3 files as --dump FILE\.\.\./);
+    assert.equal(await a.exists('svc_cell1'), false, 'nothing created on the source');
+    await a.exec('svc_cell1', "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY); INSERT INTO alembic_version VALUES ('r0');");
+    const present = await rehearse();
+    assert.match(present.stderr, /svc_cell1 is copied from sqlite:\S+; if server cell1 is another server, that is not its copy/);
+  });
 }, ['sqlite']);
