@@ -5,7 +5,7 @@
  * wrote, never a link to a host file, and it is never written through one.
  */
 import assert from 'node:assert/strict';
-import { lstatSync, mkdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
+import { lstatSync, mkdirSync, readdirSync, readFileSync, symlinkSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { test } from 'node:test';
 import { resolvConf } from '../src/runner/step.js';
@@ -15,12 +15,13 @@ test('isolated network: the resolv.conf bound is a regular file leapfrog wrote, 
   const dir = tempDir('resolv');
   const secret = path.join(dir, 'host-secret');
   writeFileSync(secret, 'not for steps\n');
-  for (const planted of ['link', 'dangling', 'stale file'] as const) {
+  for (const planted of ['link', 'dangling', 'stale file', 'directory'] as const) {
     const run = path.join(dir, `run-${planted.replace(' ', '-')}`);
     mkdirSync(path.join(run, 'tmp'), { recursive: true });
     const at = path.join(run, 'resolv.conf');
     if (planted === 'link') symlinkSync(secret, at);
     else if (planted === 'dangling') symlinkSync(path.join(dir, 'made-through-link'), at);
+    else if (planted === 'directory') mkdirSync(path.join(at, 'sub'), { recursive: true });
     else writeFileSync(at, 'nameserver 203.0.113.9\n');
     const bind = resolvConf(false, { tmp: path.join(run, 'tmp') });
     assert.equal(bind.path, '/etc/resolv.conf');
@@ -32,4 +33,5 @@ test('isolated network: the resolv.conf bound is a regular file leapfrog wrote, 
     assert.equal(readFileSync(secret, 'utf8'), 'not for steps\n', `${planted}: the host file untouched`);
   }
   assert.throws(() => lstatSync(path.join(dir, 'made-through-link')), /ENOENT/, 'nothing written through the dangling link');
+  for (const d of readdirSync(dir).filter((n) => n.startsWith('run-'))) assert.deepEqual(readdirSync(path.join(dir, d)).sort(), ['resolv.conf', 'tmp'], `${d}: no temporary file left`);
 });
