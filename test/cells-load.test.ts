@@ -102,3 +102,28 @@ test("a blocker's fixed-by naming a per-cell step (by name or id without the cel
   assert.equal(findStep(chain, 'nova', 'zed/nova/2.cell0', 'cell1')?.id, 'zed/nova/2.cell0', 'an exact id is that step');
   assert.equal(findStep(chain, 'nova', 'zed/nova/1', 'cell1')?.id, 'zed/nova/1');
 });
+
+test("a per-cell step's needed-when and touches must say which database: left to the default (the project's first, api), every cell's copy would count api's rows, and a cell whose rows still need the migration would be skipped as not needed", () => {
+  const refused = (from: string, to: string, expected: RegExp) => {
+    assert.ok(CHAIN.includes(from), from);
+    assert.throws(() => load(CHAIN.replace(from, to)), (err: Error & { details?: string[] }) => {
+      const text = [err.message, ...(err.details ?? [])].join('\n');
+      assert.match(text, expected);
+      return true;
+    });
+  };
+  refused(
+    'needed-when: { database: cell, query: "SELECT COUNT(*) FROM instances WHERE x IS NULL" }',
+    'needed-when: "SELECT COUNT(*) FROM instances WHERE x IS NULL"',
+    /nova-cells\.yaml:\d+:\d+: releases\[0\]\.steps\[2\]\.needed-when: a per-cell step runs once per cell: name the database its query counts in, \{ database: cell, query: … \} for each cell's own \(or \{ database: api, query: … \}\)/,
+  );
+  refused(
+    'needed-when: { database: cell, query: "SELECT COUNT(*) FROM instances WHERE x IS NULL" }',
+    'needed-when: { query: "SELECT COUNT(*) FROM instances WHERE x IS NULL" }',
+    /releases\[0\]\.steps\[2\]\.needed-when: a per-cell step runs once per cell: name the database/,
+  );
+  refused('touches: [cell.instances, api.flavors]', 'touches: [instances, api.flavors]', /releases\[0\]\.steps\[2\]\.touches\[0\]: a per-cell step runs once per cell: write cell\.instances for each cell's own table \(or api\.instances\)/);
+  // Naming the first database itself stays possible.
+  const chain = load(CHAIN.replace('{ database: cell, query:', '{ database: api, query:'));
+  assert.deepEqual(chain.releases[0]!.steps[3]!.neededWhen?.database, 'api');
+});

@@ -368,4 +368,47 @@ describeTargets('chain input for servers and cells', (kind) => {
     assert.equal(r.exitCode, 2, r.stderr);
     assert.match(r.stderr, /--db cell2=…: the chain names no server cell2; its servers are cell1/);
   });
+
+  test('a server of the chain the command line does not give: plan, status and run say its databases are taken to be on the default server; check-migrations warns before it would create one there', async () => {
+    const dir = tempDir('cells-unmapped');
+    const file = writeChain(dir, chainDoc({ api: 'svc_api', cell0: 'svc_cell0', cell1: 'svc_cell1' }, path.join(dir, 'wrong')));
+    const a = sqliteServer(path.join(dir, 'a'));
+    for (const n of ['svc_api', 'svc_cell0']) await a.exec(n, "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY); INSERT INTO alembic_version VALUES ('r0');");
+    const args = ['--chain', file, '--db', a.db, '--state-dir', path.join(dir, 'state'), '--cache-dir', CACHE];
+    const note = new RegExp(`the chain puts svc_cell1 on server cell1, which the command line does not give \\(--db cell1=URL\\): it is taken to be on the default server, sqlite:${path.join(dir, 'a').replace(/[.\\/]/g, '\\$&')}`);
+    for (const command of ['plan', 'status']) {
+      const r = await leapfrog([command, ...args]);
+      assert.match(r.stderr, note, `${command}: ${r.stderr}`);
+    }
+    const check = await leapfrog(['check-migrations', ...args, '--format', 'json']);
+    assert.equal(check.exitCode, 1, check.stdout);
+    const databases = (JSON.parse(check.stdout) as { checks: { check: string; result: string; details: string }[] }).checks.find((c) => c.check === 'Databases')!;
+    assert.equal(databases.result, 'Warning');
+    assert.match(databases.details, /svc cell1 \(svc_cell1\): not yet on the default server \(the chain puts it on server cell1, which the command line does not give: --db cell1=URL\): r1\/svc\/2\.cell1 would create it there/);
+    // Given, nothing is said.
+    const b = sqliteServer(path.join(dir, 'b'));
+    const given = await leapfrog(['plan', ...args, '--db', `cell1=${b.db}`]);
+    assert.equal(given.exitCode, 0, given.stderr);
+    assert.doesNotMatch(given.stderr, /does not give/);
+    const run = await leapfrog(['run', ...args]);
+    assert.equal(run.exitCode, 0, run.stderr);
+    assert.match(run.stderr, note);
+  });
+
+  test('rehearse --from reads one server: it says which databases the chain puts on other servers, and whether the copy has them', async () => {
+    const dir = tempDir('cells-from');
+    const file = writeChain(dir, chainDoc({ api: 'svc_api', cell0: 'svc_cell0', cell1: 'svc_cell1' }, path.join(dir, 'wrong')));
+    const a = sqliteServer(path.join(dir, 'a'));
+    for (const n of ['svc_api', 'svc_cell0']) {
+      await a.exec(n, "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY); INSERT INTO alembic_version VALUES ('r0'); CREATE TABLE work (id INTEGER NOT NULL PRIMARY KEY, done INTEGER NOT NULL); CREATE TABLE marks (cell VARCHAR(64) NOT NULL, url VARCHAR(512) NOT NULL);");
+    }
+    const rehearse = () => leapfrog(['rehearse', '--chain', file, '--from', a.db, '--state-dir', path.join(dir, 'state'), '--cache-dir', CACHE]);
+    const absent = await rehearse();
+    assert.equal(absent.exitCode, 0, absent.stderr);
+    assert.match(absent.stderr, /--from sqlite:\S+: the chain puts svc_cell1 on server cell1, and --from reads one server: svc_cell1 is not on sqlite:\S+, so the rehearsal has no copy of it\. To rehearse every server's databases, pass all their \.sqlite3 files as --dump FILE\.\.\./);
+    assert.equal(await a.exists('svc_cell1'), false, 'nothing created on the source');
+    await a.exec('svc_cell1', "CREATE TABLE alembic_version (version_num VARCHAR(32) NOT NULL PRIMARY KEY); INSERT INTO alembic_version VALUES ('r0');");
+    const present = await rehearse();
+    assert.match(present.stderr, /svc_cell1 is copied from sqlite:\S+; if server cell1 is another server, that is not its copy/);
+  });
 }, ['sqlite']);

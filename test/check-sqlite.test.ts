@@ -266,7 +266,8 @@ describe('check-migrations on SQLite', () => {
 
     const envDir = tempDir('envs');
     const src = path.join(cloud.args()[1]!, '..', '..', 'envs');
-    for (const f of readdirSync(src)) writeFileSync(path.join(envDir, f), readFileSync(path.join(src, f), 'utf8').replace(/file: .*compute-kilo\.tar\.gz/, 'url: https://artifacts.example/compute-kilo.tar.gz').replace(/file: .*image-kilo\.tar\.gz/, 'file: /nonexistent/image-kilo.tar.gz'));
+    // The env files only: envs/ also holds directories of other chains' envs (envs/openstack/).
+    for (const f of readdirSync(src, { withFileTypes: true }).filter((e) => e.isFile()).map((e) => e.name)) writeFileSync(path.join(envDir, f), readFileSync(path.join(src, f), 'utf8').replace(/file: .*compute-kilo\.tar\.gz/, 'url: https://artifacts.example/compute-kilo.tar.gz').replace(/file: .*image-kilo\.tar\.gz/, 'file: /nonexistent/image-kilo.tar.gz'));
     const online = await checkJson([...base, '--envs', envDir]);
     const envs = check(online.report, 'Envs');
     assert.equal(envs.result, 'Failure');

@@ -58,6 +58,9 @@ describe('input errors exit 2 with one line', () => {
       [['--db', 'main='], /--db main=: NAME=URL needs the URL of server main after "="/],
       [['--db', '=mysql://root@h'], /--db =mysql:\/\/root@h: NAME=URL needs a server name/],
       [['--db', 'a b=sqlite:x', '--db', `sqlite:${db}`], /--db a b=sqlite:x: NAME=URL needs a server name/],
+      // A server name that is not one: the URL after "=" still has its password hidden.
+      [['--db', 'cell 1=mysql://admin:s3cret@db-cell1:3306', '--db', `sqlite:${db}`], /--db cell 1=mysql:\/\/admin:\*\*\*\*@db-cell1:3306: NAME=URL needs a server name/],
+      [['--db', '=mysql://admin:s3cret@db-cell1', '--db', `sqlite:${db}`], /--db =mysql:\/\/admin:\*\*\*\*@db-cell1: NAME=URL needs a server name/],
       [['--db', `x=sqlite:${db}`, '--db', `x=sqlite:${db}`, '--db', `sqlite:${db}`], /--db x=…: server x is given twice/],
       [['--db', 'mysql://admin:s3cr%zzet@db.example:3306'], /--db mysql:\/\/admin:\*\*\*\*@db\.example:3306: the password has a "%" that is not followed by two hex digits; in a URL write % as %25/],
       [['--db', 'mysql://adm%in@db.example'], /the user has a "%" that is not followed by two hex digits/],

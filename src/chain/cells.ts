@@ -72,6 +72,19 @@ export function databaseProblem(project: ProjectDef, db: string, cells: readonly
 }
 
 /**
+ * A per-cell step's needed-when or touches that leaves the database to the
+ * default (the project's first, nova's api): every cell's copy would count
+ * that one database, so a cell whose rows still need the migration would be
+ * skipped as "not needed". In a per-cell step the database is said.
+ */
+export function defaultInPerCell(project: ProjectDef, what: 'needed-when' | 'touches', table?: string): string {
+  const first = Object.keys(project.databases)[0]!;
+  return what === 'needed-when'
+    ? `a per-cell step runs once per cell: name the database its query counts in, { database: ${CELL}, query: … } for each cell's own (or { database: ${first}, query: … })`
+    : `a per-cell step runs once per cell: write ${CELL}.${table} for each cell's own table (or ${first}.${table})`;
+}
+
+/**
  * `expect: { cell: V }` parsed against each cell's own probe; the first
  * problem only, as every cell would repeat it. Undefined values are never
  * returned for a cell whose probe is missing (its database has no probe:

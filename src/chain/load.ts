@@ -5,7 +5,7 @@ import { inputError, LeapfrogError } from '../errors.js';
 import type { RawChain } from './raw.js';
 import { readAndParse, schemaProblems, validateChain, validateEnv } from './source.js';
 import { argvModel, checkTemplate, configModel, namesVariable } from './template.js';
-import { argvCellHint, CELL, cellExpectations, configCellHint, databaseProblem, expandCells, projectCells, stepCells } from './cells.js';
+import { argvCellHint, CELL, cellExpectations, configCellHint, databaseProblem, defaultInPerCell, expandCells, projectCells, stepCells } from './cells.js';
 import type { BlockerDef, Chain, EnvDef, Expectation, ProjectDef, ReleaseDef, RewriteDef, StepDef, StepKind, VersionProbe } from './types.js';
 import { parseExpectation } from './version.js';
 import { notARead } from './read-query.js';
@@ -180,9 +180,11 @@ export function loadChain(file: string, options: { envDir?: string } = {}): Chai
       let neededWhen: StepDef['neededWhen'];
       const nw = rs['needed-when'];
       if (nw !== undefined) {
-        const database = typeof nw === 'string' ? Object.keys(project.databases)[0]! : nw.database ?? Object.keys(project.databases)[0]!;
+        const named = typeof nw === 'string' ? undefined : nw.database;
+        const database = named ?? Object.keys(project.databases)[0]!;
         const unknown = databaseProblem(project, database, cells);
-        if (unknown) p.add([...at, 'needed-when', 'database'], unknown);
+        if (named === undefined && cells !== undefined) p.add([...at, 'needed-when'], defaultInPerCell(project, 'needed-when'));
+        else if (unknown) p.add([...at, 'needed-when', 'database'], unknown);
         neededWhen = { database, query: typeof nw === 'string' ? nw : nw.query };
         const write = notARead(neededWhen.query);
         if (write) p.add(typeof nw === 'string' ? [...at, 'needed-when'] : [...at, 'needed-when', 'query'], write);
@@ -197,7 +199,8 @@ export function loadChain(file: string, options: { envDir?: string } = {}): Chai
         const dot = t.lastIndexOf('.');
         const database = dot < 0 ? Object.keys(project.databases)[0]! : t.slice(0, dot);
         const unknown = databaseProblem(project, database, cells);
-        if (unknown) p.add([...at, 'touches', ti], unknown);
+        if (dot < 0 && cells !== undefined) p.add([...at, 'touches', ti], defaultInPerCell(project, 'touches', t));
+        else if (unknown) p.add([...at, 'touches', ti], unknown);
         return { database, table: t.slice(dot + 1) };
       });
       counters[rs.project] = (counters[rs.project] ?? 0) + 1;

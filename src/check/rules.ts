@@ -98,10 +98,16 @@ export function databasesCheck(chain: Chain, f: Pick<CheckFacts, 'databases' | '
   const hidden = f.target.default.kind === 'mysql';
   const lines: string[] = [];
   const failures: string[] = [];
+  const unmappedWarnings: string[] = [];
+  // A database whose server the command line did not give (no --db NAME=URL) is looked for on the default one.
+  const unmapped = new Map(Object.entries(f.target.unmapped ?? {}).flatMap(([server, dbs]) => dbs.map((db) => [db, server] as const)));
   for (const d of f.databases) {
     const started = chain.projects[d.project]!.start[d.logical] !== undefined;
-    if (d.exists) lines.push(`${d.project} ${d.logical} (${d.name}): exists`);
-    else if (started) failures.push(`${d.project} ${d.logical} (${d.name}): does not exist${hidden ? ' (or this account has no privilege on it)' : ''}, but the chain starts it at ${formatVersion(chain.projects[d.project]!.start[d.logical]!)}: check --db, or restore it`);
+    const server = unmapped.get(d.name);
+    const onDefault = server === undefined ? '' : ` on the default server (the chain puts it on server ${server}, which the command line does not give: --db ${server}=URL)`;
+    if (d.exists) lines.push(`${d.project} ${d.logical} (${d.name}): exists${onDefault}`);
+    else if (started) failures.push(`${d.project} ${d.logical} (${d.name}): does not exist${onDefault}${hidden ? ' (or this account has no privilege on it)' : ''}, but the chain starts it at ${formatVersion(chain.projects[d.project]!.start[d.logical]!)}: check --db, or restore it`);
+    else if (server !== undefined) unmappedWarnings.push(`${d.project} ${d.logical} (${d.name}): not yet${onDefault}: ${creatingStep(chain, d.project, d.logical)?.id ?? 'the chain'} would create it there; if server ${server} is elsewhere, give --db ${server}=URL`);
     else lines.push(`${d.project} ${d.logical} (${d.name}): not yet; created by ${creatingStep(chain, d.project, d.logical)?.id ?? 'the chain'}`);
   }
   // A rollback journal nobody holds open is what a writer that died mid-transaction
@@ -109,7 +115,7 @@ export function databasesCheck(chain: Chain, f: Pick<CheckFacts, 'databases' | '
   // read-write open rolls it back. Harmless, but the DBA should know a crash happened.
   const holders = new Set((f.sqlite?.holders ?? []).map((h) => h.file));
   const journals = (f.sqlite?.files ?? []).filter((x) => x.journal && !holders.has(x.file));
-  const warnings = journals.map((x) => `${x.file}-journal is left beside ${x.name}: a writer died mid-transaction; its changes are undone at the next read-write open (e.g. sqlite3 ${x.file} 'PRAGMA quick_check')`);
+  const warnings = [...unmappedWarnings, ...journals.map((x) => `${x.file}-journal is left beside ${x.name}: a writer died mid-transaction; its changes are undone at the next read-write open (e.g. sqlite3 ${x.file} 'PRAGMA quick_check')`)];
   const result: Result = failures.length > 0 ? 'Failure' : warnings.length > 0 ? 'Warning' : 'Success';
   return row('Databases', result, [...failures, ...warnings, ...lines].join('\n'), f.databases);
 }

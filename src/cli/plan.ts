@@ -1,4 +1,5 @@
 import { loadContext } from '../core/context.js';
+import { placementNotes } from '../database/placement.js';
 import { inspect } from '../core/inspect.js';
 import { refusalError } from '../core/preflight.js';
 import { preflightNotes } from '../report/preflight.js';
@@ -13,6 +14,7 @@ import { contextFrom, formatOf, str, type Args } from './options.js';
  */
 export async function handler(args: Args, io: Io): Promise<void> {
   const ctx = loadContext(contextFrom(args));
+  for (const n of placementNotes(ctx.target)) io.err(`leapfrog: ${n}`);
   const pre = await inspect(ctx, { until: str(args, 'until') });
   for (const n of preflightNotes(pre, ctx.layout)) io.err(`leapfrog: ${n}`);
   if (pre.plan && pre.steps) {

@@ -1,5 +1,6 @@
 import { createInterface } from 'node:readline/promises';
 import { loadContext } from '../core/context.js';
+import { placementNotes } from '../database/placement.js';
 import { rollback, type RollbackChoice, type RollbackPoint } from '../core/rollback.js';
 import { LeapfrogError } from '../errors.js';
 import { rollbackJson, rollbackPreviewText, rollbackText } from '../report/rollback.js';
@@ -51,6 +52,7 @@ export async function handler(args: Args, io: Io): Promise<void> {
     confirm: yes ? undefined : (c: RollbackChoice) => confirmOnTerminal(io, c),
   };
   const ctx = loadContext(contextFrom(args));
+  for (const n of placementNotes(ctx.target)) io.err(`leapfrog: ${n}`);
   const r = await rollback(ctx, options, (text) => io.err(text));
   io.out(formatOf(args) === 'json' ? JSON.stringify(rollbackJson(ctx, r), null, 2) : rollbackText(r));
 }

@@ -1,4 +1,5 @@
 import { loadContext } from '../core/context.js';
+import { placementNotes } from '../database/placement.js';
 import { inspect } from '../core/inspect.js';
 import { refusalError } from '../core/preflight.js';
 import { run, type CoreEvent } from '../core/run.js';
@@ -25,6 +26,7 @@ export async function handler(args: Args, io: Io): Promise<void> {
     isolateNetwork: bool(args, 'isolate-network'),
   };
   const ctx = loadContext(contextFrom(args));
+  for (const n of placementNotes(ctx.target)) io.err(`leapfrog: ${n}`);
   const show = (pre: Awaited<ReturnType<typeof inspect>>, dryRun: boolean) =>
     io.out(json ? JSON.stringify({ ...planJson(pre.plan!, pre.target, pre.steps!), dryRun }, null, 2) : planText(pre.plan!, pre.target, pre.steps!, ctx.layout.configDir));
 

@@ -1,4 +1,5 @@
 import { loadContext } from '../core/context.js';
+import { placementNotes } from '../database/placement.js';
 import { refusalError } from '../core/preflight.js';
 import { status } from '../core/status.js';
 import { preflightNotes } from '../report/preflight.js';
@@ -17,6 +18,7 @@ import { contextFrom, formatOf, type Args } from './options.js';
  */
 export async function handler(args: Args, io: Io): Promise<number> {
   const ctx = loadContext(contextFrom(args));
+  for (const n of placementNotes(ctx.target)) io.err(`leapfrog: ${n}`);
   const s = await status(ctx);
   for (const n of preflightNotes(s.pre, ctx.layout)) io.err(`leapfrog: ${n}`);
   io.out(formatOf(args) === 'json' ? JSON.stringify(statusJson(s), null, 2) : statusText(s));

@@ -49,7 +49,8 @@ export function serversFrom(spec: TargetSpec): { default: Target; named: Record<
     const m = /^([^:/=]*)=(.*)$/.exec(raw);
     if (m) {
       const [, name, url] = m as unknown as [string, string, string];
-      if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw new LeapfrogError('input', `--db ${redactUrl(raw)}: NAME=URL needs a server name (letters, digits, "_", "." and "-") before "="`);
+      // The whole flag is no URL, so redact the URL part: its password is never shown.
+      if (!/^[A-Za-z0-9_.-]+$/.test(name)) throw new LeapfrogError('input', `--db ${name}=${redactUrl(url)}: NAME=URL needs a server name (letters, digits, "_", "." and "-") before "="`);
       if (url === '') throw new LeapfrogError('input', `--db ${name}=: NAME=URL needs the URL of server ${name} after "=" (sqlite:DIR or mysql://user@host:port)`);
       if (name in named) throw new LeapfrogError('input', `--db ${name}=…: server ${name} is given twice; give each server once`);
       named[name] = parse(url);

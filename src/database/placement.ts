@@ -12,6 +12,12 @@ export interface Placement {
   default: Target;
   /** Database name → its server, for the databases not on the default server. */
   byDatabase: Readonly<Record<string, Target>>;
+  /**
+   * The chain's servers the command line did not map (no --db NAME=URL),
+   * each with the databases the chain puts there: they are on the default
+   * server, and every command says so (`placementNotes`).
+   */
+  unmapped?: Readonly<Record<string, readonly string[]>>;
 }
 
 export const singleServer = (t: Target): Placement => ({ default: t, byDatabase: {} });
@@ -54,11 +60,28 @@ export function place(defaultTarget: Target, servers: Readonly<Record<string, Ta
     }
   }
   const byDatabase: Record<string, Target> = {};
+  const unmapped: Record<string, string[]> = {};
   for (const [db, server] of Object.entries(databaseServers)) {
-    const t = server === undefined ? undefined : servers[server];
+    if (server === undefined) continue;
+    const t = servers[server];
     if (t) byDatabase[db] = t;
+    else (unmapped[server] ??= []).push(db);
   }
   const mixed = Object.values(byDatabase).find((t) => t.kind !== defaultTarget.kind);
   if (mixed) throw new LeapfrogError('input', `--db: ${describeTarget(defaultTarget)} and ${describeTarget(mixed)} are of different kinds; every server of one chain must be SQLite, or every one MySQL/MariaDB`);
-  return { default: defaultTarget, byDatabase };
+  return { default: defaultTarget, byDatabase, ...(Object.keys(unmapped).length > 0 ? { unmapped } : {}) };
+}
+
+/**
+ * What a DBA must hear when the chain names a server the command line did
+ * not give: its databases are read, locked, created and migrated on the
+ * default server. Right when they are there; when they are not, a
+ * forgotten `--db NAME=URL` would otherwise go unnoticed (a database the
+ * chain creates would be created on the wrong server, the real one never
+ * touched).
+ */
+export function placementNotes(p: Placement): string[] {
+  return Object.entries(p.unmapped ?? {})
+    .sort(([a], [b]) => a.localeCompare(b))
+    .map(([server, dbs]) => `the chain puts ${dbs.join(', ')} on server ${server}, which the command line does not give (--db ${server}=URL): ${dbs.length === 1 ? 'it is' : 'they are'} taken to be on the default server, ${describeTarget(p.default)}`);
 }

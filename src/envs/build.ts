@@ -1,12 +1,12 @@
 import { existsSync } from 'node:fs';
-import { chmod, lstat, mkdir, mkdtemp, readdir, rm, stat, writeFile } from 'node:fs/promises';
+import { chmod, lstat, mkdir, mkdtemp, readdir, stat, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 import { execa } from 'execa';
 import { stringify } from 'yaml';
 import { LeapfrogError } from '../errors.js';
 import { clientEnvironment } from '../sandbox/child-env.js';
 import { archiveDate, installedPackages, runMmdebstrap, sourceLines, type DebianBuild } from './build-debian.js';
-import { ENV_INFO } from './info.js';
+import { ENV_INFO, writeEnvInfo } from './info.js';
 import { buildFromImage, envOf } from './oci.js';
 import { packTree, TARBALL_SUFFIX, type PackCompression } from './pack.js';
 
@@ -91,7 +91,7 @@ export async function buildEnv(req: BuildRequest): Promise<BuildResult> {
       await runMmdebstrap(b, root, sde, req.log, req.signal);
       packages = await installedPackages(root);
       build = { debian: b.suite, packages: [...b.packages], mirror: b.mirror, components: [...b.components], variant: b.variant, updates: b.updates, sources: sourceLines(b), sourceDateEpoch: sde };
-      await writeFile(path.join(root, ENV_INFO), JSON.stringify({ env: req.name, build, packages }, null, 1) + '\n', { mode: 0o644 });
+      await writeEnvInfo(root, { env: req.name, build, packages });
     } else if (req.from.kind === 'oci') {
       root = path.join(work, 'root');
       const archive = req.from.archive;
@@ -105,8 +105,7 @@ export async function buildEnv(req: BuildRequest): Promise<BuildResult> {
       // work directory (templates name it), so WorkingDir is recorded for people and scripts.
       if (user !== '' && !/^(root|0)(:(root|0))?$/.test(user)) req.log(`the image's User is ${user}: steps run as the user leapfrog runs as, with every capability dropped, in a read-only tree`);
       build = { oci: path.basename(archive), format: image.format, digest: image.digest, layers: image.layers.length, env: image.config.env, workingDir, user, sourceDateEpoch: sde };
-      await rm(path.join(root, ENV_INFO), { recursive: true, force: true });
-      await writeFile(path.join(root, ENV_INFO), JSON.stringify({ env: req.name, build, packages }, null, 1) + '\n', { mode: 0o644, flag: 'wx' });
+      await writeEnvInfo(root, { env: req.name, build, packages });
     } else {
       root = path.resolve(req.from.dir);
       const st = await stat(root).catch(() => undefined);

@@ -1,5 +1,5 @@
 import { constants } from 'node:fs';
-import { open } from 'node:fs/promises';
+import { open, rm, writeFile } from 'node:fs/promises';
 import path from 'node:path';
 
 /**
@@ -36,4 +36,16 @@ export async function readEnvInfo(root: string): Promise<EnvInfo | undefined> {
   } finally {
     await fh.close();
   }
+}
+
+/**
+ * ENV_INFO written into a tree `envs build` made, as root: whatever the tree
+ * put at that name (a package's or a hook's symlink to a host file, a layer's
+ * directory) is removed first, and the file is created new (O_EXCL: never
+ * through a link, even a dangling one).
+ */
+export async function writeEnvInfo(root: string, info: EnvInfo): Promise<void> {
+  const at = path.join(root, ENV_INFO);
+  await rm(at, { recursive: true, force: true });
+  await writeFile(at, JSON.stringify(info, null, 1) + '\n', { mode: 0o644, flag: 'wx' });
 }

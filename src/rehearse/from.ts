@@ -25,6 +25,7 @@ export async function copyFrom(
   stateDir: string,
   say: (text: string) => void,
 ): Promise<{ dumps: string[]; live: { source: MysqlTarget; databases: string[] } | undefined; cleanup: () => void }> {
+  await sayOtherServers(t, chain, say);
   if (t.kind === 'mysql') {
     const names = Object.values(chain.projects).flatMap((p) => Object.values(p.databases));
     const present = await withTarget(t, async (session) => {
@@ -70,3 +71,27 @@ async function dumpsFrom(t: Target, url: string, chain: Chain, stateDir: string,
   }
 }
 
+/**
+ * --from reads one server. A chain that puts databases on servers of their
+ * own (`servers:`, nova's cells) has them looked for on that one server too:
+ * absent there, the rehearsal has no copy of them (a chain that creates one
+ * creates it empty); present, the copy is of whatever that server holds under
+ * the name. Either way the DBA hears it, with the way to rehearse them all.
+ */
+async function sayOtherServers(t: Target, chain: Chain, say: (text: string) => void): Promise<void> {
+  const placed = Object.values(chain.projects).flatMap((p) => Object.entries(p.servers ?? {}).map(([logical, server]) => ({ name: p.databases[logical]!, server })));
+  if (placed.length === 0) return;
+  const there = await withTarget(t, async (session) => {
+    const out = new Set<string>();
+    for (const d of placed) if (await session.exists(d.name)) out.add(d.name);
+    return out;
+  });
+  const from = describeTarget(t);
+  for (const d of placed) {
+    say(
+      `${new Date().toISOString().slice(11, 19)} --from ${from}: the chain puts ${d.name} on server ${d.server}, and --from reads one server: ` +
+        (there.has(d.name) ? `${d.name} is copied from ${from}; if server ${d.server} is another server, that is not its copy` : `${d.name} is not on ${from}, so the rehearsal has no copy of it`) +
+        (t.kind === 'sqlite' ? `. To rehearse every server's databases, pass all their .sqlite3 files as --dump FILE...` : `. To rehearse every server's databases, dump each (mariadb-dump --databases NAME) and pass them all as --dump FILE...`),
+    );
+  }
+}

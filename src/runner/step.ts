@@ -1,4 +1,4 @@
-import { existsSync, realpathSync, writeFileSync } from 'node:fs';
+import { existsSync, realpathSync, renameSync, rmSync, writeFileSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
 import type { PreparedStep } from '../chain/argv.js';
@@ -61,12 +61,26 @@ function rootfsSandbox(ctx: RunContext, env: ProvisionedEnv, dirs: Dirs): StepPr
  * to reach: a file naming the loopback, where nothing listens, so a lookup
  * fails at once instead of the import.
  */
-function resolvConf(network: boolean, dirs: Dirs): Bind {
+let resolvSeq = 0;
+
+export function resolvConf(network: boolean, dirs: Pick<Dirs, 'tmp'>): Bind {
   if (network && existsSync('/etc/resolv.conf')) return { path: '/etc/resolv.conf', from: realpathSync('/etc/resolv.conf'), writable: false };
   // In the run's directory, beside (never inside) the directories a step may write: a step
   // cannot swap it for a link to a host file that the next step's bind would show it.
+  // Written anew for each step, never through what is at the name (a stale run
+  // directory's, or a plain env's step, which runs unconfined): bwrap's bind follows a link.
+  // A new file renamed over the name (rename replaces a link, not what it names), so a step
+  // of another project starting at the same moment (--parallel) never finds the name empty.
   const file = path.join(path.dirname(dirs.tmp), 'resolv.conf');
-  if (!existsSync(file)) writeFileSync(file, '# leapfrog: a network namespace of its own, with no resolver\nnameserver 127.0.0.1\n', { mode: 0o644 });
+  const fresh = `${file}.${process.pid}.${++resolvSeq}`;
+  writeFileSync(fresh, '# leapfrog: a network namespace of its own, with no resolver\nnameserver 127.0.0.1\n', { mode: 0o644, flag: 'wx' });
+  try {
+    renameSync(fresh, file);
+  } catch {
+    // A directory at the name: nothing a rename can replace.
+    rmSync(file, { force: true, recursive: true });
+    renameSync(fresh, file);
+  }
   return { path: '/etc/resolv.conf', from: file, writable: false };
 }
 
