@@ -50,6 +50,8 @@ function rootfsSandbox(ctx: RunContext, env: ProvisionedEnv, dirs: Dirs): StepPr
   };
 }
 
+let resolvSeq = 0;
+
 /**
  * The sandbox's /etc/resolv.conf, as container runtimes give one: a Debian
  * tree built by mmdebstrap has none (it is the building host's), and real
@@ -61,8 +63,6 @@ function rootfsSandbox(ctx: RunContext, env: ProvisionedEnv, dirs: Dirs): StepPr
  * to reach: a file naming the loopback, where nothing listens, so a lookup
  * fails at once instead of the import.
  */
-let resolvSeq = 0;
-
 export function resolvConf(network: boolean, dirs: Pick<Dirs, 'tmp'>): Bind {
   if (network && existsSync('/etc/resolv.conf')) return { path: '/etc/resolv.conf', from: realpathSync('/etc/resolv.conf'), writable: false };
   // In the run's directory, beside (never inside) the directories a step may write: a step
