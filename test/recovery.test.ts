@@ -305,4 +305,12 @@ describe('verdicts (pure)', () => {
     assert.equal(moved.kind, 'unknown');
     assert.match((moved as { there: string[] }).there[0]!, /^version 333 -> 332$/);
   });
+
+  test('a database leapfrog created empty for the step, then dropped: the step has not started; a database it did not create, or that held tables, is not', () => {
+    const empty = { version: { kind: 'absent' }, sha256: 'e', shape: shape({}) };
+    const gone = { version: { kind: 'absent' }, sha256: null, shape: null };
+    assert.deepEqual(classify({ ...base, created: true, before: empty, now: gone, afters: [] }), { kind: 'not-started' });
+    assert.equal(classify({ ...base, before: empty, now: gone, afters: [] }).kind, 'unknown');
+    assert.equal(classify({ ...base, created: true, before: { ...empty, shape: shape({ t: ['id INT'] }) }, now: gone, afters: [] }).kind, 'unknown');
+  });
 });

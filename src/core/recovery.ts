@@ -73,7 +73,7 @@ const EMPTY: SchemaShape = { tables: {} };
  * of earlier attempts of the step that started from the same schema, and
  * whether the target's DDL is transactional.
  */
-export function classify(i: { before: State | undefined; childStarted: boolean; now: State; atExpectation: boolean; afters: readonly { state: State; source: string }[]; transactionalDdl: boolean; failed?: boolean }): Verdict {
+export function classify(i: { before: State | undefined; childStarted: boolean; now: State; atExpectation: boolean; afters: readonly { state: State; source: string }[]; transactionalDdl: boolean; failed?: boolean; created?: boolean }): Verdict {
   if (i.atExpectation) return { kind: 'done' };
   if (!i.before) {
     // A ledger from before evidence: on SQLite each migration commits with its version, so the tool resumes where it stopped.
@@ -83,6 +83,10 @@ export function classify(i: { before: State | undefined; childStarted: boolean; 
   }
   const versionMoved = !sameVersion(i.before.version, i.now.version);
   if (!versionMoved && i.now.sha256 === i.before.sha256) return { kind: 'not-started' };
+  // A database leapfrog creates (create:) that the step found empty and that is gone now: dropped
+  // after a crash inside its first migration, as an operator does with a database nothing uses yet.
+  // The step's start is there again: the run creates the database and runs the step.
+  if (!versionMoved && i.created && i.now.sha256 === null && Object.keys(i.before.shape?.tables ?? {}).length === 0) return { kind: 'not-started' };
   const full = i.afters.find((a) => a.state.sha256 === i.now.sha256);
   if (full) return { kind: 'applied', source: full.source };
   if (versionMoved && i.transactionalDdl) return { kind: 'resumable' };
@@ -152,6 +156,7 @@ export async function assessInFlight(ledger: LedgerReader | undefined, chain: Ch
         afters,
         transactionalDdl,
         failed,
+        created: project.create?.[db] !== undefined,
       });
       // A failed step is only worth a word when it left something to refuse or to record.
       if (failed && verdict.kind !== 'partial' && verdict.kind !== 'unknown' && verdict.kind !== 'applied') continue;
