@@ -122,6 +122,8 @@ before(async () => {
   for (const [i, r] of RELEASES.entries()) {
     const file = files[i]!;
     const doc = parse(readFileSync(file, 'utf8')) as Json;
+    // Built from the suite alone (--no-updates), and the env file says so.
+    assert.deepEqual([doc.build.updates, doc.build.sources], [false, [`deb ${MIRROR} ${r.suite} main`]]);
     doc.source = { file: path.join(path.dirname(file), doc.source.file as string), sha256: doc.source.sha256 };
     writeFileSync(path.join(envDir, `${r.name}.yaml`), stringify(doc));
   }
