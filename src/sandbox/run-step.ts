@@ -1,3 +1,4 @@
+import { spawn } from 'node:child_process';
 import { closeSync, existsSync, fstatSync, openSync, writeSync } from 'node:fs';
 import path from 'node:path';
 import { performance } from 'node:perf_hooks';
@@ -125,19 +126,20 @@ export async function runStepProcess(p: StepProcess): Promise<StepOutcome> {
   // everything it started (a shell's `sleep`, a tool's workers), not just the
   // shell, and nothing of a finished step lives on holding its log open.
   const argv = [...(wrapper ?? []), ...p.argv];
-  const child = execa(argv[0]!, argv.slice(1), {
+  // Node's own spawn, not execa: with every descriptor given (no pipes, nothing buffered) execa
+  // adds nothing a step needs and costs about a millisecond per step (BENCHMARKS.md, runner-overhead).
+  const child = spawn(argv[0]!, argv.slice(1), {
     cwd: p.cwd,
     env: childEnvironment(p),
-    extendEnv: false,
-    stdin: 'ignore',
     // One file for both, written by the child itself: interleaved as it wrote them, and kept
     // writable when leapfrog dies (step-output.ts).
-    // (execa's types take a descriptor only as a literal number; any open descriptor works.)
-    stdout: follower.fd as 1,
-    stderr: follower.fd as 1,
-    buffer: false,
-    reject: false,
+    stdio: ['ignore', follower.fd, follower.fd],
     detached: true,
+  });
+  /** How the child ended, or why it never started ('error' before any 'exit': ENOENT, EACCES…). */
+  const ended = new Promise<{ exitCode: number | null; signal: NodeJS.Signals | null; spawnError?: Error }>((resolve) => {
+    child.on('error', (e) => resolve({ exitCode: null, signal: null, spawnError: e }));
+    child.once('exit', (exitCode, signal) => resolve({ exitCode, signal }));
   });
   const killGroup = (signal: NodeJS.Signals) => {
     if (child.pid === undefined) return;
@@ -164,7 +166,7 @@ export async function runStepProcess(p: StepProcess): Promise<StepOutcome> {
   };
   if (p.signal?.aborted) onAbort();
   else p.signal?.addEventListener('abort', onAbort, { once: true });
-  // Being detached, the group is not killed by execa's cleanup when leapfrog exits.
+  // Being detached, the group is not killed with leapfrog: killed here when leapfrog exits.
   const onParentExit = () => killGroup('SIGKILL');
   process.once('exit', onParentExit);
   child.on('exit', () => killGroup('SIGKILL'));
@@ -185,7 +187,7 @@ export async function runStepProcess(p: StepProcess): Promise<StepOutcome> {
       } catch (err) {
         // Whoever asked to know about the child could not record it: do not let it run unrecorded.
         stop();
-        await child;
+        await ended;
         // Its output file and the log are closed here: the step never counted.
         try {
           follower.close();
@@ -196,7 +198,7 @@ export async function runStepProcess(p: StepProcess): Promise<StepOutcome> {
         throw err;
       }
     }
-    result = await child;
+    result = await ended;
   } finally {
     clearTimeout(timer);
     clearTimeout(grace);
@@ -213,12 +215,10 @@ export async function runStepProcess(p: StepProcess): Promise<StepOutcome> {
   const partialAtEnd = partial !== '';
   if (partialAtEnd) keep('\n');
 
-  const spawnError = result.failed && result.exitCode === undefined && !timedOut && !cancelled && result.signal === undefined
-    ? mask(String(result.shortMessage ?? result.message), p.secrets)
-    : undefined;
+  const spawnError = result.spawnError ? mask(`${argv[0]}: ${result.spawnError.message}`, p.secrets) : undefined;
   const outcome: StepOutcome = {
-    exitCode: result.exitCode ?? null,
-    signal: result.signal ?? null,
+    exitCode: result.exitCode,
+    signal: result.signal,
     timedOut,
     spawnError,
     durationMs,
