@@ -10,6 +10,7 @@ import path from 'node:path';
 import { gzipSync } from 'node:zlib';
 import { after, before, describe, test } from 'node:test';
 import { execa } from 'execa';
+import { Lanes } from '../src/rehearse/lanes.js';
 import { restoreDumps } from '../src/rehearse/restore.js';
 import { insertAsRows } from '../src/rehearse/insert-rows.js';
 import { classify, StatementSplitter, StatementTooLarge, type Statement } from '../src/rehearse/sql-split.js';
@@ -190,6 +191,52 @@ describe('restoring into a scratch server', () => {
     assert.ok(Object.keys(ours).includes('big_count'), 'the view came along');
     const keys = await execa('mariadb', [...client(), '-N', '-e', "SELECT index_name FROM information_schema.statistics WHERE table_schema = 'lf_restored' AND index_name <> 'PRIMARY' ORDER BY 1"]);
     assert.deepEqual(keys.stdout.split('\n'), ['big_v', 's_idx'], 'deferred secondary keys are built');
+  });
+
+  test("a table's deferred keys wait for all of its rows, not for other tables; whoever waits for the table waits for them too", async () => {
+    await execa('mariadb', [...client(), '-e', 'CREATE DATABASE lf_lanes; CREATE TABLE lf_lanes.log (id INT AUTO_INCREMENT PRIMARY KEY, what VARCHAR(16))']);
+    const lanes = await Lanes.open(server.target, 3, 1 << 30);
+    const a = { db: 'lf_lanes', table: 'a', bytes: 1 };
+    try {
+      // Table a's rows take a while, on two connections; what must follow them is queued behind the table.
+      lanes.toLeastLoaded({ ...a, sql: "INSERT INTO log (what) SELECT 'a-rows-1' FROM (SELECT SLEEP(0.4)) s" });
+      lanes.toLeastLoaded({ ...a, sql: "INSERT INTO log (what) SELECT 'a-rows-2' FROM (SELECT SLEEP(0.6)) s" });
+      lanes.afterTable('lf_lanes.a', { ...a, sql: "INSERT INTO log (what) VALUES ('a-keys')" });
+      // Another table goes on meanwhile, on the third connection.
+      lanes.toLeastLoaded({ db: 'lf_lanes', table: 'b', bytes: 1, sql: "INSERT INTO log (what) VALUES ('b-rows')" });
+      await lanes.tableDone('lf_lanes.a');
+      const seen = (await execa('mariadb', [...client(), '-N', '-e', 'SELECT what FROM lf_lanes.log ORDER BY id'])).stdout.split('\n');
+      assert.deepEqual(seen, ['b-rows', 'a-rows-1', 'a-rows-2', 'a-keys']);
+      // With nothing of the table queued, it goes at once.
+      lanes.afterTable('lf_lanes.a', { ...a, sql: "INSERT INTO log (what) VALUES ('a-again')" });
+      await lanes.idle();
+      assert.equal(lanes.failure, undefined);
+    } finally {
+      await lanes.close();
+    }
+    assert.equal((await execa('mariadb', [...client(), '-N', '-e', "SELECT COUNT(*) FROM lf_lanes.log WHERE what = 'a-again'"])).stdout, '1');
+
+    // Through restoreDumps: rows of a table after another table's, and the table dropped and made again, end as the client's.
+    const file = path.join(dir, 'lf_interleaved.sql');
+    const text = (db: string) =>
+      [
+        `CREATE DATABASE \`${db}\`;`,
+        `USE \`${db}\`;`,
+        'CREATE TABLE `a` (\n  `id` int(11) NOT NULL,\n  `v` varchar(20) DEFAULT NULL,\n  PRIMARY KEY (`id`),\n  KEY `a_v` (`v`)\n) ENGINE=InnoDB;',
+        ...Array.from({ length: 8 }, (_, k) => `INSERT INTO \`a\` VALUES ${Array.from({ length: 200 }, (_, j) => `(${k * 200 + j + 1},'v${(k * 200 + j) % 13}')`).join(',')};`),
+        'CREATE TABLE `b` (\n  `id` int(11) NOT NULL,\n  `w` varchar(20) DEFAULT NULL,\n  PRIMARY KEY (`id`),\n  KEY `b_w` (`w`)\n) ENGINE=InnoDB;',
+        "INSERT INTO `b` VALUES (1,'x'),(2,'y');",
+        "INSERT INTO `a` VALUES (5000,'late');",
+        'DROP TABLE `b`;',
+        'CREATE TABLE `b` (\n  `id` int(11) NOT NULL,\n  `w` varchar(20) DEFAULT NULL,\n  PRIMARY KEY (`id`),\n  KEY `b_w2` (`w`)\n) ENGINE=InnoDB;',
+        "INSERT INTO `b` VALUES (3,'z');",
+      ].join('\n') + '\n';
+    writeFileSync(file, text('lf_interleaved'));
+    await restoreDumps({ files: [file], target: server.target, jobs: 3 });
+    await execa('mariadb', client(), { input: text('client_interleaved') });
+    assert.deepEqual(await checksums('lf_interleaved'), await checksums('client_interleaved'));
+    const keys = await execa('mariadb', [...client(), '-N', '-e', "SELECT CONCAT(table_name, '.', index_name) FROM information_schema.statistics WHERE table_schema = 'lf_interleaved' AND index_name <> 'PRIMARY' ORDER BY 1"]);
+    assert.deepEqual(keys.stdout.split('\n'), ['a.a_v', 'b.b_w2']);
   });
 
   test('a dump named after its database, with a --server prefix, lands in the prefixed database; a bad statement is an error naming the table', async () => {

@@ -46,7 +46,8 @@ export class Lanes {
   private queuedTotal = 0;
   private wakeReader: (() => void) | undefined;
   private readonly idleWaiters: (() => void)[] = [];
-  private readonly pending = new Map<string, { n: number; waiters: (() => void)[] }>();
+  /** Per table: statements queued and not yet run, what to queue once they have (`after`), and who waits for them. */
+  private readonly pending = new Map<string, { n: number; after: Item[]; waiters: (() => void)[] }>();
 
   private constructor(
     private readonly lanes: Lane[],
@@ -97,13 +98,20 @@ export class Lanes {
     return new Promise<void>((resolve) => (this.allIdle() || this.failure ? resolve() : this.idleWaiters.push(resolve)));
   }
 
-  /** A table's queued statements have run. */
+  /** A table's queued statements have run, and whatever `afterTable` queued behind them. */
   tableDone(key: string): Promise<void> {
     return new Promise<void>((resolve) => {
       const p = this.pending.get(key);
       if (!p || p.n === 0 || this.failure) resolve();
       else p.waiters.push(resolve);
     });
+  }
+
+  /** Queue `item` (about the table `key`) on the least loaded connection once the table's queued statements have run; now if none are queued. */
+  afterTable(key: string, item: Item): void {
+    const p = this.pending.get(key);
+    if (!p || p.n === 0) this.toLeastLoaded(item);
+    else p.after.push(item);
   }
 
   /** There is room under the cap again. */
@@ -126,7 +134,7 @@ export class Lanes {
     this.queuedTotal += item.bytes;
     if (item.table !== undefined) {
       const key = `${item.db}.${item.table}`;
-      (this.pending.get(key) ?? this.pending.set(key, { n: 0, waiters: [] }).get(key)!).n++;
+      (this.pending.get(key) ?? this.pending.set(key, { n: 0, after: [], waiters: [] }).get(key)!).n++;
     }
     void this.pump(lane);
   }
@@ -191,7 +199,9 @@ export class Lanes {
         this.queuedTotal -= done.bytes;
         if (done.table !== undefined) {
           const p = this.pending.get(`${done.db}.${done.table}`)!;
-          if (--p.n === 0) p.waiters.splice(0).forEach((w) => w());
+          // What waits behind the table is queued first, so whoever waits for the table waits for it too.
+          if (--p.n === 0) for (const next of p.after.splice(0)) this.toLeastLoaded(next);
+          if (p.n === 0) p.waiters.splice(0).forEach((w) => w());
         }
       }
       this.settle();

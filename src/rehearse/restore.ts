@@ -87,14 +87,20 @@ export async function restoreDumps(o: RestoreOptions): Promise<RestoreResult> {
 
   /** Per table: secondary-key clauses to add once its rows are in. */
   const deferred = new Map<string, { db: string; table: string; clauses: string[] }>();
-  const buildKeys = async (key: string) => {
+  /**
+   * A table's deferred keys, queued to run as soon as its queued statements
+   * have: the reader goes on meanwhile, so one table's index build (a
+   * single-threaded sort) overlaps the next table's rows instead of all of
+   * them waiting for the end of the dump with one core idle.
+   */
+  const buildKeys = (key: string) => {
     const d = deferred.get(key);
     if (!d) return;
     deferred.delete(key);
-    await lanes.tableDone(key);
-    check();
-    lanes.toLeastLoaded({ sql: `ALTER TABLE ${q(d.table)} ${d.clauses.join(', ')}`, db: d.db, table: d.table, bytes: 0 });
+    lanes.afterTable(key, { sql: `ALTER TABLE ${q(d.table)} ${d.clauses.join(', ')}`, db: d.db, table: d.table, bytes: 0 });
   };
+  /** The table the last row or DDL statement was about: once the dump moves on, its keys can be built. */
+  let lastTable: string | undefined;
   const created = new Set<string>();
   /** The dump's SET NAMES: the character set of its bytes. */
   let charset = 'utf8mb4';
@@ -139,7 +145,7 @@ export async function restoreDumps(o: RestoreOptions): Promise<RestoreResult> {
         return;
       }
       case 'other':
-        for (const key of [...deferred.keys()]) await buildKeys(key);
+        for (const key of [...deferred.keys()]) buildKeys(key);
         await lanes.idle();
         check();
         lanes.toFirst({ sql: o.ownDefiner ? currentUserDefiner(st.sql) : st.sql, db: current.db, table: undefined, bytes: st.bytes });
@@ -163,13 +169,16 @@ export async function restoreDumps(o: RestoreOptions): Promise<RestoreResult> {
         }
         (databases[db] ??= new Set()).add(c.table);
         const key = `${db}.${c.table}`;
+        // mariadb-dump writes a table's rows whole before the next table's DDL: the one before is done.
+        if (lastTable !== undefined && lastTable !== key) buildKeys(lastTable);
+        lastTable = key;
         if (c.kind === 'table') {
           const later = deferCreateIndex(st.sql);
           if (later !== undefined) {
             (deferred.get(key) ?? deferred.set(key, { db, table: c.table, clauses: [] }).get(key)!).clauses.push(later);
             return;
           }
-          await buildKeys(key);
+          buildKeys(key);
           const split = deferKeys(st.sql);
           if (split) {
             st = { ...st, sql: split.sql };
@@ -225,7 +234,7 @@ export async function restoreDumps(o: RestoreOptions): Promise<RestoreResult> {
         report(file, false);
       }
       // The deferred secondary keys, one ALTER per table, tables side by side.
-      for (const key of [...deferred.keys()]) await buildKeys(key);
+      for (const key of [...deferred.keys()]) buildKeys(key);
       await lanes.idle();
       check();
       report(file, true);
