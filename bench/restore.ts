@@ -136,7 +136,8 @@ try {
   for (let round = 0; round < rounds; round++) {
     for (let k = 0; k < TRIALS.length; k++) {
       const kind = TRIALS[(round + k) % TRIALS.length]!;
-      await withScratchServer({ parentDir: work }, async (s) => {
+      // The server `rehearse` would start for this dump (its redo log sized from the dump), the same for all three.
+      await withScratchServer({ parentDir: work, dataBytes: bytes }, async (s) => {
         const took = await trial(kind, s);
         const got = await tableFacts(s.port);
         say(`round ${round + 1}: ${kind.padEnd(8)} ${took}; load ${load()}`);

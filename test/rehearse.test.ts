@@ -88,6 +88,7 @@ describe('rehearse on a scratch server', () => {
     assert.equal(p.parallel, 3);
     assert.ok(p.serialMs > p.wallMs, 'three projects side by side take less than their hops back to back');
     assert.match(r.stderr, /restore \d+\/\d+ MB \(100%\)/);
+    assert.match(r.stderr, /scratch server: starting .*redo log 256 MiB/, 'a small dump gets the smallest redo log');
 
     // What it ran with: date, version, chain checksum, dumps, server, envs.
     assert.ok(Math.abs(Date.parse(report.createdAt) - Date.now()) < 10 * 60_000, report.createdAt);

@@ -14,7 +14,7 @@ import { Lanes } from '../src/rehearse/lanes.js';
 import { restoreDumps } from '../src/rehearse/restore.js';
 import { insertAsRows } from '../src/rehearse/insert-rows.js';
 import { classify, StatementSplitter, StatementTooLarge, type Statement } from '../src/rehearse/sql-split.js';
-import { startScratchServer, stopScratchServer, type ScratchServer } from '../src/rehearse/scratch-server.js';
+import { redoLogSize, startScratchServer, stopScratchServer, type ScratchServer } from '../src/rehearse/scratch-server.js';
 import { tempDir } from './helpers.js';
 
 function split(text: string, chunk = 7): string[] {
@@ -138,6 +138,14 @@ describe('splitting a dump into statements', () => {
     assert.equal(insertAsRows("INSERT INTO t VALUES (1, _binary 'x')"), undefined);
     assert.equal(insertAsRows('INSERT INTO t VALUES (1) ON DUPLICATE KEY UPDATE a = 1'), undefined);
   });
+});
+
+test("the scratch server's redo log is twice the data it will load, in 256 MiB steps, from 256 MiB to 4 GiB", () => {
+  const MIB = 1024 * 1024;
+  assert.equal(redoLogSize(undefined), 256 * MIB);
+  assert.equal(redoLogSize(10 * MIB), 256 * MIB);
+  assert.equal(redoLogSize(1111 * 1000 * 1000), 2304 * MIB);
+  assert.equal(redoLogSize(50 * 1024 * MIB), 4096 * MIB);
 });
 
 describe('restoring into a scratch server', () => {

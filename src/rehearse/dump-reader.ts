@@ -34,7 +34,7 @@ const GZIP_FREE_BYTES = 64 * 1024 * 1024;
 
 const GZIP = Buffer.from([0x1f, 0x8b]);
 
-function isGzip(file: string): boolean {
+export function isGzip(file: string): boolean {
   const fd = openSync(file, 'r');
   try {
     const b = Buffer.alloc(2);

@@ -15,6 +15,7 @@ import { dropDatabases, tableRowCounts } from '../database/raw.js';
 import { withTarget, type TargetSession } from '../database/session.js';
 import { describeTarget, type Target } from '../database/url.js';
 import { versionsJson } from '../report/render.js';
+import { isGzip } from './dump-reader.js';
 import { restoreDumps, type RestoreProgress, type RestoreResult } from './restore.js';
 import { copyLive } from './live-copy.js';
 import { audit, failuresFromLedger, hopsFromLedger, predict, REHEARSAL_FORMAT, slowestSteps, withPrevious, type Counts, type HopReport, type RehearsalReport } from './report.js';
@@ -124,6 +125,19 @@ function dumpSizes(files: readonly string[]): RehearsalReport['dumps'] {
   });
 }
 
+/** About how many bytes the dumps load (a gzip dump counted four times its size, what SQL text usually shrinks by), for the scratch server's redo log. */
+function dumpBytes(files: readonly string[]): number {
+  return dumpSizes(files).reduce((n, d) => {
+    let gzip = false;
+    try {
+      gzip = isGzip(d.file);
+    } catch {
+      // Unreadable: the restore says so.
+    }
+    return n + d.bytes * (gzip ? 4 : 1);
+  }, 0);
+}
+
 const CAVEAT = `the scratch server ran with settings only a throwaway server may use (${THROWAWAY_SETTINGS.map((x) => x.says).join('; ')}), so these timings are optimistic: a production server, durable, writes more per commit`;
 
 function stamp(): string {
@@ -226,7 +240,7 @@ async function rehearseIn(o: RehearseOptions, signal: AbortSignal): Promise<{ re
 
   switch (o.place.mode) {
     case 'scratch':
-      return withScratchServer({ parentDir: dir, mysqld: o.place.mysqld, keep: o.keep, log: phase }, async (server) => {
+      return withScratchServer({ parentDir: dir, mysqld: o.place.mysqld, keep: o.keep, log: phase, dataBytes: dumpBytes(o.dumps) }, async (server) => {
         const restored = await restore(server.target);
         const steps: MysqlTarget = { ...server.target, socket: server.socket };
         return body(o.allowNetwork ? server.target : steps, o.chain, restored, { mode: 'scratch', description: describeTarget(server.target), kept: o.keep }, !o.allowNetwork);
