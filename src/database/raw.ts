@@ -14,7 +14,8 @@ import type { Target } from './url.js';
 export interface SqlConnection {
   query(sql: string): Promise<void>;
   /** Run a LOAD DATA LOCAL INFILE statement with `data` as the file's bytes: the rows it loaded and the warnings it raised. */
-  loadLocal(sql: string, data: Buffer): Promise<{ rows: number; warnings: number }>;
+  /** LOAD DATA LOCAL of `data`'s bytes, the parts in order. */
+  loadLocal(sql: string, data: readonly Buffer[]): Promise<{ rows: number; warnings: number }>;
   close(): Promise<void>;
 }
 
@@ -41,7 +42,7 @@ export async function openSqlConnection(t: Extract<Target, { kind: 'mysql' }>): 
       await c.query(sql);
     },
     loadLocal: async (sql, data) => {
-      const [res] = await c.query({ sql, infileStreamFactory: () => Readable.from([data]) } as mysql.QueryOptions);
+      const [res] = await c.query({ sql, infileStreamFactory: () => Readable.from(data) } as mysql.QueryOptions);
       const h = res as mysql.ResultSetHeader;
       return { rows: h.affectedRows, warnings: h.warningStatus };
     },

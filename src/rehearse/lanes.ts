@@ -17,6 +17,8 @@ export interface Item {
   raw?: Buffer | undefined;
   /** An INSERT that may be loaded as LOAD DATA, in this character set (the dump's SET NAMES). */
   load?: string | undefined;
+  /** Its rows for LOAD DATA, made when it is queued (Lanes.prepare); then `raw` keeps only its head, for messages. */
+  rows?: { data: Buffer; count: number; table: string; columns: string | undefined } | undefined;
   db: string | undefined;
   table: string | undefined;
   bytes: number;
@@ -25,8 +27,6 @@ export interface Item {
 const text = (item: Item) => item.sql ?? item.raw?.toString('latin1') ?? '';
 
 class Lane {
-  /** Where LOAD DATA rows are written, reused from one load to the next (the previous load has finished). */
-  rows: Buffer | undefined;
   queue: Item[] = [];
   queued = 0;
   db: string | undefined;
@@ -36,8 +36,6 @@ class Lane {
 
 /** Rows sent in one LOAD DATA. */
 const LOAD_BYTES = 4 * 1024 * 1024;
-/** A lane's rows buffer: a load's worth of INSERTs at their worst (every byte escaped). */
-const ROWS_BUFFER = rowsRoom(LOAD_BYTES);
 
 export const q = (name: string) => '`' + name.replace(/`/g, '``') + '`';
 
@@ -48,6 +46,8 @@ export class Lanes {
   private readonly idleWaiters: (() => void)[] = [];
   /** Per table: statements queued and not yet run, what to queue once they have (`after`), and who waits for them. */
   private readonly pending = new Map<string, { n: number; after: Item[]; waiters: (() => void)[] }>();
+  /** Where an INSERT's rows are written before they are copied out at their size; grown for a larger statement. */
+  private scratch = Buffer.allocUnsafe(0);
 
   private constructor(
     private readonly lanes: Lane[],
@@ -128,7 +128,27 @@ export class Lanes {
     return this.lanes.every((l) => !l.busy && l.queue.length === 0);
   }
 
+  /**
+   * An INSERT's rows are made as it is queued, by whoever queues it (the dump's reader), not when its
+   * connection is free to send it: the server is never left waiting while its next rows are made,
+   * and making them overlaps the loads under way.
+   */
+  private prepare(item: Item): void {
+    if (item.load === undefined || !item.raw || item.rows) return;
+    const head = insertHead(item.raw);
+    if (!head) return;
+    const room = rowsRoom(item.raw.length);
+    if (this.scratch.length < room) this.scratch = Buffer.allocUnsafe(room);
+    const r = insertRowsInto(item.raw, head, this.scratch, 0);
+    if (!r) return;
+    const data = Buffer.allocUnsafe(r.end);
+    this.scratch.copy(data, 0, 0, r.end);
+    item.rows = { data, count: r.count, table: head.table, columns: head.columns };
+    item.raw = Buffer.from(item.raw.subarray(0, 256));
+  }
+
   private enqueue(lane: Lane, item: Item): void {
+    this.prepare(item);
     lane.queue.push(item);
     lane.queued += item.bytes;
     this.queuedTotal += item.bytes;
@@ -159,26 +179,22 @@ export class Lanes {
           await lane.conn.query(`USE ${q(item.db)}`);
           lane.db = item.db;
         }
-        const head = item.load !== undefined && item.raw ? insertHead(item.raw) : undefined;
-        // A statement bigger than a load gets a buffer of its own, not kept afterwards.
-        const out = head ? (rowsRoom(item.raw!.length) > ROWS_BUFFER ? Buffer.allocUnsafe(rowsRoom(item.raw!.length)) : (lane.rows ??= Buffer.allocUnsafe(ROWS_BUFFER))) : undefined;
-        const first = head && out ? insertRowsInto(item.raw!, head, out, 0) : undefined;
-        if (head && out && first) {
+        if (item.rows) {
           // Consecutive INSERTs into the same table go out as one LOAD DATA of up to LOAD_BYTES:
           // per statement, LOCAL INFILE costs two round trips more than an INSERT.
-          let { end, count } = first;
-          for (let next = lane.queue[0]; next?.raw && end < LOAD_BYTES; next = lane.queue[0]) {
+          const { table, columns } = item.rows;
+          const parts = [item.rows.data];
+          let bytes = item.rows.data.length;
+          let count = item.rows.count;
+          for (let next = lane.queue[0]; next?.rows && bytes < LOAD_BYTES; next = lane.queue[0]) {
             if (next.load !== item.load || next.db !== item.db || next.table !== item.table) break;
-            if (end + rowsRoom(next.raw.length) > out.length) break;
-            const nextHead = insertHead(next.raw);
-            if (!nextHead || nextHead.table !== head.table || nextHead.columns !== head.columns) break;
-            const more = insertRowsInto(next.raw, nextHead, out, end);
-            if (!more) break;
+            if (next.rows.table !== table || next.rows.columns !== columns) break;
             batch.push(lane.queue.shift()!);
-            end = more.end;
-            count += more.count;
+            parts.push(next.rows.data);
+            bytes += next.rows.data.length;
+            count += next.rows.count;
           }
-          const loaded = await lane.conn.loadLocal(`LOAD DATA LOCAL INFILE 'dump' INTO TABLE ${head.table} CHARACTER SET ${item.load} ${head.columns ?? ''}`, out.subarray(0, end));
+          const loaded = await lane.conn.loadLocal(`LOAD DATA LOCAL INFILE 'dump' INTO TABLE ${table} CHARACTER SET ${item.load} ${columns ?? ''}`, parts);
           // LOCAL turns duplicate keys and refused values into warnings: any is a failure, as the INSERT's error would be.
           if (loaded.rows !== count || loaded.warnings > 0) {
             throw new Error(`LOAD DATA of ${batch.length} INSERT(s) with ${count} rows loaded ${loaded.rows} with ${loaded.warnings} warning(s) (duplicate keys, or values the columns refuse); load this dump with the mariadb client to see the server's own error`);
