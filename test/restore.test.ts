@@ -206,9 +206,10 @@ describe('restoring into a scratch server', () => {
     const lanes = await Lanes.open(server.target, 3, 1 << 30);
     const a = { db: 'lf_lanes', table: 'a', bytes: 1 };
     try {
-      // Table a's rows take a while, on two connections; what must follow them is queued behind the table.
-      lanes.toLeastLoaded({ ...a, sql: "INSERT INTO log (what) SELECT 'a-rows-1' FROM (SELECT SLEEP(0.4)) s" });
-      lanes.toLeastLoaded({ ...a, sql: "INSERT INTO log (what) SELECT 'a-rows-2' FROM (SELECT SLEEP(0.6)) s" });
+      // Table a's rows take a while (seconds: b's row must land first even on a busy machine), on two
+      // connections; what must follow them is queued behind the table.
+      lanes.toLeastLoaded({ ...a, sql: "INSERT INTO log (what) SELECT 'a-rows-1' FROM (SELECT SLEEP(1.5)) s" });
+      lanes.toLeastLoaded({ ...a, sql: "INSERT INTO log (what) SELECT 'a-rows-2' FROM (SELECT SLEEP(2)) s" });
       lanes.afterTable('lf_lanes.a', { ...a, sql: "INSERT INTO log (what) VALUES ('a-keys')" });
       // Another table goes on meanwhile, on the third connection.
       lanes.toLeastLoaded({ db: 'lf_lanes', table: 'b', bytes: 1, sql: "INSERT INTO log (what) VALUES ('b-rows')" });

@@ -13,8 +13,7 @@ import type { Target } from './url.js';
  */
 export interface SqlConnection {
   query(sql: string): Promise<void>;
-  /** Run a LOAD DATA LOCAL INFILE statement with `data` as the file's bytes: the rows it loaded and the warnings it raised. */
-  /** LOAD DATA LOCAL of `data`'s bytes, the parts in order. */
+  /** Run a LOAD DATA LOCAL INFILE statement with `data`'s parts, in order, as the file's bytes: the rows it loaded and the warnings it raised. */
   loadLocal(sql: string, data: readonly Buffer[]): Promise<{ rows: number; warnings: number }>;
   close(): Promise<void>;
 }

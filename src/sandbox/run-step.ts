@@ -127,7 +127,7 @@ export async function runStepProcess(p: StepProcess): Promise<StepOutcome> {
   // shell, and nothing of a finished step lives on holding its log open.
   const argv = [...(wrapper ?? []), ...p.argv];
   // Node's own spawn, not execa: with every descriptor given (no pipes, nothing buffered) execa
-  // adds nothing a step needs and costs about a millisecond per step (BENCHMARKS.md, runner-overhead).
+  // adds nothing a step needs and cost 2-5 ms per step here (BENCHMARKS.md, runner-overhead).
   const child = spawn(argv[0]!, argv.slice(1), {
     cwd: p.cwd,
     env: childEnvironment(p),
