@@ -158,6 +158,24 @@ describeTargets('a database killed inside its first migration', (kind) => {
     }
   });
 
+  test('dropped by hand after the kill (the chain creates it, and it was empty when the step began): the next run creates it again and runs the step', async () => {
+    const w = await world(kind);
+    try {
+      await killInsideFirstMigration(w);
+      if (kind === 'mariadb') await dropDatabases([w.name]);
+      else for (const f of ['', '-wal', '-shm']) rmSync(path.join(w.cloud.dir, 'db', `${w.name}.sqlite3${f}`), { force: true });
+      assert.deepEqual(await w.tables(), [], 'gone');
+      const run = await leapfrog(['run', ...w.args()]);
+      assert.equal(run.exitCode, 0, run.stderr);
+      assert.doesNotMatch(run.stderr, /unknown state|partly created/);
+      assert.deepEqual(await w.tables(), ['alembic_version', ...TABLES].sort());
+      const rows = ledgerRows(w.cloud.state, `SELECT status FROM steps WHERE step_id = '${STEP}' ORDER BY id`) as { status: string }[];
+      assert.equal(rows.at(-1)!.status, 'succeeded', JSON.stringify(rows));
+    } finally {
+      await dispose(w);
+    }
+  });
+
   test('with partial: { main: rerun } in the chain, the plan names it and the run runs the migration again over the tables', async () => {
     const w = await world(kind, 'rerun');
     try {
