@@ -239,6 +239,9 @@ describe('restoring into a scratch server', () => {
         'DROP TABLE `b`;',
         'CREATE TABLE `b` (\n  `id` int(11) NOT NULL,\n  `w` varchar(20) DEFAULT NULL,\n  PRIMARY KEY (`id`),\n  KEY `b_w2` (`w`)\n) ENGINE=InnoDB;',
         "INSERT INTO `b` VALUES (3,'z');",
+        // Rows bigger than the reused rows buffer get one of their own.
+        'CREATE TABLE `c` (\n  `id` int(11) NOT NULL,\n  `t` longtext,\n  PRIMARY KEY (`id`)\n) ENGINE=InnoDB;',
+        `INSERT INTO \`c\` VALUES (1,'${'x\\t'.repeat(2_000_000)}'),(2,'small');`,
       ].join('\n') + '\n';
     writeFileSync(file, text('lf_interleaved'));
     await restoreDumps({ files: [file], target: server.target, jobs: 3 });
@@ -246,6 +249,7 @@ describe('restoring into a scratch server', () => {
     assert.deepEqual(await checksums('lf_interleaved'), await checksums('client_interleaved'));
     const keys = await execa('mariadb', [...client(), '-N', '-e', "SELECT CONCAT(table_name, '.', index_name) FROM information_schema.statistics WHERE table_schema = 'lf_interleaved' AND index_name <> 'PRIMARY' ORDER BY 1"]);
     assert.deepEqual(keys.stdout.split('\n'), ['a.a_v', 'b.b_w2']);
+    assert.equal((await execa('mariadb', [...client(), '-N', '-e', 'SELECT LENGTH(t) FROM lf_interleaved.c ORDER BY id'])).stdout, '4000000\n5', 'x and a tab, two million times');
   });
 
   test('a dump named after its database, with a --server prefix, lands in the prefixed database; a bad statement is an error naming the table', async () => {

@@ -36,6 +36,8 @@ class Lane {
 
 /** Rows sent in one LOAD DATA. */
 const LOAD_BYTES = 4 * 1024 * 1024;
+/** The reused rows buffer: a load's worth of INSERTs at their worst (every byte escaped); mariadb-dump's are ~1 MB each. */
+const SCRATCH_BYTES = rowsRoom(LOAD_BYTES);
 
 export const q = (name: string) => '`' + name.replace(/`/g, '``') + '`';
 
@@ -46,8 +48,8 @@ export class Lanes {
   private readonly idleWaiters: (() => void)[] = [];
   /** Per table: statements queued and not yet run, what to queue once they have (`after`), and who waits for them. */
   private readonly pending = new Map<string, { n: number; after: Item[]; waiters: (() => void)[] }>();
-  /** Where an INSERT's rows are written before they are copied out at their size; grown for a larger statement. */
-  private scratch = Buffer.allocUnsafe(0);
+  /** Where an INSERT's rows are written before they are copied out at their size (a bigger statement gets a buffer of its own, not kept). */
+  private scratch: Buffer | undefined;
 
   private constructor(
     private readonly lanes: Lane[],
@@ -138,11 +140,11 @@ export class Lanes {
     const head = insertHead(item.raw);
     if (!head) return;
     const room = rowsRoom(item.raw.length);
-    if (this.scratch.length < room) this.scratch = Buffer.allocUnsafe(room);
-    const r = insertRowsInto(item.raw, head, this.scratch, 0);
+    const out = room > SCRATCH_BYTES ? Buffer.allocUnsafe(room) : (this.scratch ??= Buffer.allocUnsafe(SCRATCH_BYTES));
+    const r = insertRowsInto(item.raw, head, out, 0);
     if (!r) return;
     const data = Buffer.allocUnsafe(r.end);
-    this.scratch.copy(data, 0, 0, r.end);
+    out.copy(data, 0, 0, r.end);
     item.rows = { data, count: r.count, table: head.table, columns: head.columns };
     item.raw = Buffer.from(item.raw.subarray(0, 256));
   }
