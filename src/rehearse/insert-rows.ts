@@ -18,7 +18,9 @@
  * function and another quarter in the garbage collector cleaning up after it.
  */
 
-const HEAD = /^\s*INSERT\s+INTO\s+(`(?:[^`]|``)+`|[A-Za-z0-9_$]+)\s*(\((?:[^()'"]|`[^`]*`)*\))?\s*VALUES\s*/iy;
+// No `g` or `y` flag: with one, exec() starts where the previous match ended (lastIndex), so every
+// other statement failed to match and ran as an INSERT, through the server's SQL parser.
+const HEAD = /^\s*INSERT\s+INTO\s+(`(?:[^`]|``)+`|[A-Za-z0-9_$]+)\s*(\((?:[^()'"]|`[^`]*`)*\))?\s*VALUES\s*/i;
 /** The head (INSERT INTO, table, column list) is looked for in this many bytes at most. */
 const HEAD_MAX = 64 * 1024;
 
