@@ -137,6 +137,10 @@ describe('splitting a dump into statements', () => {
     assert.equal(insertAsRows('INSERT INTO t VALUES (1, 0x41)'), undefined);
     assert.equal(insertAsRows("INSERT INTO t VALUES (1, _binary 'x')"), undefined);
     assert.equal(insertAsRows('INSERT INTO t VALUES (1) ON DUPLICATE KEY UPDATE a = 1'), undefined);
+    // A bare word is written out as it is read, and kept only if it is a number or NULL.
+    assert.equal(insertAsRows('INSERT INTO t VALUES (3,null,+4,1.5E-3)')?.rows, '3\t\\N\t+4\t1.5E-3\n');
+    assert.equal(insertAsRows('INSERT INTO t VALUES (12,nul)'), undefined);
+    assert.equal(insertAsRows('INSERT INTO t VALUES (12,NOW())'), undefined);
     // Statement after statement, as a restore calls it: each one on its own (a sticky head pattern failed every other one).
     for (let k = 0; k < 4; k++) assert.equal(insertAsRows(`INSERT INTO t (a, \`key\`) VALUES (${k},'x')`)?.rows, `${k}\tx\n`, `statement ${k + 1}`);
   });

@@ -65,6 +65,12 @@ export function insertRowsInto(src: Buffer, head: InsertHead, out: Buffer, at: n
         for (;;) {
           if (i >= n) return undefined;
           c = src[i]!;
+          // Most bytes of a string are above the quote and are not the backslash: copied with one test.
+          if (c > 0x27 && c !== 0x5c) {
+            out[o++] = c;
+            i++;
+            continue;
+          }
           if (c === 0x27) {
             if (src[i + 1] === 0x27) {
               out[o++] = 0x27;
@@ -105,18 +111,20 @@ export function insertRowsInto(src: Buffer, head: InsertHead, out: Buffer, at: n
       } else {
         const from = i;
         let numeric = true;
+        // Written out as it is read (a number is a few bytes: src.copy's call into C++ per value cost more
+        // than the bytes, 3.4 s of a 1.1 GB restore's 21 s); kept only if it is a number.
+        let w = o;
         while (i < n) {
           c = src[i]!;
           if (c === 0x2c || c === 0x29 || c === 0x20 || c === 0x0a || c === 0x0d || c === 0x09) break;
           // digits, sign, point, exponent
           if (!((c >= 0x30 && c <= 0x39) || c === 0x2d || c === 0x2b || c === 0x2e || c === 0x65 || c === 0x45)) numeric = false;
+          out[w++] = c;
           i++;
         }
         if (i === from) return undefined;
-        if (numeric) {
-          src.copy(out, o, from, i);
-          o += i - from;
-        } else if (i - from === 4 && (src[from]! | 0x20) === 0x6e && (src[from + 1]! | 0x20) === 0x75 && (src[from + 2]! | 0x20) === 0x6c && (src[from + 3]! | 0x20) === 0x6c) {
+        if (numeric) o = w;
+        else if (i - from === 4 && (src[from]! | 0x20) === 0x6e && (src[from + 1]! | 0x20) === 0x75 && (src[from + 2]! | 0x20) === 0x6c && (src[from + 3]! | 0x20) === 0x6c) {
           out[o++] = 0x5c;
           out[o++] = 0x4e; // \N
         } else return undefined;
