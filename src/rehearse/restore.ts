@@ -97,7 +97,7 @@ export async function restoreDumps(o: RestoreOptions): Promise<RestoreResult> {
     const d = deferred.get(key);
     if (!d) return;
     deferred.delete(key);
-    lanes.afterTable(key, { sql: `ALTER TABLE ${q(d.table)} ${d.clauses.join(', ')}`, db: d.db, table: d.table, bytes: 0 });
+    lanes.afterTable(key, { sql: `ALTER TABLE ${q(d.table)} ${d.clauses.join(', ')}`, db: d.db, table: d.table, bytes: 0, long: true });
   };
   /** The table the last row or DDL statement was about: once the dump moves on, its keys can be built. */
   let lastTable: string | undefined;
@@ -125,12 +125,14 @@ export async function restoreDumps(o: RestoreOptions): Promise<RestoreResult> {
         return;
       }
       case 'create-database': {
-        await lanes.idle();
+        // Not behind the previous database's key builds (quiet, not idle): the last table's sort would
+        // otherwise hold up the next database with a core idle.
+        await lanes.quiet();
         check();
         const db = rename(c.database);
         const sql = db === c.database ? st.sql : `CREATE DATABASE IF NOT EXISTS ${q(db)} CHARACTER SET utf8mb4`;
-        lanes.toFirst({ sql, db: undefined, table: undefined, bytes: st.bytes });
-        await lanes.idle();
+        lanes.toLeastLoaded({ sql, db: undefined, table: undefined, bytes: st.bytes });
+        await lanes.quiet();
         created.add(db);
         databases[db] ??= new Set();
         return;
@@ -233,12 +235,15 @@ export async function restoreDumps(o: RestoreOptions): Promise<RestoreResult> {
         }
         report(file, false);
       }
-      // The deferred secondary keys, one ALTER per table, tables side by side.
+      // The deferred secondary keys, one ALTER per table, tables side by side; the next file (often the
+      // next database) need not wait for them, only for this file's rows.
       for (const key of [...deferred.keys()]) buildKeys(key);
-      await lanes.idle();
+      await lanes.quiet();
       check();
-      report(file, true);
     }
+    await lanes.idle();
+    check();
+    for (const file of o.files) report(file, true);
   } finally {
     await lanes.close();
   }
