@@ -235,6 +235,27 @@ describe('restoring into a scratch server', () => {
     }
     assert.equal((await execa('mariadb', [...client(), '-N', '-e', "SELECT COUNT(*) FROM lf_lanes.log WHERE what = 'a-again'"])).stdout, '1');
 
+    // A long statement (a key build) is passed over: what comes next goes to another connection, and
+    // quiet() (what a CREATE DATABASE waits for) does not wait for it; idle() does.
+    await execa('mariadb', [...client(), '-e', 'TRUNCATE lf_lanes.log']);
+    const two = await Lanes.open(server.target, 2, 1 << 30);
+    try {
+      const order: string[] = [];
+      two.toLeastLoaded({ ...a, bytes: 0, long: true, sql: "INSERT INTO log (what) SELECT 'a-sort' FROM (SELECT SLEEP(2)) s" });
+      two.toLeastLoaded({ db: 'lf_lanes', table: 'b', bytes: 1, sql: "INSERT INTO log (what) VALUES ('b-rows')" });
+      const idle = two.idle().then(() => order.push('idle'));
+      await two.quiet();
+      order.push('quiet');
+      two.toLeastLoaded({ db: 'lf_lanes', table: 'c', bytes: 1, sql: "INSERT INTO log (what) VALUES ('c-rows')" });
+      await idle;
+      assert.equal(two.failure, undefined);
+      assert.deepEqual(order, ['quiet', 'idle']);
+    } finally {
+      await two.close();
+    }
+    const seen = (await execa('mariadb', [...client(), '-N', '-e', 'SELECT what FROM lf_lanes.log ORDER BY id'])).stdout.split('\n');
+    assert.deepEqual(seen, ['b-rows', 'c-rows', 'a-sort']);
+
     // Through restoreDumps: rows of a table after another table's, and the table dropped and made again, end as the client's.
     const file = path.join(dir, 'lf_interleaved.sql');
     const text = (db: string) =>
