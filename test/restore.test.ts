@@ -236,13 +236,16 @@ describe('restoring into a scratch server', () => {
     assert.equal((await execa('mariadb', [...client(), '-N', '-e', "SELECT COUNT(*) FROM lf_lanes.log WHERE what = 'a-again'"])).stdout, '1');
 
     // A long statement (a key build) is passed over: what comes next goes to another connection, and
-    // quiet() (what a CREATE DATABASE waits for) does not wait for it; idle() does.
+    // quiet() (what a CREATE DATABASE waits for) does not wait for it, nor for a session statement
+    // queued behind it; idle() does.
     await execa('mariadb', [...client(), '-e', 'TRUNCATE lf_lanes.log']);
     const two = await Lanes.open(server.target, 2, 1 << 30);
     try {
       const order: string[] = [];
       two.toLeastLoaded({ ...a, bytes: 0, long: true, sql: "INSERT INTO log (what) SELECT 'a-sort' FROM (SELECT SLEEP(2)) s" });
       two.toLeastLoaded({ db: 'lf_lanes', table: 'b', bytes: 1, sql: "INSERT INTO log (what) VALUES ('b-rows')" });
+      // A dump's next file begins with session statements, on every connection: behind the sort too.
+      two.toEach({ db: undefined, table: undefined, bytes: 0, sql: 'SET NAMES utf8mb4' });
       const idle = two.idle().then(() => order.push('idle'));
       await two.quiet();
       order.push('quiet');
@@ -281,6 +284,29 @@ describe('restoring into a scratch server', () => {
     const keys = await execa('mariadb', [...client(), '-N', '-e', "SELECT CONCAT(table_name, '.', index_name) FROM information_schema.statistics WHERE table_schema = 'lf_interleaved' AND index_name <> 'PRIMARY' ORDER BY 1"]);
     assert.deepEqual(keys.stdout.split('\n'), ['a.a_v', 'b.b_w2']);
     assert.equal((await execa('mariadb', [...client(), '-N', '-e', 'SELECT LENGTH(t) FROM lf_interleaved.c ORDER BY id'])).stdout, '4000000\n5', 'x and a tab, two million times');
+  });
+
+  test("one file per database (mariadb-dump's shape), restored together: the next file does not wait for the last one's key builds, and all equal the client's", async () => {
+    const one = (db: string, k: number) =>
+      [
+        "/*!40101 SET NAMES utf8mb4 */;",
+        `CREATE TABLE \`t${k}\` (\n  \`id\` int(11) NOT NULL,\n  \`v\` varchar(20) DEFAULT NULL,\n  PRIMARY KEY (\`id\`),\n  KEY \`t${k}_v\` (\`v\`)\n) ENGINE=InnoDB;`,
+        ...Array.from({ length: 6 }, (_, b) => `INSERT INTO \`t${k}\` VALUES ${Array.from({ length: 300 }, (_, j) => `(${b * 300 + j + 1},'${db}-${(b * 300 + j) % 17}')`).join(',')};`),
+      ].join('\n') + '\n';
+    const files = ['lf_perdb_a', 'lf_perdb_b', 'lf_perdb_c'].map((db, k) => {
+      const f = path.join(dir, `${db}.sql`);
+      writeFileSync(f, one(db, k));
+      return f;
+    });
+    const r = await restoreDumps({ files, target: server.target, jobs: 3 });
+    assert.deepEqual(r.databases, { lf_perdb_a: ['t0'], lf_perdb_b: ['t1'], lf_perdb_c: ['t2'] });
+    for (const [k, db] of ['lf_perdb_a', 'lf_perdb_b', 'lf_perdb_c'].entries()) {
+      await execa('mariadb', [...client(), '-e', `CREATE DATABASE client_${db}`]);
+      await execa('mariadb', [...client(), `client_${db}`], { input: one(db, k) });
+      assert.deepEqual(await checksums(db), await checksums(`client_${db}`), db);
+      const keys = await execa('mariadb', [...client(), '-N', '-e', `SELECT index_name FROM information_schema.statistics WHERE table_schema = '${db}' AND index_name <> 'PRIMARY'`]);
+      assert.equal(keys.stdout, `t${k}_v`, `${db}'s deferred key is built`);
+    }
   });
 
   test('a dump named after its database, with a --server prefix, lands in the prefixed database; a bad statement is an error naming the table', async () => {

@@ -24,7 +24,12 @@ export interface Item {
   bytes: number;
   /** A statement that runs long for its bytes (a deferred key build: a sort of the whole table). */
   long?: boolean | undefined;
+  /** A session statement, queued on every connection (`toEach`): it concerns its own connection only. */
+  each?: boolean | undefined;
 }
+
+/** What `quiet()` does not wait for: a key build, which touches only its table, and a session statement queued behind it. */
+const aside = (item: Item) => item.long === true || item.each === true;
 
 const text = (item: Item) => item.sql ?? item.raw?.toString('latin1') ?? '';
 
@@ -33,6 +38,8 @@ class Lane {
   queued = 0;
   /** Long statements queued or running here: `queued` does not show how long they take. */
   long = 0;
+  /** Statements queued or running here that `quiet()` does not wait for (`aside`). */
+  aside = 0;
   db: string | undefined;
   busy = false;
   /** The statement running now (the first of a batch); undefined between batches. */
@@ -99,7 +106,7 @@ export class Lanes {
 
   /** On every connection (session statements). */
   toEach(item: Item): void {
-    for (const l of this.lanes) this.enqueue(l, item);
+    for (const l of this.lanes) this.enqueue(l, { ...item, each: true });
   }
 
   get full(): boolean {
@@ -112,9 +119,10 @@ export class Lanes {
   }
 
   /**
-   * Everything queued has run but long statements (key builds): what touches no table of theirs
-   * (a CREATE DATABASE, the next dump file) need not wait for a sort of another table. Then
-   * `toLeastLoaded` finds a connection with nothing to do (unless there is only one).
+   * Everything queued has run but long statements (key builds) and the session statements queued
+   * behind them: what touches no table of theirs (a CREATE DATABASE, the next dump file) need not
+   * wait for a sort of another table. Then `toLeastLoaded` finds a connection with nothing to do
+   * (unless there is only one).
    */
   quiet(): Promise<void> {
     return new Promise<void>((resolve) => (this.allQuiet() || this.failure ? resolve() : this.quietWaiters.push(resolve)));
@@ -151,8 +159,8 @@ export class Lanes {
   }
 
   private allQuiet(): boolean {
-    // Running nothing or a long statement, and every statement queued long (l.long counts the running one too).
-    return this.lanes.every((l) => (l.current === undefined || l.current.long === true) && l.long - (l.current?.long ? 1 : 0) === l.queue.length);
+    // Running nothing or a statement set aside, and every statement queued set aside (l.aside counts the running one too).
+    return this.lanes.every((l) => (l.current === undefined || aside(l.current)) && l.aside - (l.current && aside(l.current) ? 1 : 0) === l.queue.length);
   }
 
   /**
@@ -179,6 +187,7 @@ export class Lanes {
     lane.queue.push(item);
     lane.queued += item.bytes;
     if (item.long) lane.long++;
+    if (aside(item)) lane.aside++;
     this.queuedTotal += item.bytes;
     if (item.table !== undefined) {
       const key = `${item.db}.${item.table}`;
@@ -243,6 +252,7 @@ export class Lanes {
       for (const done of batch) {
         lane.queued -= done.bytes;
         if (done.long) lane.long--;
+        if (aside(done)) lane.aside--;
         this.queuedTotal -= done.bytes;
         if (done.table !== undefined) {
           const p = this.pending.get(`${done.db}.${done.table}`)!;

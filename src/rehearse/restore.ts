@@ -162,10 +162,11 @@ export async function restoreDumps(o: RestoreOptions): Promise<RestoreResult> {
         if (current.db === undefined) throw new LeapfrogError('input', `the dump has a statement about table ${c.table} before any USE, and its file name names no database`);
         const db = current.db;
         if (current.fromName !== undefined && !created.has(db)) {
-          // A one-database dump (mariadb-dump DB > DB.sql) has no CREATE DATABASE: the file's name says which.
-          await lanes.idle();
-          lanes.toFirst({ sql: `CREATE DATABASE IF NOT EXISTS ${q(db)} CHARACTER SET utf8mb4`, db: undefined, table: undefined, bytes: 0 });
-          await lanes.idle();
+          // A one-database dump (mariadb-dump DB > DB.sql) has no CREATE DATABASE: the file's name says
+          // which. Made as the dump's own is, not behind the previous file's key builds.
+          await lanes.quiet();
+          lanes.toLeastLoaded({ sql: `CREATE DATABASE IF NOT EXISTS ${q(db)} CHARACTER SET utf8mb4`, db: undefined, table: undefined, bytes: 0 });
+          await lanes.quiet();
           check();
           created.add(db);
         }
