@@ -286,7 +286,7 @@ describe('restoring into a scratch server', () => {
     assert.equal((await execa('mariadb', [...client(), '-N', '-e', 'SELECT LENGTH(t) FROM lf_interleaved.c ORDER BY id'])).stdout, '4000000\n5', 'x and a tab, two million times');
   });
 
-  test("one file per database (mariadb-dump's shape), each with a deferred key, restored together (the next file not waiting for the last one's key builds): all equal the client's, every key built", async () => {
+  test("one file per database (mariadb-dump's shape), each with a deferred key, restored together: all equal the client's, every key built", async () => {
     const one = (db: string, k: number) =>
       [
         "/*!40101 SET NAMES utf8mb4 */;",

@@ -28,23 +28,50 @@ export interface Item {
   each?: boolean | undefined;
 }
 
-/** What `quiet()` does not wait for: a key build, which touches only its table, and a session statement queued behind it. */
+/**
+ * What `quiet()` does not wait for: a key build, which touches only its table, and a session
+ * statement, which touches only its own connection, where everything later runs after it.
+ */
 const aside = (item: Item) => item.long === true || item.each === true;
 
 const text = (item: Item) => item.sql ?? item.raw?.toString('latin1') ?? '';
 
 class Lane {
   queue: Item[] = [];
+  /** Bytes queued or running here. */
   queued = 0;
-  /** Long statements queued or running here: `queued` does not show how long they take. */
-  long = 0;
-  /** Statements queued or running here that `quiet()` does not wait for (`aside`). */
-  aside = 0;
+  /** Of the statements queued (not running): how many are long, and how many are set aside (counted, not looked for: a queue may hold a million small statements). */
+  private queuedLong = 0;
+  private queuedAside = 0;
   db: string | undefined;
   busy = false;
   /** The statement running now (the first of a batch); undefined between batches. */
   current: Item | undefined;
   constructor(readonly conn: SqlConnection) {}
+
+  push(item: Item): void {
+    this.queue.push(item);
+    this.queued += item.bytes;
+    if (item.long) this.queuedLong++;
+    if (aside(item)) this.queuedAside++;
+  }
+
+  shift(): Item {
+    const item = this.queue.shift()!;
+    if (item.long) this.queuedLong--;
+    if (aside(item)) this.queuedAside--;
+    return item;
+  }
+
+  /** A long statement is queued or running here: `queued` does not show how long it takes. */
+  get long(): boolean {
+    return this.queuedLong > 0 || this.current?.long === true;
+  }
+
+  /** Running nothing or a statement set aside, and nothing else queued. */
+  get quiet(): boolean {
+    return (this.current === undefined || aside(this.current)) && this.queuedAside === this.queue.length;
+  }
 }
 
 /** Rows sent in one LOAD DATA. */
@@ -101,7 +128,7 @@ export class Lanes {
    * biggest table's sort would wait for it (the last 13 s of the bench's restore) with a core idle.
    */
   toLeastLoaded(item: Item): void {
-    this.enqueue(this.lanes.reduce((a, b) => (b.long < a.long || (b.long === a.long && b.queued < a.queued) ? b : a)), item);
+    this.enqueue(this.lanes.reduce((a, b) => ((a.long && !b.long) || (a.long === b.long && b.queued < a.queued) ? b : a)), item);
   }
 
   /** On every connection (session statements). */
@@ -159,8 +186,7 @@ export class Lanes {
   }
 
   private allQuiet(): boolean {
-    // Running nothing or a statement set aside, and every statement queued set aside (l.aside counts the running one too).
-    return this.lanes.every((l) => (l.current === undefined || aside(l.current)) && l.aside - (l.current && aside(l.current) ? 1 : 0) === l.queue.length);
+    return this.lanes.every((l) => l.quiet);
   }
 
   /**
@@ -184,10 +210,7 @@ export class Lanes {
 
   private enqueue(lane: Lane, item: Item): void {
     this.prepare(item);
-    lane.queue.push(item);
-    lane.queued += item.bytes;
-    if (item.long) lane.long++;
-    if (aside(item)) lane.aside++;
+    lane.push(item);
     this.queuedTotal += item.bytes;
     if (item.table !== undefined) {
       const key = `${item.db}.${item.table}`;
@@ -210,7 +233,7 @@ export class Lanes {
     if (lane.busy) return;
     lane.busy = true;
     while (lane.queue.length > 0 && !this.failure) {
-      const item = lane.queue.shift()!;
+      const item = lane.shift();
       lane.current = item;
       const batch = [item];
       try {
@@ -228,7 +251,7 @@ export class Lanes {
           for (let next = lane.queue[0]; next?.rows && bytes < LOAD_BYTES; next = lane.queue[0]) {
             if (next.load !== item.load || next.db !== item.db || next.table !== item.table) break;
             if (next.rows.table !== table || next.rows.columns !== columns) break;
-            batch.push(lane.queue.shift()!);
+            batch.push(lane.shift());
             parts.push(next.rows.data);
             bytes += next.rows.data.length;
             count += next.rows.count;
@@ -251,8 +274,6 @@ export class Lanes {
       }
       for (const done of batch) {
         lane.queued -= done.bytes;
-        if (done.long) lane.long--;
-        if (aside(done)) lane.aside--;
         this.queuedTotal -= done.bytes;
         if (done.table !== undefined) {
           const p = this.pending.get(`${done.db}.${done.table}`)!;
